@@ -1,0 +1,1 @@
+"""Graph files shipped with orchestrator, and the JSON Schema they follow."""

@@ -1,0 +1,1 @@
+"""orchestrator: specialist-first agent systems."""

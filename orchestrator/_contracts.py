@@ -1,0 +1,177 @@
+"""Typed contracts that cross node, tool and API boundaries.
+
+Everything stored in the run state is the JSON form of these models (``model_dump(mode="json")``)
+so that checkpoints hold plain data and load back on any machine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Escalation",
+    "FieldProvenance",
+    "Plan",
+    "ResultField",
+    "RunRequest",
+    "RunResult",
+    "SpecialistResult",
+    "Subtask",
+    "SubtaskReport",
+    "ToolInfo",
+    "ToolOutput",
+    "Verdict",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunRequest(_Model):
+    """What a caller asks the orchestrator to do."""
+
+    text: str = Field(min_length=1, description="The request, e.g. a customer message.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Caller data that conditions may read (request.metadata)."
+    )
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class Subtask(_Model):
+    """One unit of work for one specialist."""
+
+    id: str = Field(description="Unique within the run; conditions refer to the result by this id.")
+    specialist: str = Field(description="Name of the specialist (tool) to call.")
+    input: dict[str, Any] = Field(description="Arguments, valid against the specialist's input schema.")
+    depends_on: tuple[str, ...] = Field(default=(), description="Subtask ids that must finish first.")
+    step: str = Field(default="", description="The graph node that owns this subtask.")
+
+
+class Plan(_Model):
+    """A planner's answer: the subtasks to run and why."""
+
+    subtasks: tuple[Subtask, ...]
+    planner: str = Field(description="Which planner produced the plan.")
+    rationale: str = ""
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="Declared subtasks left out, with the reason."
+    )
+
+
+class ToolInfo(_Model):
+    """What a toolset publishes about one tool: enough for a planner to choose it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    labels: tuple[str, ...] | None = None
+
+
+class ToolOutput(_Model):
+    """The envelope a specialist tool returns, in process or over MCP."""
+
+    output: dict[str, Any]
+    confidence: float = Field(ge=0.0, le=1.0)
+    model: str = Field(description="Identifier of the model that produced the output.")
+    compute_ms: float = Field(ge=0.0, description="Time spent in the model itself.")
+    tokens: int = Field(default=0, ge=0, description="Input tokens processed by the model.")
+
+
+class SpecialistResult(_Model):
+    """The outcome of one subtask's call, successful or not."""
+
+    subtask_id: str
+    specialist: str
+    ok: bool
+    output: dict[str, Any] | None = None
+    confidence: float | None = None
+    model: str | None = None
+    latency_ms: float = Field(ge=0.0, description="Wall time of the call, including transport.")
+    compute_ms: float = 0.0
+    tokens: int = 0
+    attempts: int = 1
+    error: str | None = Field(default=None, description="Why the call failed, when ok is false.")
+    error_kind: str | None = None
+
+
+class Verdict(_Model):
+    """The verifier's judgement of one result."""
+
+    subtask_id: str
+    passed: bool
+    checks: dict[str, bool] = Field(description="Each check run and whether it passed.")
+    reasons: tuple[str, ...] = ()
+
+
+class Escalation(_Model):
+    """A result that did not pass verification, and what was done about it."""
+
+    subtask_id: str
+    reason: str
+    rungs_tried: tuple[str, ...] = ()
+    outcome: Literal["resolved", "unresolved"] = "unresolved"
+
+
+class FieldProvenance(_Model):
+    """Where one result field came from."""
+
+    source: Literal["specialist", "rule"]
+    node: str = Field(description="The graph node that produced the field.")
+    specialist: str | None = None
+    model: str | None = None
+    confidence: float | None = None
+    verified: bool
+    escalated: bool = False
+    derived_from: tuple[str, ...] = Field(
+        default=(), description="Subtask ids a rule's branch condition read."
+    )
+
+
+class ResultField(_Model):
+    value: Any
+    provenance: FieldProvenance
+
+
+class SubtaskReport(_Model):
+    """One subtask as the caller sees it: result, verdict and cost in one row."""
+
+    id: str
+    specialist: str
+    ok: bool
+    verified: bool
+    confidence: float | None
+    model: str | None
+    latency_ms: float
+    compute_ms: float
+    tokens: int
+    attempts: int
+    error: str | None = None
+    reasons: tuple[str, ...] = ()
+
+
+class RunResult(_Model):
+    """One typed result with provenance for every field, the cost and the timings."""
+
+    graph: str
+    thread_id: str
+    request: RunRequest
+    status: Literal["ok", "partial", "failed"] = Field(
+        description="ok: every field verified; partial: some unverified or failed; failed: none."
+    )
+    fields: dict[str, ResultField]
+    subtasks: tuple[SubtaskReport, ...]
+    escalations: tuple[Escalation, ...]
+    path: tuple[str, ...] = Field(description="Graph nodes visited, in order.")
+    planner: str
+    timings_ms: dict[str, float] = Field(description="Wall time per node kind and in total.")
+    compute_ms: float = Field(description="Model compute time summed over calls.")
+    tokens: int
+
+    def value(self, name: str) -> Any:
+        """The value of one field (``result.value("intent.label")``)."""
+        return self.fields[name].value

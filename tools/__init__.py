@@ -1,0 +1,1 @@
+"""Toolsets: how the graph reaches specialists (in process here; MCP servers and clients)."""
