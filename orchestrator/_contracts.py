@@ -16,6 +16,7 @@ __all__ = [
     "FieldProvenance",
     "Plan",
     "ResultField",
+    "RunEvent",
     "RunRequest",
     "RunResult",
     "SpecialistResult",
@@ -70,6 +71,9 @@ class ToolInfo(_Model):
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
     labels: tuple[str, ...] | None = None
+    summary_fields: tuple[str, ...] | None = Field(
+        default=None, description="Output keys that become result fields (None: all of them)."
+    )
 
 
 class ToolOutput(_Model):
@@ -150,8 +154,21 @@ class SubtaskReport(_Model):
     compute_ms: float
     tokens: int
     attempts: int
+    output: dict[str, Any] | None = None
     error: str | None = None
     reasons: tuple[str, ...] = ()
+
+
+class RunEvent(_Model):
+    """A progress event of a streamed run."""
+
+    kind: Literal["started", "resumed", "planned", "called", "verified", "merged", "set",
+                  "finished"]
+    node: str = ""
+    thread_id: str
+    elapsed_ms: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+    result: RunResult | None = None
 
 
 class RunResult(_Model):
@@ -165,6 +182,9 @@ class RunResult(_Model):
     )
     fields: dict[str, ResultField]
     subtasks: tuple[SubtaskReport, ...]
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="Subtasks that did not run, with the reason."
+    )
     escalations: tuple[Escalation, ...]
     path: tuple[str, ...] = Field(description="Graph nodes visited, in order.")
     planner: str
@@ -175,3 +195,6 @@ class RunResult(_Model):
     def value(self, name: str) -> Any:
         """The value of one field (``result.value("intent.label")``)."""
         return self.fields[name].value
+
+
+RunEvent.model_rebuild()

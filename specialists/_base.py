@@ -48,6 +48,8 @@ class Specialist(ABC, Generic[InT, OutT]):
     input_model: ClassVar[type[BaseModel]]
     output_model: ClassVar[type[BaseModel]]
     options_model: ClassVar[type[BaseModel]] = NoOptions
+    #: Output keys that become fields of the run result; ``None`` means every key.
+    summary_fields: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
         if options is None or isinstance(options, dict):
@@ -84,4 +86,5 @@ class Specialist(ABC, Generic[InT, OutT]):
             input_schema=self.input_model.model_json_schema(),
             output_schema=self.output_model.model_json_schema(),
             labels=self.labels,
+            summary_fields=self.summary_fields,
         )

@@ -36,6 +36,7 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
 
     input_model: ClassVar[type[BaseModel]] = TextInput
     options_model: ClassVar[type[BaseModel]] = ClassifierOptions
+    summary_fields: ClassVar[tuple[str, ...] | None] = ("label",)
 
     def __init__(self, options: BaseModel | dict[str, object] | None = None) -> None:
         super().__init__(options)  # type: ignore[arg-type]

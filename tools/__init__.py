@@ -1,1 +1,5 @@
-"""Toolsets: how the graph reaches specialists (in process here; MCP servers and clients)."""
+"""Toolsets: how the graph reaches specialists."""
+
+from orchestrator.tools._toolset import InProcessToolset, Toolset
+
+__all__ = ["InProcessToolset", "Toolset"]

@@ -1,0 +1,98 @@
+"""Compiling a graph spec into a LangGraph ``StateGraph``.
+
+Each ``specialists`` node N becomes four LangGraph nodes::
+
+    N (plan) --dispatch--> N.call (one per ready subtask, via Send) --> N.verify
+                 \\                                                      |
+                  +--------------------> N.merge <--dispatch (none left)-+--> next wave of N.call
+
+and each ``set`` node becomes one. Edges from the file become conditional edges out of
+``N.merge`` (or the set node) that follow the decision the node recorded in the state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END as LG_END
+from langgraph.graph import START as LG_START
+from langgraph.graph import StateGraph
+from langgraph.types import Send
+
+from orchestrator._graphspec import END, START, SetNodeSpec, SpecialistsNodeSpec
+from orchestrator._nodes import NodeContext, call_name, merge_name, verify_name
+from orchestrator._state import RunState
+
+__all__ = ["build_state_graph"]
+
+
+def _entry(target: str) -> str:
+    return LG_END if target == END else target
+
+
+def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
+    spec = ctx.spec
+    graph: StateGraph[Any] = StateGraph(RunState)
+    for name, node in spec.nodes.items():
+        if isinstance(node, SpecialistsNodeSpec):
+            _add_specialists_node(graph, ctx, name)
+            exit_node = merge_name(name)
+        else:
+            assert isinstance(node, SetNodeSpec)
+            graph.add_node(name, _set_node(ctx, name))
+            exit_node = name
+        targets = {e.to for e in spec.edges_from(name)} | {END}
+        graph.add_conditional_edges(
+            exit_node, _router(ctx, name), {t: _entry(t) for t in sorted(targets)}
+        )
+    start_edges = spec.edges_from(START)
+    if len(start_edges) == 1 and start_edges[0].when is None:
+        graph.add_edge(LG_START, _entry(start_edges[0].to))
+    else:
+        targets = {e.to for e in start_edges} | {END}
+
+        def from_start(state: RunState) -> str:
+            return str(ctx.decide(START, state)["to"])
+
+        graph.add_conditional_edges(LG_START, from_start, {t: _entry(t) for t in sorted(targets)})
+    return graph
+
+
+def _add_specialists_node(graph: StateGraph[Any], ctx: NodeContext, name: str) -> None:
+    async def plan(state: RunState) -> dict[str, Any]:
+        return await ctx.plan(name, state)
+
+    async def call(payload: Any) -> dict[str, Any]:
+        return await ctx.call(payload)
+
+    def verify(state: RunState) -> dict[str, Any]:
+        return ctx.verify(name, state)
+
+    def merge(state: RunState) -> dict[str, Any]:
+        return ctx.merge(name, state)
+
+    def dispatch(state: RunState) -> list[Send] | str:
+        return ctx.dispatch(name, state)
+
+    graph.add_node(name, plan)
+    graph.add_node(call_name(name), call)
+    graph.add_node(verify_name(name), verify)
+    graph.add_node(merge_name(name), merge)
+    destinations = [call_name(name), merge_name(name)]
+    graph.add_conditional_edges(name, dispatch, destinations)
+    graph.add_edge(call_name(name), verify_name(name))
+    graph.add_conditional_edges(verify_name(name), dispatch, destinations)
+
+
+def _set_node(ctx: NodeContext, name: str) -> Any:
+    def set_fields(state: RunState) -> dict[str, Any]:
+        return ctx.set_fields(name, state)
+
+    return set_fields
+
+
+def _router(ctx: NodeContext, name: str) -> Any:
+    def route(state: RunState) -> str:
+        return ctx.route(name, state)
+
+    return route

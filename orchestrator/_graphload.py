@@ -1,0 +1,457 @@
+"""Loading and checking graph files, with line and column for every problem."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from orchestrator._errors import GraphFileError, GraphIssue, UnknownSpecialistError
+from orchestrator._expressions import (
+    Expression,
+    ExpressionError,
+    is_template,
+    parse_expression,
+    parse_template,
+)
+from orchestrator._graphspec import (
+    END,
+    START,
+    EdgeSpec,
+    GraphSpec,
+    Policies,
+    SetNodeSpec,
+    SpecialistBinding,
+    SpecialistsNodeSpec,
+    SubtaskSpec,
+)
+from orchestrator._yaml_positions import LoadedYaml, YamlSyntaxError, load_yaml
+from orchestrator.specialists._registry import SpecialistRegistry, default_registry
+
+__all__ = ["load_graph_data", "load_graph_file", "load_graph_text"]
+
+Loc = tuple[str | int, ...]
+# Attributes every result offers to conditions, beside the specialist's own output keys.
+RESULT_ATTRIBUTES = ("confidence", "verified", "ok", "model", "output", "error")
+ROOT_NAMES = ("request", "fields")
+
+
+def load_graph_file(path: Path, *, registry: SpecialistRegistry | None = None) -> GraphSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GraphFileError(
+            [GraphIssue("file not found", hint="check the path, or run `orchestrator graph list`")],
+            path,
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GraphFileError([GraphIssue(f"cannot read the file: {exc}")], path) from None
+    return load_graph_text(text, source=str(path), registry=registry)
+
+
+def load_graph_text(
+    text: str, *, source: str | None = None, registry: SpecialistRegistry | None = None
+) -> GraphSpec:
+    try:
+        loaded = load_yaml(text)
+    except YamlSyntaxError as exc:
+        pos = exc.position
+        raise GraphFileError(
+            [
+                GraphIssue(
+                    f"invalid YAML: {exc.message}",
+                    line=pos.line if pos else None,
+                    column=pos.column if pos else None,
+                )
+            ],
+            source,
+        ) from None
+    return _load(loaded.data, loaded, source, registry or default_registry())
+
+
+def load_graph_data(
+    data: Any, *, source: str | None = None, registry: SpecialistRegistry | None = None
+) -> GraphSpec:
+    return _load(data, None, source, registry or default_registry())
+
+
+def _load(
+    data: Any, loaded: LoadedYaml | None, source: str | None, registry: SpecialistRegistry
+) -> GraphSpec:
+    locate = _Locator(data, loaded)
+    if not isinstance(data, dict):
+        raise GraphFileError(
+            [locate.issue((), "a graph file must be a mapping with name, specialists, nodes "
+                          "and edges", hint="see graphs/support_triage.yaml for an example")],
+            source,
+        )
+    try:
+        spec = GraphSpec.model_validate(data)
+    except ValidationError as exc:
+        raise GraphFileError([_schema_issue(e, locate) for e in exc.errors()], source) from None
+    issues = _GraphChecker(spec, locate, registry).run()
+    if issues:
+        raise GraphFileError(issues, source)
+    return spec
+
+
+# -- mapping pydantic errors back to the file ----------------------------------------------
+
+
+class _Locator:
+    """Turns pydantic locations into document paths and document paths into positions."""
+
+    def __init__(self, data: Any, loaded: LoadedYaml | None) -> None:
+        self.data = data
+        self.loaded = loaded
+
+    def doc_path(self, loc: Sequence[str | int]) -> Loc:
+        # pydantic puts the union tag (a node's kind) into locations; the file has no such level.
+        path: list[str | int] = []
+        current = self.data
+        for element in loc:
+            if (
+                len(path) == 2
+                and path[0] == "nodes"
+                and isinstance(current, dict)
+                and current.get("kind") == element
+            ):
+                continue
+            if isinstance(current, dict) and element in current:
+                current = current[element]
+            elif isinstance(current, list) and isinstance(element, int) and element < len(current):
+                current = current[element]
+            else:
+                current = None
+            path.append(element)
+        return tuple(path)
+
+    def issue(
+        self,
+        path: Loc,
+        message: str,
+        *,
+        hint: str | None = None,
+        key: bool = False,
+        column_offset: int | None = None,
+    ) -> GraphIssue:
+        line = column = None
+        if self.loaded is not None:
+            pos = self.loaded.key_position(path) if key else self.loaded.position(path)
+            if pos is not None:
+                line, column = pos.line, pos.column
+                if column_offset:
+                    column += column_offset
+        return GraphIssue(message, path=path, line=line, column=column, hint=hint)
+
+
+def _model_at(data: Any, path: Loc) -> type[BaseModel] | None:
+    """The spec model that describes the mapping at `path`, for "did you mean" hints."""
+    if path == ():
+        return GraphSpec
+    head, rest = path[0], path[1:]
+    if head == "policies" and rest == ():
+        return Policies
+    if head == "specialists" and len(rest) == 1:
+        return SpecialistBinding
+    if head == "edges" and len(rest) == 1:
+        return EdgeSpec
+    if head == "nodes" and rest:
+        node = data.get("nodes", {}).get(rest[0]) if isinstance(data, dict) else None
+        kind = node.get("kind") if isinstance(node, dict) else None
+        node_model: type[BaseModel] = SetNodeSpec if kind == "set" else SpecialistsNodeSpec
+        if len(rest) == 1:
+            return node_model
+        if len(rest) == 3 and rest[1] == "subtasks":
+            return SubtaskSpec
+    return None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _schema_issue(error: ErrorDetails, locate: _Locator) -> GraphIssue:
+    path = locate.doc_path(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(locate.data, path[:-1])
+        allowed = _field_names(model) if model else []
+        close = get_close_matches(str(path[-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else None
+        if allowed:
+            hint = (hint + " " if hint else "") + f"Allowed keys: {', '.join(allowed)}."
+        return locate.issue(path, f"unknown key {path[-1]!r}", hint=hint, key=True)
+    if kind == "missing":
+        return locate.issue(path[:-1], f"missing required key {path[-1]!r}")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return locate.issue(
+            (*path, "kind") if kind == "union_tag_invalid" else path,
+            "unknown node kind" if kind == "union_tag_invalid" else "a node needs a `kind`",
+            hint="use `kind: specialists` (run specialist subtasks) or `kind: set` (write fields)",
+        )
+    value = error.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return locate.issue(path, f"{error['msg']}{shown}")
+
+
+# -- graph checks --------------------------------------------------------------------------
+
+
+class _GraphChecker:
+    """Checks that need the whole graph: names, edges, reachability, expressions."""
+
+    def __init__(self, spec: GraphSpec, locate: _Locator, registry: SpecialistRegistry) -> None:
+        self.spec = spec
+        self.locate = locate
+        self.registry = registry
+        self.issues: list[GraphIssue] = []
+        self.outputs: dict[str, set[str] | None] = {}  # binding -> output keys (None: unknown)
+
+    def add(self, path: Loc, message: str, **kwargs: Any) -> None:
+        self.issues.append(self.locate.issue(path, message, **kwargs))
+
+    def run(self) -> list[GraphIssue]:
+        self.check_specialists()
+        subtask_ids = self.check_subtasks()
+        self.check_set_nodes(subtask_ids)
+        self.check_edges(subtask_ids)
+        if not self.issues:
+            self.check_reachability()
+        return self.issues
+
+    def check_specialists(self) -> None:
+        for key, binding in self.spec.specialists.items():
+            name = binding.uses or key
+            try:
+                cls = self.registry.get(name)
+            except UnknownSpecialistError as exc:
+                where: Loc = ("specialists", key, "uses") if binding.uses else ("specialists", key)
+                self.add(where, str(exc).split(" Register")[0], key=binding.uses is None,
+                         hint="register it with orchestrator.register_specialist or the "
+                              "`orchestrator.specialists` entry point")
+                self.outputs[key] = None
+                continue
+            self.outputs[key] = set(cls.output_model.model_fields)
+            try:
+                cls.options_model.model_validate(binding.options)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    path: Loc = ("specialists", key, "options", *err["loc"])
+                    if err["type"] == "extra_forbidden":
+                        allowed = list(cls.options_model.model_fields)
+                        self.add(path, f"unknown option {err['loc'][-1]!r} for specialist "
+                                 f"{name!r}", key=True, hint=f"allowed: {', '.join(allowed)}")
+                    else:
+                        self.add(path, f"invalid option: {err['msg']}")
+
+    def check_subtasks(self) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        for node_name, node in self.spec.nodes.items():
+            if not isinstance(node, SpecialistsNodeSpec):
+                continue
+            local = {s.id for s in node.subtasks}
+            for index, sub in enumerate(node.subtasks):
+                base: Loc = ("nodes", node_name, "subtasks", index)
+                if sub.id in ids:
+                    self.add((*base, "id"), f"subtask id {sub.id!r} is already used in node "
+                             f"{ids[sub.id]!r}", hint="subtask ids must be unique in the graph")
+                ids.setdefault(sub.id, node_name)
+                if sub.specialist not in self.spec.specialists:
+                    self.add((*base, "specialist"), f"unknown specialist {sub.specialist!r}",
+                             hint=_did_you_mean(sub.specialist, self.spec.specialists,
+                                                "declare it under `specialists:`"))
+                for dep_index, dep in enumerate(sub.depends_on):
+                    if dep not in local:
+                        self.add((*base, "depends_on", dep_index),
+                                 f"{sub.id!r} depends on unknown subtask {dep!r}",
+                                 hint=_did_you_mean(dep, local - {sub.id},
+                                                    "depends_on names subtasks of the same node"))
+                    elif dep == sub.id:
+                        self.add((*base, "depends_on", dep_index),
+                                 f"subtask {sub.id!r} depends on itself")
+            self.check_dependency_cycles(node_name, node)
+        # Inputs may refer to any subtask id, so they are checked once all ids are known.
+        for node_name, node in self.spec.nodes.items():
+            if isinstance(node, SpecialistsNodeSpec):
+                for index, sub in enumerate(node.subtasks):
+                    self.check_input(("nodes", node_name, "subtasks", index), sub, ids)
+        return ids
+
+    def check_dependency_cycles(self, node_name: str, node: SpecialistsNodeSpec) -> None:
+        deps = {s.id: [d for d in s.depends_on if d != s.id] for s in node.subtasks}
+        cycle = _find_cycle(deps)
+        if cycle:
+            index = next(i for i, s in enumerate(node.subtasks) if s.id == cycle[0])
+            self.add(("nodes", node_name, "subtasks", index, "depends_on"),
+                     "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+                     hint="remove one of these depends_on entries")
+
+    def check_input(self, base: Loc, sub: SubtaskSpec, ids: dict[str, str]) -> None:
+        if sub.specialist in self.spec.specialists:
+            try:
+                cls = self.registry.get(self.spec.specialist_name(sub.specialist))
+            except UnknownSpecialistError:
+                cls = None
+            if cls is not None:
+                fields = cls.input_model.model_fields
+                for key in sub.input:
+                    if key not in fields:
+                        self.add((*base, "input", key), f"unknown input {key!r} for specialist "
+                                 f"{sub.specialist!r}", key=True,
+                                 hint=f"its inputs are: {', '.join(fields)}")
+                for key, field in fields.items():
+                    if field.is_required() and key not in sub.input:
+                        self.add((*base, "input"), f"missing input {key!r} for specialist "
+                                 f"{sub.specialist!r}")
+        for key, value in sub.input.items():
+            self.check_value((*base, "input", key), value, ids)
+
+    def check_value(self, path: Loc, value: Any, ids: dict[str, str]) -> None:
+        if isinstance(value, str) and is_template(value):
+            try:
+                template = parse_template(value)
+            except ExpressionError as exc:
+                self.add(path, f"invalid template: {exc.message}", hint=exc.hint,
+                         column_offset=exc.column)
+                return
+            for expression in template.expressions:
+                self.check_names(path, expression, ids)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                self.check_value((*path, k), v, ids)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.check_value((*path, i), v, ids)
+
+    def check_names(self, path: Loc, expression: Expression, ids: dict[str, str]) -> None:
+        for name in sorted(expression.names):
+            if name not in ROOT_NAMES and name not in ids:
+                self.add(path, f"unknown name {name!r} in {expression.source!r}",
+                         hint=_did_you_mean(name, [*ROOT_NAMES, *ids],
+                                            "names are subtask ids, `request` or `fields`"))
+        for chain in expression.paths:
+            root = chain[0]
+            if root in ids and len(chain) > 1:
+                binding = self.spec.subtasks()[root][1].specialist
+                known = self.outputs.get(binding)
+                attr = chain[1]
+                if known is not None and attr not in known and attr not in RESULT_ATTRIBUTES:
+                    allowed = sorted(known) + list(RESULT_ATTRIBUTES)
+                    self.add(path, f"{root!r} has no attribute {attr!r}",
+                             hint=_did_you_mean(str(attr), allowed,
+                                                f"available: {', '.join(allowed)}"))
+            if root == "request" and len(chain) > 1 and chain[1] not in ("text", "metadata"):
+                self.add(path, f"request has no attribute {chain[1]!r}",
+                         hint="use request.text or request.metadata.KEY")
+
+    def check_set_nodes(self, ids: dict[str, str]) -> None:
+        for node_name, node in self.spec.nodes.items():
+            if isinstance(node, SetNodeSpec):
+                for key, value in node.set.items():
+                    self.check_value(("nodes", node_name, "set", key), value, ids)
+
+    def check_edges(self, ids: dict[str, str]) -> None:
+        nodes = self.spec.nodes
+        defaults: dict[str, int] = {}
+        for index, edge in enumerate(self.spec.edges):
+            base: Loc = ("edges", index)
+            if edge.source == END:
+                self.add((*base, "from"), "an edge cannot start at END")
+            elif edge.source != START and edge.source not in nodes:
+                self.add((*base, "from"), f"edge from unknown node {edge.source!r}",
+                         hint=_did_you_mean(edge.source, [START, *nodes], None))
+            if edge.to == START:
+                self.add((*base, "to"), "an edge cannot lead to START")
+            elif edge.to != END and edge.to not in nodes:
+                self.add((*base, "to"), f"edge to nowhere: no node named {edge.to!r}",
+                         hint=_did_you_mean(edge.to, [*nodes, END], None))
+            if edge.when is None:
+                if edge.source in defaults:
+                    self.add(base, f"node {edge.source!r} has two edges without `when` (the "
+                             f"other is edges[{defaults[edge.source]}])",
+                             hint="a node has at most one default edge; give the others a `when`")
+                defaults.setdefault(edge.source, index)
+            else:
+                try:
+                    expression = parse_expression(edge.when)
+                except ExpressionError as exc:
+                    self.add((*base, "when"), f"invalid condition: {exc.message}",
+                             hint=exc.hint, column_offset=exc.column)
+                else:
+                    self.check_names((*base, "when"), expression, ids)
+        sources = {e.source for e in self.spec.edges}
+        if START not in sources:
+            self.add(("edges",), "no edge leaves START",
+                     hint=f"add `- {{from: START, to: {next(iter(nodes))}}}`")
+        for source in sources:
+            if source not in defaults and (source == START or source in nodes):
+                first = next(i for i, e in enumerate(self.spec.edges) if e.source == source)
+                self.add(("edges", first), f"every edge out of {source!r} has a `when`, so a run "
+                         "where none holds would stop with nowhere to go",
+                         hint=f"add a default edge: `- {{from: {source}, to: END}}`")
+
+    def check_reachability(self) -> None:
+        successors: dict[str, set[str]] = {n: set() for n in [START, *self.spec.nodes]}
+        for edge in self.spec.edges:
+            successors[edge.source].add(edge.to)
+        reached = _reach(START, successors)
+        for name in self.spec.nodes:
+            if name not in reached:
+                self.add(("nodes", name), f"node {name!r} is unreachable from START", key=True,
+                         hint="add an edge that leads to it, or remove it")
+        # A node with no outgoing edge ends the run, like an edge to END.
+        exits = {n for n, s in successors.items() if not s and n != START} | {END}
+        for name in self.spec.nodes:
+            if name in reached and not (_reach(name, successors) & exits):
+                first = next(i for i, e in enumerate(self.spec.edges) if e.source == name)
+                self.add(("edges", first), f"node {name!r} is in a cycle with no exit: no path "
+                         "from it reaches END", hint="add an edge out of the cycle to END")
+
+
+def _reach(start: str, successors: dict[str, set[str]]) -> set[str]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for nxt in successors.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in deps.get(node, []):
+            if state.get(dep) == 1:
+                return stack[stack.index(dep):]
+            if dep in deps and dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in deps:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _did_you_mean(name: str, candidates: Iterable[str], fallback: str | None) -> str | None:
+    close = get_close_matches(name, list(candidates), n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return fallback

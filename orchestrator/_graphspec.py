@@ -1,0 +1,200 @@
+"""The declarative graph format: pydantic models that a YAML file loads into.
+
+Loading is all-or-nothing: :meth:`GraphSpec.from_file` returns a spec that has passed both
+the schema (types, unknown keys) and the graph checks (names, edges, reachability), or raises
+one :class:`~orchestrator.GraphFileError` listing every problem with its line and column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "EdgeSpec",
+    "GraphSpec",
+    "Policies",
+    "SetNodeSpec",
+    "SpecialistBinding",
+    "SpecialistsNodeSpec",
+    "SubtaskSpec",
+]
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+START = "START"
+END = "END"
+DEFAULT_INPUT: dict[str, Any] = {"text": "{{ request.text }}"}
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Policies(_Spec):
+    """Limits and thresholds for the whole graph; specialists may override some."""
+
+    timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Per tool call, in seconds.")
+    retries: int = Field(
+        default=2, ge=0, le=10, description="Extra attempts after a transport failure or timeout."
+    )
+    retry_backoff_s: float = Field(
+        default=0.2, ge=0, le=60, description="First back-off between attempts; doubles each time."
+    )
+    min_confidence: float = Field(
+        default=0.5, ge=0, le=1, description="Results below this confidence fail verification."
+    )
+    durability: Literal["sync", "async", "exit"] = Field(
+        default="async",
+        description=(
+            "When checkpoints are written: 'sync' before each step goes on, 'async' while the "
+            "next step runs, 'exit' only when the run ends (fastest; no mid-run resume)."
+        ),
+    )
+    max_steps: int = Field(
+        default=100, ge=1, le=10_000, description="Upper bound on graph steps (loops included)."
+    )
+
+
+class SpecialistBinding(_Spec):
+    """A specialist the graph uses, and how it is reached."""
+
+    uses: Identifier | None = Field(
+        default=None, description="Registered specialist name; defaults to this entry's key."
+    )
+    via: Literal["inprocess"] = Field(
+        default="inprocess", description="How the specialist is reached."
+    )
+    description: str | None = Field(
+        default=None, description="Overrides the specialist's own description for planners."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to the specialist; checked against its options."
+    )
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Overrides policies.min_confidence."
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Overrides policies.timeout_s."
+    )
+
+
+class SubtaskSpec(_Spec):
+    """A subtask a specialists node may run."""
+
+    id: Identifier = Field(description="Unique in the graph; conditions read the result by it.")
+    specialist: Identifier = Field(description="A key of the graph's `specialists` section.")
+    input: dict[str, Any] = Field(
+        default_factory=lambda: dict(DEFAULT_INPUT),
+        description="Arguments; strings may hold {{ expressions }}. Default: the request text.",
+    )
+    depends_on: list[Identifier] = Field(
+        default_factory=list, description="Subtasks of the same node that must finish first."
+    )
+    select: Literal["always", "similarity"] = Field(
+        default="always",
+        description=(
+            "'always' runs the subtask; 'similarity' lets the local planner run it only when the "
+            "request is similar enough to the specialist's description."
+        ),
+    )
+    min_similarity: float = Field(
+        default=0.2, ge=-1, le=1, description="Cosine threshold for select: similarity."
+    )
+
+
+class SpecialistsNodeSpec(_Spec):
+    """A node that plans, dispatches, verifies and merges specialist subtasks."""
+
+    kind: Literal["specialists"]
+    description: str = ""
+    planner: Literal["local"] = Field(default="local", description="Which planner picks subtasks.")
+    subtasks: list[SubtaskSpec] = Field(min_length=1)
+
+
+class SetNodeSpec(_Spec):
+    """A node that writes result fields: literals, or {{ expressions }} over earlier results."""
+
+    kind: Literal["set"]
+    description: str = ""
+    set: dict[Identifier, Any] = Field(min_length=1)
+
+
+NodeSpec = Annotated[SpecialistsNodeSpec | SetNodeSpec, Field(discriminator="kind")]
+
+
+class EdgeSpec(_Spec):
+    """A transition. Edges out of a node are tried in file order; the first whose `when`
+    holds is taken, and the one edge without `when` is the default."""
+
+    source: str = Field(alias="from", description="A node name, or START.")
+    to: str = Field(description="A node name, or END.")
+    when: str | None = Field(
+        default=None, description="A condition such as \"sentiment.label == 'negative'\"."
+    )
+
+
+class GraphSpec(_Spec):
+    """A whole graph file."""
+
+    version: Literal[1] = 1
+    name: Identifier
+    description: str = ""
+    specialists: dict[Identifier, SpecialistBinding] = Field(min_length=1)
+    policies: Policies = Field(default_factory=Policies)
+    nodes: dict[Identifier, NodeSpec] = Field(min_length=1)
+    edges: list[EdgeSpec] = Field(min_length=1)
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> GraphSpec:
+        from orchestrator._graphload import load_graph_file
+
+        return load_graph_file(Path(path), **kwargs)
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str | None = None, **kwargs: Any) -> GraphSpec:
+        from orchestrator._graphload import load_graph_text
+
+        return load_graph_text(text, source=source, **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | None = None, **kwargs: Any) -> GraphSpec:
+        from orchestrator._graphload import load_graph_data
+
+        return load_graph_data(data, source=source, **kwargs)
+
+    # -- helpers used by the compiler and the checks ---------------------------------------
+    def subtasks(self) -> dict[str, tuple[str, SubtaskSpec]]:
+        """Every subtask id with the node that owns it."""
+        found: dict[str, tuple[str, SubtaskSpec]] = {}
+        for node_name, node in self.nodes.items():
+            if isinstance(node, SpecialistsNodeSpec):
+                for sub in node.subtasks:
+                    found.setdefault(sub.id, (node_name, sub))
+        return found
+
+    def specialist_name(self, binding_key: str) -> str:
+        binding = self.specialists[binding_key]
+        return binding.uses or binding_key
+
+    def min_confidence(self, binding_key: str) -> float:
+        value = self.specialists[binding_key].min_confidence
+        return self.policies.min_confidence if value is None else value
+
+    def timeout_s(self, binding_key: str) -> float:
+        value = self.specialists[binding_key].timeout_s
+        return self.policies.timeout_s if value is None else value
+
+    def edges_from(self, node: str) -> list[EdgeSpec]:
+        return [e for e in self.edges if e.source == node]
+
+
+def graph_json_schema() -> dict[str, Any]:
+    """The JSON Schema of graph files, as shipped in ``graphs/graph.schema.json``."""
+    schema = GraphSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://orchestrator.dev/schemas/graph-v1.json"
+    schema["title"] = "orchestrator graph file"
+    return schema

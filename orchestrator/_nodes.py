@@ -1,0 +1,327 @@
+"""The graph's nodes: plan, dispatch, call, verify, merge, set, route.
+
+Each is a small function of the run state (or, for ``call``, of one subtask) so that it can
+be tested on its own. :class:`NodeContext` carries what they need at run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from jsonschema import Draft202012Validator
+from langgraph.types import Send
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from orchestrator._contracts import (
+    Escalation,
+    FieldProvenance,
+    Plan,
+    ResultField,
+    RunRequest,
+    SpecialistResult,
+    Subtask,
+    ToolInfo,
+    Verdict,
+)
+from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
+from orchestrator._expressions import Expression, Template, parse_expression, parse_template
+from orchestrator._graphspec import END, GraphSpec, SetNodeSpec, SpecialistsNodeSpec
+from orchestrator._state import CallPayload, RunState
+from orchestrator.agents._planner import Planner, PlanStep
+from orchestrator.tools._toolset import Toolset
+
+__all__ = ["NodeContext", "call_name", "merge_name", "verify_name"]
+
+log = structlog.get_logger("orchestrator.nodes")
+
+
+def call_name(node: str) -> str:
+    return f"{node}.call"
+
+
+def verify_name(node: str) -> str:
+    return f"{node}.verify"
+
+
+def merge_name(node: str) -> str:
+    return f"{node}.merge"
+
+
+@lru_cache(maxsize=4096)
+def _template(source: str) -> Template:
+    return parse_template(source)
+
+
+@lru_cache(maxsize=1024)
+def _condition(source: str) -> Expression:
+    return parse_expression(source)
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Fill {{ expressions }} in strings, recursively through lists and mappings."""
+    if isinstance(value, str):
+        return _template(value).render(context) if "{{" in value else value
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    return value
+
+
+def expression_context(state: RunState) -> dict[str, Any]:
+    """What conditions and templates can read: request, fields, and each subtask's result."""
+    request = state.get("request", {})
+    context: dict[str, Any] = {
+        "request": {"text": request.get("text"), "metadata": request.get("metadata", {})},
+        "fields": {k: v["value"] for k, v in state.get("fields", {}).items()},
+    }
+    verdicts = state.get("verdicts", {})
+    for sid, result in state.get("results", {}).items():
+        output = result.get("output") or {}
+        verdict = verdicts.get(sid)
+        context[sid] = {
+            **output,
+            "output": output,
+            "confidence": result.get("confidence"),
+            "model": result.get("model"),
+            "ok": result.get("ok"),
+            "error": result.get("error"),
+            "verified": bool(verdict and verdict["passed"]),
+        }
+    return context
+
+
+def _timing(node: str, kind: str, start: float) -> dict[str, Any]:
+    return {"node": node, "kind": kind, "ms": (time.perf_counter() - start) * 1000}
+
+
+@dataclass
+class NodeContext:
+    """Everything the nodes need while a run is going on."""
+
+    spec: GraphSpec
+    toolset: Toolset
+    planner: Planner
+    tools: Mapping[str, ToolInfo]
+    _validators: dict[str, Draft202012Validator] = field(default_factory=dict)
+
+    # -- plan ------------------------------------------------------------------------------
+    async def plan(self, node: str, state: RunState) -> dict[str, Any]:
+        start = time.perf_counter()
+        spec_node = self.spec.nodes[node]
+        assert isinstance(spec_node, SpecialistsNodeSpec)
+        step = PlanStep(node=node, declared=spec_node.subtasks, tools=self.tools)
+        plan = await self.planner.plan(RunRequest.model_validate(state["request"]), step)
+        log.debug("planned", node=node, subtasks=[s.id for s in plan.subtasks],
+                  skipped=plan.skipped)
+        return {
+            "plans": {node: plan.model_dump(mode="json")},
+            "path": [node],
+            "timings": [_timing(node, "plan", start)],
+        }
+
+    # -- dispatch (a router: it only reads the state) -----------------------------------------
+    def dispatch(self, node: str, state: RunState) -> list[Send] | str:
+        """Send every subtask whose dependencies succeeded; go to merge when none is left.
+
+        A subtask whose dependency failed is never sent; the result reports it as skipped.
+        """
+        plan = Plan.model_validate(state["plans"][node])
+        results = state.get("results", {})
+        context: dict[str, Any] | None = None
+        sends: list[Send] = []
+        for sub in plan.subtasks:
+            if sub.id in results or not all(results.get(d, {}).get("ok") for d in sub.depends_on):
+                continue
+            context = context or expression_context(state)
+            rendered = sub.model_copy(update={"input": render(sub.input, context)})
+            payload: CallPayload = {"subtask": rendered.model_dump(mode="json")}
+            sends.append(Send(call_name(node), payload))
+        return sends or merge_name(node)
+
+    # -- call ------------------------------------------------------------------------------
+    async def call(self, payload: CallPayload) -> dict[str, Any]:
+        sub = Subtask.model_validate(payload["subtask"])
+        result = await self.call_subtask(sub)
+        return {"results": {sub.id: result.model_dump(mode="json")}}
+
+    async def call_subtask(self, sub: Subtask) -> SpecialistResult:
+        policies = self.spec.policies
+        timeout = self.spec.timeout_s(sub.specialist) if sub.specialist in self.spec.specialists \
+            else policies.timeout_s
+        attempts = 0
+        start = time.perf_counter()
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(policies.retries + 1),
+                wait=wait_exponential(multiplier=policies.retry_backoff_s, max=30),
+                retry=retry_if_exception_type((ToolTransportError, ToolTimeoutError)),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    try:
+                        out = await asyncio.wait_for(
+                            self.toolset.call_tool(sub.specialist, sub.input), timeout
+                        )
+                    except TimeoutError:
+                        raise ToolTimeoutError(
+                            f"{sub.specialist!r} did not answer within {timeout:g} s"
+                        ) from None
+        except Exception as exc:  # a failing specialist is recorded, never fatal to the run
+            kind = type(exc).__name__
+            if not isinstance(exc, RunError):
+                log.warning("specialist raised", subtask=sub.id, error=repr(exc), exc_info=True)
+            return SpecialistResult(
+                subtask_id=sub.id, specialist=sub.specialist, ok=False,
+                latency_ms=(time.perf_counter() - start) * 1000, attempts=attempts,
+                error=str(exc) or kind, error_kind=kind,
+            )
+        return SpecialistResult(
+            subtask_id=sub.id, specialist=sub.specialist, ok=True, output=out.output,
+            confidence=out.confidence, model=out.model,
+            latency_ms=(time.perf_counter() - start) * 1000, compute_ms=out.compute_ms,
+            tokens=out.tokens, attempts=attempts,
+        )
+
+    # -- verify ----------------------------------------------------------------------------
+    def verify(self, node: str, state: RunState) -> dict[str, Any]:
+        start = time.perf_counter()
+        plan = Plan.model_validate(state["plans"][node])
+        done = state.get("verdicts", {})
+        verdicts: dict[str, Any] = {}
+        escalations: list[dict[str, Any]] = []
+        for sub in plan.subtasks:
+            raw = state.get("results", {}).get(sub.id)
+            if raw is None or sub.id in done:
+                continue
+            verdict = self.verify_result(SpecialistResult.model_validate(raw))
+            verdicts[sub.id] = verdict.model_dump(mode="json")
+            if not verdict.passed:
+                # No escalation ladder is declared yet: the field is kept, marked unverified.
+                escalations.append(Escalation(
+                    subtask_id=sub.id, reason="; ".join(verdict.reasons),
+                ).model_dump(mode="json"))
+        return {"verdicts": verdicts, "escalations": escalations,
+                "timings": [_timing(node, "verify", start)]}
+
+    def verify_result(self, result: SpecialistResult) -> Verdict:
+        checks: dict[str, bool] = {"call_succeeded": result.ok}
+        reasons: list[str] = []
+        if not result.ok or result.output is None:
+            reasons.append(f"call failed: {result.error}")
+            return Verdict(subtask_id=result.subtask_id, passed=False, checks=checks,
+                           reasons=tuple(reasons))
+        tool = self.tools.get(result.specialist)
+        if tool is not None:
+            validator = self._validators.get(tool.name)
+            if validator is None:
+                validator = self._validators[tool.name] = Draft202012Validator(tool.output_schema)
+            errors = [e.message for e in validator.iter_errors(result.output)]
+            checks["schema"] = not errors
+            reasons.extend(f"output does not match its schema: {m}" for m in errors[:3])
+            if tool.labels is not None and "label" in result.output:
+                in_set = result.output["label"] in tool.labels
+                checks["label_in_set"] = in_set
+                if not in_set:
+                    reasons.append(f"label {result.output['label']!r} is not in the label set")
+        threshold = self.spec.min_confidence(result.specialist) \
+            if result.specialist in self.spec.specialists else self.spec.policies.min_confidence
+        confident = (result.confidence or 0.0) >= threshold
+        checks["confidence"] = confident
+        if not confident:
+            reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}")
+        return Verdict(subtask_id=result.subtask_id, passed=all(checks.values()), checks=checks,
+                       reasons=tuple(reasons))
+
+    def after_verify(self, node: str, state: RunState) -> list[Send] | str:
+        return self.dispatch(node, state)
+
+    # -- merge -----------------------------------------------------------------------------
+    def merge(self, node: str, state: RunState) -> dict[str, Any]:
+        start = time.perf_counter()
+        plan = Plan.model_validate(state["plans"][node])
+        escalated = {e["subtask_id"] for e in state.get("escalations", [])}
+        fields: dict[str, Any] = {}
+        for sub in plan.subtasks:
+            raw = state.get("results", {}).get(sub.id)
+            if raw is None or not raw["ok"]:
+                continue
+            verdict = state.get("verdicts", {}).get(sub.id)
+            tool = self.tools.get(sub.specialist)
+            keys = tool.summary_fields if tool and tool.summary_fields else tuple(raw["output"])
+            provenance = FieldProvenance(
+                source="specialist", node=node, specialist=sub.specialist, model=raw["model"],
+                confidence=raw["confidence"], verified=bool(verdict and verdict["passed"]),
+                escalated=sub.id in escalated,
+            )
+            for key in keys:
+                if key in raw["output"]:
+                    fields[f"{sub.id}.{key}"] = ResultField(
+                        value=raw["output"][key], provenance=provenance
+                    ).model_dump(mode="json")
+        update = {"fields": fields, "timings": [_timing(node, "merge", start)]}
+        merged_state: RunState = {**state, "fields": {**state.get("fields", {}), **fields}}
+        update["decisions"] = [self.decide(node, merged_state)]
+        return update
+
+    # -- set -------------------------------------------------------------------------------
+    def set_fields(self, node: str, state: RunState) -> dict[str, Any]:
+        start = time.perf_counter()
+        spec_node = self.spec.nodes[node]
+        assert isinstance(spec_node, SetNodeSpec)
+        context = expression_context(state)
+        entered = next((d for d in reversed(state.get("decisions", [])) if d["to"] == node), None)
+        reads = tuple(entered["reads"]) if entered else ()
+        results = state.get("results", {})
+        verdicts = state.get("verdicts", {})
+        read_results = [results[r] for r in reads if r in results]
+        confidences = [r["confidence"] for r in read_results if r.get("confidence") is not None]
+        provenance = FieldProvenance(
+            source="rule", node=node, verified=all(
+                results.get(r, {}).get("ok") and verdicts.get(r, {}).get("passed") for r in reads
+            ), confidence=min(confidences) if confidences else None, derived_from=reads,
+        )
+        fields = {
+            key: ResultField(value=render(value, context), provenance=provenance).model_dump(
+                mode="json")
+            for key, value in spec_node.set.items()
+        }
+        merged_state: RunState = {**state, "fields": {**state.get("fields", {}), **fields}}
+        return {
+            "fields": fields,
+            "path": [node],
+            "timings": [_timing(node, "set", start)],
+            "decisions": [self.decide(node, merged_state)],
+        }
+
+    # -- routing ---------------------------------------------------------------------------
+    def decide(self, node: str, state: RunState) -> dict[str, Any]:
+        """Pick the edge out of `node`: the first whose condition holds, else the default."""
+        context = expression_context(state)
+        subtasks = self.spec.subtasks()
+        default = END
+        for edge in self.spec.edges_from(node):
+            if edge.when is None:
+                default = edge.to
+                continue
+            condition = _condition(edge.when)
+            if condition.evaluate(context):
+                reads = sorted(n for n in condition.names if n in subtasks)
+                return {"from": node, "to": edge.to, "when": edge.when, "reads": reads}
+        return {"from": node, "to": default, "when": None, "reads": []}
+
+    def route(self, node: str, state: RunState) -> str:
+        decision = next(d for d in reversed(state["decisions"]) if d["from"] == node)
+        return str(decision["to"])

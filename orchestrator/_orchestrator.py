@@ -1,0 +1,293 @@
+"""The SDK entry point: load a graph, run it, stream it, resume it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+
+from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
+from orchestrator._compiler import build_state_graph
+from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
+from orchestrator._errors import ConfigurationError
+from orchestrator._graphspec import GraphSpec
+from orchestrator._nodes import NodeContext
+from orchestrator._result import build_run_result
+from orchestrator.agents._planner import LocalPlanner, Planner
+from orchestrator.specialists._registry import SpecialistRegistry, default_registry
+from orchestrator.tools._toolset import InProcessToolset, Toolset
+
+__all__ = ["DEFAULT_STATE_DIR", "Orchestrator", "run_sync"]
+
+T = TypeVar("T")
+DEFAULT_STATE_DIR = Path(".orchestrator")
+log = structlog.get_logger("orchestrator")
+
+_EVENT_KINDS = {"plan": "planned", "call": "called", "verify": "verified", "merge": "merged"}
+
+
+def run_sync(coro: Coroutine[Any, Any, T], method: str) -> T:
+    """Run a coroutine to completion; refuse inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise ConfigurationError(
+        f"Orchestrator.{method}() was called inside a running event loop; "
+        f"use `await orchestrator.a{method}(...)` there instead"
+    )
+
+
+class Orchestrator:
+    """Runs one graph file.
+
+    Use it directly (each call opens and closes the checkpointer and toolset) or as an async
+    context manager to keep them open across many runs::
+
+        orc = Orchestrator.from_file("graphs/support_triage.yaml")
+        result = orc.run("I was charged twice and nobody answers my emails")
+
+        async with Orchestrator.from_file(path) as orc:
+            results = await asyncio.gather(*(orc.arun(text) for text in texts))
+    """
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        *,
+        checkpointer: CheckpointerKind | BaseCheckpointSaver[str] = "sqlite",
+        state_dir: str | Path = DEFAULT_STATE_DIR,
+        registry: SpecialistRegistry | None = None,
+        toolset: Toolset | None = None,
+        planner: Planner | None = None,
+    ) -> None:
+        self.spec = spec
+        self.state_dir = Path(state_dir)
+        self._checkpointer = checkpointer
+        self._memory = InMemorySaver() if checkpointer == "memory" else None
+        self._registry = registry or default_registry()
+        self._toolset = toolset
+        self._planner: Planner = planner or LocalPlanner()
+        self._stack: AsyncExitStack | None = None
+        self._graph: Any = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Orchestrator:
+        registry = kwargs.get("registry")
+        return cls(GraphSpec.from_file(path, registry=registry), **kwargs)
+
+    @classmethod
+    def from_text(cls, text: str, **kwargs: Any) -> Orchestrator:
+        registry = kwargs.get("registry")
+        return cls(GraphSpec.from_text(text, registry=registry), **kwargs)
+
+    @property
+    def planner_name(self) -> str:
+        return self._planner.name
+
+    # -- resources --------------------------------------------------------------------------
+    def _default_toolset(self) -> Toolset:
+        specialists = {
+            key: self._registry.create(self.spec.specialist_name(key), binding.options)
+            for key, binding in self.spec.specialists.items()
+        }
+        return InProcessToolset(specialists)
+
+    async def __aenter__(self) -> Orchestrator:
+        if self._stack is not None:
+            raise ConfigurationError("this Orchestrator is already open")
+        stack = AsyncExitStack()
+        try:
+            saver = await stack.enter_async_context(
+                open_checkpointer(self._checkpointer, self.state_dir, self._memory)
+            )
+            toolset = self._toolset or self._default_toolset()
+            if self._toolset is None:
+                stack.push_async_callback(toolset.aclose)
+            await toolset.warm_up()
+            tools = await self._tool_infos(toolset)
+            ctx = NodeContext(spec=self.spec, toolset=toolset, planner=self._planner, tools=tools)
+            self._graph = build_state_graph(ctx).compile(checkpointer=saver)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def _tool_infos(self, toolset: Toolset) -> dict[str, ToolInfo]:
+        published = {t.name: t for t in await toolset.list_tools()}
+        tools: dict[str, ToolInfo] = {}
+        for key, binding in self.spec.specialists.items():
+            info = published.get(key)
+            if info is None:
+                raise ConfigurationError(
+                    f"the toolset has no tool {key!r} for specialist binding {key!r}; "
+                    f"it has: {', '.join(sorted(published)) or 'none'}"
+                )
+            if binding.description:
+                info = info.model_copy(update={"description": binding.description})
+            tools[key] = info
+        return tools
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        stack, self._stack, self._graph = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    @asynccontextmanager
+    async def _opened(self) -> AsyncIterator[Any]:
+        if self._stack is not None:
+            yield self._graph
+            return
+        async with self:
+            yield self._graph
+
+    # -- running ----------------------------------------------------------------------------
+    async def astream(
+        self,
+        request: str | RunRequest | None = None,
+        *,
+        thread_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Run (or resume) and yield progress events; the last one carries the result.
+
+        With a ``thread_id`` whose run did not finish (a crash, a killed process), the run
+        resumes from its last checkpoint: finished subtasks are not run again. Pass
+        ``request=None`` to resume without repeating the request.
+        """
+        tid = thread_id or uuid.uuid4().hex
+        start = time.perf_counter()
+        async with self._opened() as graph:
+            config: dict[str, Any] = {
+                "configurable": {"thread_id": tid},
+                "recursion_limit": self.spec.policies.max_steps * 4,
+            }
+            graph_input = await self._input_for(graph, config, request, metadata, tid)
+
+            def event(kind: str, node: str = "", **detail: Any) -> RunEvent:
+                elapsed = (time.perf_counter() - start) * 1000
+                return RunEvent.model_validate({"kind": kind, "node": node, "thread_id": tid,
+                                                "elapsed_ms": elapsed, "detail": detail})
+
+            yield event("started" if graph_input is not None else "resumed")
+            final: dict[str, Any] | None = None
+            async for mode, chunk in graph.astream(
+                graph_input, config, stream_mode=["updates", "values"],
+                durability=self.spec.policies.durability,
+            ):
+                if mode == "values":
+                    final = chunk
+                    continue
+                for node_name, update in chunk.items():
+                    for progress in _progress(node_name, update or {}):
+                        yield event(*progress[:2], **progress[2])
+            if final is None or "request" not in final:
+                if graph.checkpointer is None:
+                    raise ConfigurationError(f"nothing to resume for thread {tid!r}")
+                final = (await graph.aget_state(config)).values
+            result = build_run_result(
+                self.spec.name, tid, final, planner=self._planner.name,
+                total_ms=(time.perf_counter() - start) * 1000,
+            )
+            log.info("run finished", graph=self.spec.name, thread_id=tid, status=result.status,
+                     ms=round(result.timings_ms["total"], 1))
+            finished = event("finished")
+            yield finished.model_copy(update={"result": result})
+
+    async def _input_for(
+        self, graph: Any, config: dict[str, Any], request: str | RunRequest | None,
+        metadata: Mapping[str, Any] | None, tid: str,
+    ) -> dict[str, Any] | None:
+        pending = None
+        if graph.checkpointer is not None:
+            snapshot = await graph.aget_state(config)
+            if snapshot.next:
+                pending = snapshot.values
+        if pending is not None:
+            stored = pending.get("request", {}).get("text")
+            given = request.text if isinstance(request, RunRequest) else request
+            if given is not None and given != stored:
+                raise ConfigurationError(
+                    f"thread {tid!r} has an unfinished run for another request ({stored!r}); "
+                    "resume it without a request, or use a new thread id"
+                )
+            log.info("resuming run", thread_id=tid)
+            return None
+        if request is None:
+            raise ConfigurationError(
+                f"thread {tid!r} has no unfinished run to resume; pass a request to start one"
+            )
+        if isinstance(request, str):
+            request = RunRequest(text=request, metadata=dict(metadata or {}))
+        return {"request": request.model_dump(mode="json")}
+
+    async def arun(
+        self,
+        request: str | RunRequest | None = None,
+        *,
+        thread_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run the graph on one request (or resume ``thread_id``) and return the result."""
+        result: RunResult | None = None
+        async for event in self.astream(request, thread_id=thread_id, metadata=metadata):
+            result = event.result or result
+        assert result is not None
+        return result
+
+    def run(
+        self,
+        request: str | RunRequest | None = None,
+        *,
+        thread_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Blocking form of :meth:`arun`; refuses to run inside an event loop."""
+        return run_sync(self.arun(request, thread_id=thread_id, metadata=metadata), "run")
+
+    async def aresume(self, thread_id: str) -> RunResult:
+        return await self.arun(None, thread_id=thread_id)
+
+    def resume(self, thread_id: str) -> RunResult:
+        return run_sync(self.aresume(thread_id), "resume")
+
+
+def _progress(node_name: str, update: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    node, _, kind = node_name.partition(".")
+    if not kind:
+        if "plans" in update:
+            plan = update["plans"][node]
+            events.append(("planned", node, {"subtasks": [s["id"] for s in plan["subtasks"]],
+                                             "skipped": plan.get("skipped", {})}))
+        elif "fields" in update:
+            events.append(("set", node, {"fields": sorted(update["fields"])}))
+        return events
+    if kind == "call":
+        for sid, result in update.get("results", {}).items():
+            events.append(("called", node, {
+                "subtask": sid, "ok": result["ok"], "confidence": result.get("confidence"),
+                "latency_ms": result["latency_ms"], "error": result.get("error"),
+            }))
+    elif kind == "verify":
+        for sid, verdict in update.get("verdicts", {}).items():
+            events.append(("verified", node, {"subtask": sid, "passed": verdict["passed"],
+                                              "reasons": verdict["reasons"]}))
+    elif kind == "merge":
+        decision = (update.get("decisions") or [{}])[-1]
+        events.append(("merged", node, {"fields": sorted(update.get("fields", {})),
+                                        "next": decision.get("to")}))
+    return events

@@ -1,0 +1,74 @@
+"""Assembling the final :class:`RunResult` from a finished run's state."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from orchestrator._contracts import (
+    Escalation,
+    Plan,
+    ResultField,
+    RunRequest,
+    RunResult,
+    SpecialistResult,
+    SubtaskReport,
+    Verdict,
+)
+
+__all__ = ["build_run_result"]
+
+
+def build_run_result(
+    graph: str, thread_id: str, state: dict[str, Any], *, planner: str, total_ms: float
+) -> RunResult:
+    plans = [Plan.model_validate(p) for p in state.get("plans", {}).values()]
+    results = {k: SpecialistResult.model_validate(v) for k, v in state.get("results", {}).items()}
+    verdicts = {k: Verdict.model_validate(v) for k, v in state.get("verdicts", {}).items()}
+    reports: list[SubtaskReport] = []
+    skipped: dict[str, str] = {}
+    not_run = 0  # planned but never called: a dependency failed
+    for plan in plans:
+        skipped.update(plan.skipped)
+        for sub in plan.subtasks:
+            result = results.get(sub.id)
+            verdict = verdicts.get(sub.id)
+            if result is None:
+                failed = [d for d in sub.depends_on if not (d in results and results[d].ok)]
+                skipped[sub.id] = f"dependency failed: {', '.join(failed)}" if failed else "not run"
+                not_run += 1
+                continue
+            reports.append(
+                SubtaskReport(
+                    id=sub.id, specialist=sub.specialist, ok=result.ok,
+                    verified=bool(verdict and verdict.passed), confidence=result.confidence,
+                    model=result.model, latency_ms=result.latency_ms,
+                    compute_ms=result.compute_ms, tokens=result.tokens,
+                    attempts=result.attempts, output=result.output, error=result.error,
+                    reasons=verdict.reasons if verdict else (),
+                )
+            )
+    fields = {k: ResultField.model_validate(v) for k, v in state.get("fields", {}).items()}
+    timings: defaultdict[str, float] = defaultdict(float)
+    for entry in state.get("timings", []):
+        timings[entry["kind"]] += entry["ms"]
+    timings["call"] = sum(r.latency_ms for r in results.values())
+    timings["total"] = total_ms
+    if reports and not any(r.ok for r in reports):
+        status = "failed"
+    elif any(not r.ok or not r.verified for r in reports) or any(
+        not f.provenance.verified for f in fields.values()
+    ) or not_run:
+        status = "partial"
+    else:
+        status = "ok"
+    return RunResult(
+        graph=graph, thread_id=thread_id,
+        request=RunRequest.model_validate(state["request"]), status=status, fields=fields,
+        subtasks=tuple(reports), skipped=skipped,
+        escalations=tuple(Escalation.model_validate(e) for e in state.get("escalations", [])),
+        path=tuple(state.get("path", [])), planner=planner,
+        timings_ms={k: round(v, 3) for k, v in timings.items()},
+        compute_ms=round(sum(r.compute_ms for r in results.values()), 3),
+        tokens=sum(r.tokens for r in results.values()),
+    )

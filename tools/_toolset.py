@@ -1,0 +1,86 @@
+"""The boundary between the graph and the specialists.
+
+The graph's nodes only see a :class:`Toolset`: list the tools, call one with JSON arguments,
+get a :class:`~orchestrator.ToolOutput` back. The in-process toolset below calls registered
+specialists directly; an MCP toolset reaches the same specialists served as MCP tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import ValidationError
+
+from orchestrator._contracts import ToolInfo, ToolOutput
+from orchestrator._errors import ConfigurationError, SpecialistError
+from orchestrator.specialists._base import Specialist
+
+__all__ = ["InProcessToolset", "Toolset"]
+
+
+@runtime_checkable
+class Toolset(Protocol):
+    """What the graph needs from wherever its specialists live."""
+
+    async def list_tools(self) -> list[ToolInfo]: ...
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> ToolOutput:
+        """Run one tool. Raise SpecialistError for a bad call, ToolTransportError when the
+        tool cannot be reached (the caller retries those)."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Load what can be loaded before the first call."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class InProcessToolset:
+    """Calls specialists in this process; the model runs in a worker thread."""
+
+    def __init__(self, specialists: Mapping[str, Specialist[Any, Any]]) -> None:
+        self._specialists = dict(specialists)
+
+    def _get(self, name: str) -> Specialist[Any, Any]:
+        try:
+            return self._specialists[name]
+        except KeyError:
+            known = ", ".join(sorted(self._specialists)) or "none"
+            raise ConfigurationError(f"no tool named {name!r} in this toolset (has: {known})") from None
+
+    async def list_tools(self) -> list[ToolInfo]:
+        return [s.tool_info() for s in self._specialists.values()]
+
+    async def warm_up(self) -> None:
+        await asyncio.gather(
+            *(asyncio.to_thread(s.ensure_loaded) for s in self._specialists.values())
+        )
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> ToolOutput:
+        specialist = self._get(name)
+        try:
+            parsed = specialist.input_model.model_validate(dict(arguments))
+        except ValidationError as exc:
+            raise SpecialistError(f"invalid arguments for {name!r}: {exc}") from exc
+        return await asyncio.to_thread(self._predict, specialist, parsed)
+
+    @staticmethod
+    def _predict(specialist: Specialist[Any, Any], parsed: Any) -> ToolOutput:
+        specialist.ensure_loaded()
+        start = time.perf_counter()
+        prediction = specialist.predict_batch([parsed])[0]
+        compute_ms = (time.perf_counter() - start) * 1000
+        return ToolOutput(
+            output=prediction.output.model_dump(mode="json"),
+            confidence=min(1.0, max(0.0, float(prediction.confidence))),
+            model=specialist.model_id,
+            compute_ms=compute_ms,
+            tokens=prediction.tokens,
+        )
+
+    async def aclose(self) -> None:
+        return None
