@@ -70,7 +70,7 @@ def load_graph_text(
             ],
             source,
         ) from None
-    return _load(loaded.data, loaded, source, registry or default_registry())
+    return _load(loaded.data, loaded, source, registry or default_registry(), text)
 
 
 def load_graph_data(
@@ -80,9 +80,13 @@ def load_graph_data(
 
 
 def _load(
-    data: Any, loaded: LoadedYaml | None, source: str | None, registry: SpecialistRegistry
+    data: Any,
+    loaded: LoadedYaml | None,
+    source: str | None,
+    registry: SpecialistRegistry,
+    text: str | None = None,
 ) -> GraphSpec:
-    locate = _Locator(data, loaded)
+    locate = _Locator(data, loaded, text)
     if not isinstance(data, dict):
         raise GraphFileError(
             [locate.issue((), "a graph file must be a mapping with name, specialists, nodes "
@@ -105,9 +109,10 @@ def _load(
 class _Locator:
     """Turns pydantic locations into document paths and document paths into positions."""
 
-    def __init__(self, data: Any, loaded: LoadedYaml | None) -> None:
+    def __init__(self, data: Any, loaded: LoadedYaml | None, text: str | None = None) -> None:
         self.data = data
         self.loaded = loaded
+        self.lines = text.splitlines() if text is not None else []
 
     def doc_path(self, loc: Sequence[str | int]) -> Loc:
         # pydantic puts the union tag (a node's kind) into locations; the file has no such level.
@@ -144,9 +149,47 @@ class _Locator:
             pos = self.loaded.key_position(path) if key else self.loaded.position(path)
             if pos is not None:
                 line, column = pos.line, pos.column
-                if column_offset:
-                    column += column_offset
+                if column_offset is not None:
+                    line, column = self.inside_scalar(line, column, column_offset)
         return GraphIssue(message, path=path, line=line, column=column, hint=hint)
+
+
+    def inside_scalar(self, line: int, column: int, offset: int) -> tuple[int, int]:
+        """Where character `offset` of a scalar's value sits in the file, for a scalar that
+        starts at (line, column): plain, quoted, or a folded/literal block over several lines."""
+        if not 0 < line <= len(self.lines):
+            return line, column + offset
+        first = self.lines[line - 1]
+        marker = first[column - 1 : column]
+        pieces: list[tuple[int, int, str]] = []  # (line, column, text) of each content line
+        if marker in (">", "|"):
+            indent = None
+            for number in range(line + 1, len(self.lines) + 1):
+                raw = self.lines[number - 1]
+                stripped = raw.lstrip(" ")
+                if not stripped:
+                    continue
+                width = len(raw) - len(stripped)
+                if indent is None:
+                    indent = width
+                if width < indent:
+                    break
+                pieces.append((number, indent + 1, raw[indent:]))
+        else:
+            start = column + 1 if marker in ("'", '"') else column
+            pieces.append((line, start, first[start - 1 :]))
+            number = line + 1
+            while number <= len(self.lines) and self.lines[number - 1][: column - 1].isspace():
+                raw = self.lines[number - 1]
+                stripped = raw.lstrip(" ")
+                pieces.append((number, len(raw) - len(stripped) + 1, stripped))
+                number += 1
+        remaining = offset
+        for number, start, content in pieces:
+            if remaining <= len(content):
+                return number, start + remaining
+            remaining -= len(content) + 1  # the newline or the folding space
+        return line, column + offset
 
 
 def _model_at(data: Any, path: Loc) -> type[BaseModel] | None:
@@ -407,7 +450,9 @@ class _GraphChecker:
         # A node with no outgoing edge ends the run, like an edge to END.
         exits = {n for n, s in successors.items() if not s and n != START} | {END}
         for name in self.spec.nodes:
-            if name in reached and not (_reach(name, successors) & exits):
+            reachable = _reach(name, successors)
+            in_cycle = any(name in _reach(nxt, successors) for nxt in successors[name])
+            if name in reached and in_cycle and not (reachable & exits):
                 first = next(i for i, e in enumerate(self.spec.edges) if e.source == name)
                 self.add(("edges", first), f"node {name!r} is in a cycle with no exit: no path "
                          "from it reaches END", hint="add an edge out of the cycle to END")

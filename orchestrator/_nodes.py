@@ -308,19 +308,24 @@ class NodeContext:
 
     # -- routing ---------------------------------------------------------------------------
     def decide(self, node: str, state: RunState) -> dict[str, Any]:
-        """Pick the edge out of `node`: the first whose condition holds, else the default."""
+        """Pick the edge out of `node`: the first whose condition holds, else the default.
+
+        ``reads`` lists the subtasks read by every condition evaluated on the way, since the
+        default edge is taken *because* the conditions before it failed.
+        """
         context = expression_context(state)
         subtasks = self.spec.subtasks()
         default = END
+        reads: set[str] = set()
         for edge in self.spec.edges_from(node):
             if edge.when is None:
                 default = edge.to
                 continue
             condition = _condition(edge.when)
+            reads.update(n for n in condition.names if n in subtasks)
             if condition.evaluate(context):
-                reads = sorted(n for n in condition.names if n in subtasks)
-                return {"from": node, "to": edge.to, "when": edge.when, "reads": reads}
-        return {"from": node, "to": default, "when": None, "reads": []}
+                return {"from": node, "to": edge.to, "when": edge.when, "reads": sorted(reads)}
+        return {"from": node, "to": default, "when": None, "reads": sorted(reads)}
 
     def route(self, node: str, state: RunState) -> str:
         decision = next(d for d in reversed(state["decisions"]) if d["from"] == node)

@@ -123,6 +123,15 @@ class Orchestrator:
         self._stack = stack
         return self
 
+    async def acompile(self, checkpointer: BaseCheckpointSaver[str] | None = None) -> Any:
+        """The compiled LangGraph graph on this orchestrator's toolset, for hosts that run
+        graphs themselves (``langgraph dev``, LangGraph Platform) with their own checkpointer.
+        The toolset stays open for the life of the process."""
+        toolset = self._toolset or self._default_toolset()
+        tools = await self._tool_infos(toolset)
+        ctx = NodeContext(spec=self.spec, toolset=toolset, planner=self._planner, tools=tools)
+        return build_state_graph(ctx).compile(checkpointer=checkpointer, name=self.spec.name)
+
     async def _tool_infos(self, toolset: Toolset) -> dict[str, ToolInfo]:
         published = {t.name: t for t in await toolset.list_tools()}
         tools: dict[str, ToolInfo] = {}
@@ -175,29 +184,33 @@ class Orchestrator:
                 "configurable": {"thread_id": tid},
                 "recursion_limit": self.spec.policies.max_steps * 4,
             }
-            graph_input = await self._input_for(graph, config, request, metadata, tid)
+            mode, graph_input = await self._input_for(graph, config, request, metadata, tid)
 
             def event(kind: str, node: str = "", **detail: Any) -> RunEvent:
                 elapsed = (time.perf_counter() - start) * 1000
                 return RunEvent.model_validate({"kind": kind, "node": node, "thread_id": tid,
                                                 "elapsed_ms": elapsed, "detail": detail})
 
-            yield event("started" if graph_input is not None else "resumed")
             final: dict[str, Any] | None = None
-            async for mode, chunk in graph.astream(
-                graph_input, config, stream_mode=["updates", "values"],
-                durability=self.spec.policies.durability,
-            ):
-                if mode == "values":
-                    final = chunk
-                    continue
-                for node_name, update in chunk.items():
-                    for progress in _progress(node_name, update or {}):
-                        yield event(*progress[:2], **progress[2])
-            if final is None or "request" not in final:
-                if graph.checkpointer is None:
-                    raise ConfigurationError(f"nothing to resume for thread {tid!r}")
-                final = (await graph.aget_state(config)).values
+            if mode == "done":
+                final = graph_input
+            else:
+                yield event("started" if mode == "start" else "resumed")
+                options: dict[str, Any] = {"stream_mode": ["updates", "values"]}
+                if graph.checkpointer is not None:
+                    options["durability"] = self.spec.policies.durability
+                async for kind, chunk in graph.astream(
+                    graph_input if mode == "start" else None, config, **options
+                ):
+                    if kind == "values":
+                        final = chunk
+                        continue
+                    for node_name, update in chunk.items():
+                        for progress in _progress(node_name, update or {}):
+                            yield event(*progress[:2], **progress[2])
+                if final is None or "request" not in final:
+                    final = (await graph.aget_state(config)).values
+            assert final is not None
             result = build_run_result(
                 self.spec.name, tid, final, planner=self._planner.name,
                 total_ms=(time.perf_counter() - start) * 1000,
@@ -210,29 +223,37 @@ class Orchestrator:
     async def _input_for(
         self, graph: Any, config: dict[str, Any], request: str | RunRequest | None,
         metadata: Mapping[str, Any] | None, tid: str,
-    ) -> dict[str, Any] | None:
-        pending = None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """("start", input), ("resume", None) or ("done", stored state) for this thread.
+
+        A thread holds one run. Asking again for a finished thread's request returns its
+        stored result without running anything; another request on it is refused.
+        """
+        stored: dict[str, Any] = {}
+        unfinished = False
         if graph.checkpointer is not None:
             snapshot = await graph.aget_state(config)
-            if snapshot.next:
-                pending = snapshot.values
-        if pending is not None:
-            stored = pending.get("request", {}).get("text")
-            given = request.text if isinstance(request, RunRequest) else request
-            if given is not None and given != stored:
+            stored, unfinished = dict(snapshot.values or {}), bool(snapshot.next)
+        given = request.text if isinstance(request, RunRequest) else request
+        if "request" in stored:
+            stored_text = stored["request"].get("text")
+            if given is not None and given != stored_text:
+                state = "an unfinished" if unfinished else "a finished"
                 raise ConfigurationError(
-                    f"thread {tid!r} has an unfinished run for another request ({stored!r}); "
-                    "resume it without a request, or use a new thread id"
+                    f"thread {tid!r} holds {state} run for another request ({stored_text!r}); "
+                    "use a new thread id for a new request"
                 )
-            log.info("resuming run", thread_id=tid)
-            return None
+            if unfinished:
+                log.info("resuming run", thread_id=tid)
+                return "resume", None
+            return "done", stored
         if request is None:
             raise ConfigurationError(
-                f"thread {tid!r} has no unfinished run to resume; pass a request to start one"
+                f"thread {tid!r} has no run to resume; pass a request to start one"
             )
         if isinstance(request, str):
             request = RunRequest(text=request, metadata=dict(metadata or {}))
-        return {"request": request.model_dump(mode="json")}
+        return "start", {"request": request.model_dump(mode="json")}
 
     async def arun(
         self,

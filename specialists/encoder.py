@@ -99,6 +99,7 @@ class OnnxSentenceEncoder:
         self.dim = int(self._session.get_outputs()[0].shape[-1])
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
+        self._inflight: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -123,26 +124,38 @@ class OnnxSentenceEncoder:
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: list[int] = []
+        mine: list[str] = []  # texts this call computes
+        waits: dict[str, threading.Event] = {}  # texts another thread is computing right now
+        with self._lock:
+            for text in dict.fromkeys(texts):
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                elif text in self._inflight:
+                    waits[text] = self._inflight[text]
+                else:
+                    self._inflight[text] = threading.Event()
+                    mine.append(text)
+        if mine:
+            try:
+                vectors = self._forward(mine)
+                with self._lock:
+                    for text, vec in zip(mine, vectors, strict=True):
+                        self._cache[text] = vec
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            finally:
+                with self._lock:
+                    for text in mine:
+                        self._inflight.pop(text).set()
+        for event in waits.values():
+            event.wait()
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        # Only when the computing thread failed, or the cache evicted the text meanwhile.
+        extra = dict(zip(missing, self._forward(missing), strict=True)) if missing else {}
         with self._lock:
             for i, text in enumerate(texts):
-                hit = self._cache.get(text)
-                if hit is None:
-                    missing.append(i)
-                else:
-                    self._cache.move_to_end(text)
-                    out[i] = hit
-        if missing:
-            unique = list(dict.fromkeys(texts[i] for i in missing))
-            vectors = self._forward(unique)
-            by_text = dict(zip(unique, vectors, strict=True))
-            for i in missing:
-                out[i] = by_text[texts[i]]
-            with self._lock:
-                for text, vec in by_text.items():
-                    self._cache[text] = vec
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                out[i] = extra[text] if text in extra else self._cache[text]
         return out
 
     def _forward(self, texts: Sequence[str]) -> Vectors:

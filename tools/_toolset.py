@@ -40,7 +40,10 @@ class Toolset(Protocol):
 
 
 class InProcessToolset:
-    """Calls specialists in this process; the model runs in a worker thread."""
+    """Calls specialists in this process; the model runs in a worker thread.
+
+    ``specialists`` maps tool names to specialist instances.
+    """
 
     def __init__(self, specialists: Mapping[str, Specialist[Any, Any]]) -> None:
         self._specialists = dict(specialists)
@@ -53,7 +56,11 @@ class InProcessToolset:
             raise ConfigurationError(f"no tool named {name!r} in this toolset (has: {known})") from None
 
     async def list_tools(self) -> list[ToolInfo]:
-        return [s.tool_info() for s in self._specialists.values()]
+        # Tools are named by their key here, so one specialist can be bound twice with
+        # different options (say, two intent label sets).
+        return [
+            s.tool_info().model_copy(update={"name": key}) for key, s in self._specialists.items()
+        ]
 
     async def warm_up(self) -> None:
         await asyncio.gather(

@@ -1,0 +1,26 @@
+"""Graph factories for ``langgraph dev`` and LangGraph Platform (see ``langgraph.json``).
+
+The host supplies its own checkpointer and calls the factory inside its event loop. Invoke
+the graph with ``{"request": {"text": "..."}}``; the final state holds fields, results and
+verdicts as plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator._orchestrator import Orchestrator
+from orchestrator.graphs import shipped_graphs
+
+__all__ = ["support_triage"]
+
+
+async def _shipped(name: str) -> Any:
+    return await Orchestrator(
+        Orchestrator.from_file(shipped_graphs()[name]).spec, checkpointer="none"
+    ).acompile()
+
+
+async def support_triage() -> Any:
+    """The shipped support-triage graph, compiled."""
+    return await _shipped("support_triage")

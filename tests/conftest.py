@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.specialists import SpecialistRegistry
+from orchestrator.specialists.testing import ScriptedSpecialist
+
+REPO = Path(__file__).resolve().parent.parent
+GRAPHS = REPO / "graphs"
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    # The tests talk to nothing but servers they start themselves on 127.0.0.1.
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"tests may not connect to {host!r}: network access is switched off")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    yield
+
+
+@pytest.fixture
+def registry() -> SpecialistRegistry:
+    """A registry with only the scripted test specialist (no models load)."""
+    reg = SpecialistRegistry(load_entry_points=False)
+    reg.register(ScriptedSpecialist)
+    return reg
+
+
+SCRIPTED_GRAPH = """\
+version: 1
+name: scripted
+specialists:
+  first:
+    uses: scripted
+    options:
+      answers:
+        refund: {label: refund, confidence: 0.95}
+        unsure: {label: refund, confidence: 0.2}
+      default: {label: other, confidence: 0.9}
+      labels: [refund, other]
+  second:
+    uses: scripted
+    options:
+      answers:
+        "refund": {label: followup, confidence: 0.8}
+policies:
+  retries: 1
+  retry_backoff_s: 0
+nodes:
+  work:
+    kind: specialists
+    subtasks:
+      - {id: a, specialist: first}
+      - id: b
+        specialist: second
+        depends_on: [a]
+        input: {text: "previous said {{ a.label }}"}
+  refund_route:
+    kind: set
+    set: {queue: refunds, seen: "{{ a.label }}"}
+  other_route:
+    kind: set
+    set: {queue: general}
+edges:
+  - {from: START, to: work}
+  - {from: work, to: refund_route, when: "a.label == 'refund' and a.verified"}
+  - {from: work, to: other_route}
+"""
+
+
+@pytest.fixture
+def scripted_graph_text() -> str:
+    return SCRIPTED_GRAPH

@@ -1,0 +1,78 @@
+"""A run killed midway resumes from its checkpoint without redoing finished subtasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import GraphSpec, Orchestrator
+from orchestrator.specialists import SpecialistRegistry
+from orchestrator.specialists.testing import ScriptedSpecialist
+
+GRAPH = """\
+name: crashy
+specialists:
+  fast: {{uses: scripted, options: {{log_file: "{a_log}", default: {{label: done}}}}}}
+  slow: {{uses: scripted, options: {{log_file: "{b_log}", delay_s: {delay}}}}}
+policies: {{durability: sync}}
+nodes:
+  work:
+    kind: specialists
+    subtasks:
+      - {{id: a, specialist: fast}}
+      - {{id: b, specialist: slow, depends_on: [a], input: {{text: "after {{{{ a.label }}}}"}}}}
+edges:
+  - {{from: START, to: work}}
+"""
+
+RUNNER = """\
+import sys
+from orchestrator import Orchestrator, register_specialist
+from orchestrator.specialists.testing import ScriptedSpecialist
+register_specialist(ScriptedSpecialist)
+Orchestrator.from_file(sys.argv[1], state_dir=sys.argv[2]).run("go", thread_id="crash-1")
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_redoing_finished_subtasks(tmp_path: Path) -> None:
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    graph = tmp_path / "crashy.yaml"
+    graph.write_text(GRAPH.format(a_log=a_log, b_log=b_log, delay=60))
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, str(runner), str(graph), str(state)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (b_log.exists() and b_log.read_text()):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the slow subtask never started"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert a_log.read_text() == "go\n"
+    assert b_log.read_text() == "after done\n"
+
+    registry = SpecialistRegistry(load_entry_points=False)
+    registry.register(ScriptedSpecialist)
+    graph.write_text(GRAPH.format(a_log=a_log, b_log=b_log, delay=0))
+    orc = Orchestrator(GraphSpec.from_file(graph, registry=registry), state_dir=state,
+                       registry=registry)
+    result = orc.resume("crash-1")
+
+    assert result.status == "ok"
+    assert [s.id for s in result.subtasks] == ["a", "b"]
+    assert a_log.read_text() == "go\n", "the finished subtask ran again"
+    assert b_log.read_text() == "after done\nafter done\n"
+    assert result.value("b.label") == "other"
