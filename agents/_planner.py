@@ -85,5 +85,6 @@ class LocalPlanner:
             parts.append(
                 "similarity " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(similarity.items()))
             )
-        return Plan(subtasks=tuple(chosen), planner=self.name, rationale="; ".join(parts),
-                    skipped=skipped)
+        return Plan(
+            subtasks=tuple(chosen), planner=self.name, rationale="; ".join(parts), skipped=skipped
+        )

@@ -10,7 +10,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -50,7 +49,7 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(specialists_app, name="specialists")
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never wrap error messages
 
 
 def _version(value: bool) -> None:
@@ -126,7 +125,9 @@ def run(
     if text is None and thread is None:
         raise ConfigurationError("give --input TEXT (or --thread ID to resume an unfinished run)")
     orc = Orchestrator.from_file(
-        resolve_graph(graph), state_dir=state_dir, checkpointer=checkpointer  # type: ignore[arg-type]
+        resolve_graph(graph),
+        state_dir=state_dir,
+        checkpointer=checkpointer,  # type: ignore[arg-type]
     )
     result = asyncio.run(_run_with_progress(orc, text, thread, show=not as_json))
     if as_json:
@@ -181,24 +182,33 @@ def render_result(result: RunResult, console: Console) -> None:
         else:
             source = f"rule {p.node} <- {', '.join(p.derived_from) or 'request'}"
         fields.add_row(
-            name, _format_value(f.value), source,
+            name,
+            _format_value(f.value),
+            source,
             "" if p.confidence is None else f"{p.confidence:.2f}",
             "[green]yes[/green]" if p.verified else "[yellow]no[/yellow]",
         )
     console.print(fields)
     calls = Table(title="Specialist calls", title_justify="left")
     for column in ("subtask", "ok", "verified", "conf", "ms", "model ms", "tokens", "note"):
-        calls.add_column(column, justify="right" if "ms" in column or column == "tokens"
-                         else "left", overflow="fold")
+        calls.add_column(
+            column,
+            justify="right" if "ms" in column or column == "tokens" else "left",
+            overflow="fold",
+        )
     for s in result.subtasks:
         note = s.error or "; ".join(s.reasons)
         if s.attempts > 1:
             note = f"{s.attempts} attempts; {note}".rstrip("; ")
         calls.add_row(
-            s.id, "yes" if s.ok else "[red]no[/red]",
+            s.id,
+            "yes" if s.ok else "[red]no[/red]",
             "yes" if s.verified else "[yellow]no[/yellow]",
-            "" if s.confidence is None else f"{s.confidence:.2f}", f"{s.latency_ms:.1f}",
-            f"{s.compute_ms:.1f}", str(s.tokens), note,
+            "" if s.confidence is None else f"{s.confidence:.2f}",
+            f"{s.latency_ms:.1f}",
+            f"{s.compute_ms:.1f}",
+            str(s.tokens),
+            note,
         )
     console.print(calls)
     for sid, why in result.skipped.items():
@@ -227,9 +237,22 @@ def graph_validate(
         try:
             spec = GraphSpec.from_file(resolve_graph(name))
         except GraphFileError as exc:
-            report.append({"file": name, "valid": False, "issues": [
-                {"line": i.line, "column": i.column, "message": i.message, "hint": i.hint,
-                 "path": list(i.path)} for i in exc.issues]})
+            report.append(
+                {
+                    "file": name,
+                    "valid": False,
+                    "issues": [
+                        {
+                            "line": i.line,
+                            "column": i.column,
+                            "message": i.message,
+                            "hint": i.hint,
+                            "path": list(i.path),
+                        }
+                        for i in exc.issues
+                    ],
+                }
+            )
             if not as_json:
                 err.print(str(exc), markup=False)
         except ConfigurationError as exc:
@@ -239,8 +262,10 @@ def graph_validate(
         else:
             report.append({"file": name, "valid": True, "graph": spec.name, "issues": []})
             if not as_json:
-                out.print(f"[green]ok[/green] {name} (graph {spec.name!r}, "
-                          f"{len(spec.nodes)} nodes, {len(spec.subtasks())} subtasks)")
+                out.print(
+                    f"[green]ok[/green] {name} (graph {spec.name!r}, "
+                    f"{len(spec.nodes)} nodes, {len(spec.subtasks())} subtasks)"
+                )
     if as_json:
         out.print_json(json.dumps(report))
     return ExitCode.OK if all(r["valid"] for r in report) else ExitCode.INVALID
@@ -300,9 +325,14 @@ def specialists_list(
     rows = []
     for name in registry.names():
         cls = registry.get(name)
-        rows.append({"name": name, "description": cls.description,
-                     "input": list(cls.input_model.model_fields),
-                     "output": list(cls.output_model.model_fields)})
+        rows.append(
+            {
+                "name": name,
+                "description": cls.description,
+                "input": list(cls.input_model.model_fields),
+                "output": list(cls.output_model.model_fields),
+            }
+        )
     if as_json:
         out.print_json(json.dumps(rows))
         return ExitCode.OK
@@ -322,12 +352,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=args, prog_name="orchestrator", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show(file=sys.stderr)
+        else:
+            err.print(f"error: {exc.format_message()}", markup=False)
         return ExitCode.USAGE
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         return ExitCode.INTERRUPTED
     except GraphFileError as exc:

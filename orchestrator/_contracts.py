@@ -47,8 +47,12 @@ class Subtask(_Model):
 
     id: str = Field(description="Unique within the run; conditions refer to the result by this id.")
     specialist: str = Field(description="Name of the specialist (tool) to call.")
-    input: dict[str, Any] = Field(description="Arguments, valid against the specialist's input schema.")
-    depends_on: tuple[str, ...] = Field(default=(), description="Subtask ids that must finish first.")
+    input: dict[str, Any] = Field(
+        description="Arguments, valid against the specialist's input schema."
+    )
+    depends_on: tuple[str, ...] = Field(
+        default=(), description="Subtask ids that must finish first."
+    )
     step: str = Field(default="", description="The graph node that owns this subtask.")
 
 
@@ -162,8 +166,9 @@ class SubtaskReport(_Model):
 class RunEvent(_Model):
     """A progress event of a streamed run."""
 
-    kind: Literal["started", "resumed", "planned", "called", "verified", "merged", "set",
-                  "finished"]
+    kind: Literal[
+        "started", "resumed", "planned", "called", "verified", "merged", "set", "finished"
+    ]
     node: str = ""
     thread_id: str
     elapsed_ms: float

@@ -45,8 +45,9 @@ class UnknownSpecialistError(ConfigurationError, KeyError):
         self.known = tuple(known)
         close = get_close_matches(name, self.known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        known_list = ", ".join(self.known) or "none"
         super().__init__(
-            f"unknown specialist {name!r}{hint} Known specialists: {', '.join(self.known) or 'none'}. "
+            f"unknown specialist {name!r}{hint} Known specialists: {known_list}. "
             "Register new ones with `orchestrator.register_specialist` or the "
             "`orchestrator.specialists` entry point."
         )

@@ -89,8 +89,13 @@ def _load(
     locate = _Locator(data, loaded, text)
     if not isinstance(data, dict):
         raise GraphFileError(
-            [locate.issue((), "a graph file must be a mapping with name, specialists, nodes "
-                          "and edges", hint="see graphs/support_triage.yaml for an example")],
+            [
+                locate.issue(
+                    (),
+                    "a graph file must be a mapping with name, specialists, nodes and edges",
+                    hint="see graphs/support_triage.yaml for an example",
+                )
+            ],
             source,
         )
     try:
@@ -126,9 +131,9 @@ class _Locator:
                 and current.get("kind") == element
             ):
                 continue
-            if isinstance(current, dict) and element in current:
-                current = current[element]
-            elif isinstance(current, list) and isinstance(element, int) and element < len(current):
+            if (isinstance(current, dict) and element in current) or (
+                isinstance(current, list) and isinstance(element, int) and element < len(current)
+            ):
                 current = current[element]
             else:
                 current = None
@@ -152,7 +157,6 @@ class _Locator:
                 if column_offset is not None:
                     line, column = self.inside_scalar(line, column, column_offset)
         return GraphIssue(message, path=path, line=line, column=column, hint=hint)
-
 
     def inside_scalar(self, line: int, column: int, offset: int) -> tuple[int, int]:
         """Where character `offset` of a scalar's value sits in the file, for a scalar that
@@ -274,9 +278,13 @@ class _GraphChecker:
                 cls = self.registry.get(name)
             except UnknownSpecialistError as exc:
                 where: Loc = ("specialists", key, "uses") if binding.uses else ("specialists", key)
-                self.add(where, str(exc).split(" Register")[0], key=binding.uses is None,
-                         hint="register it with orchestrator.register_specialist or the "
-                              "`orchestrator.specialists` entry point")
+                self.add(
+                    where,
+                    str(exc).split(" Register")[0],
+                    key=binding.uses is None,
+                    hint="register it with orchestrator.register_specialist or the "
+                    "`orchestrator.specialists` entry point",
+                )
                 self.outputs[key] = None
                 continue
             self.outputs[key] = set(cls.output_model.model_fields)
@@ -287,8 +295,12 @@ class _GraphChecker:
                     path: Loc = ("specialists", key, "options", *err["loc"])
                     if err["type"] == "extra_forbidden":
                         allowed = list(cls.options_model.model_fields)
-                        self.add(path, f"unknown option {err['loc'][-1]!r} for specialist "
-                                 f"{name!r}", key=True, hint=f"allowed: {', '.join(allowed)}")
+                        self.add(
+                            path,
+                            f"unknown option {err['loc'][-1]!r} for specialist {name!r}",
+                            key=True,
+                            hint=f"allowed: {', '.join(allowed)}",
+                        )
                     else:
                         self.add(path, f"invalid option: {err['msg']}")
 
@@ -301,22 +313,34 @@ class _GraphChecker:
             for index, sub in enumerate(node.subtasks):
                 base: Loc = ("nodes", node_name, "subtasks", index)
                 if sub.id in ids:
-                    self.add((*base, "id"), f"subtask id {sub.id!r} is already used in node "
-                             f"{ids[sub.id]!r}", hint="subtask ids must be unique in the graph")
+                    self.add(
+                        (*base, "id"),
+                        f"subtask id {sub.id!r} is already used in node {ids[sub.id]!r}",
+                        hint="subtask ids must be unique in the graph",
+                    )
                 ids.setdefault(sub.id, node_name)
                 if sub.specialist not in self.spec.specialists:
-                    self.add((*base, "specialist"), f"unknown specialist {sub.specialist!r}",
-                             hint=_did_you_mean(sub.specialist, self.spec.specialists,
-                                                "declare it under `specialists:`"))
+                    self.add(
+                        (*base, "specialist"),
+                        f"unknown specialist {sub.specialist!r}",
+                        hint=_did_you_mean(
+                            sub.specialist, self.spec.specialists, "declare it under `specialists:`"
+                        ),
+                    )
                 for dep_index, dep in enumerate(sub.depends_on):
                     if dep not in local:
-                        self.add((*base, "depends_on", dep_index),
-                                 f"{sub.id!r} depends on unknown subtask {dep!r}",
-                                 hint=_did_you_mean(dep, local - {sub.id},
-                                                    "depends_on names subtasks of the same node"))
+                        self.add(
+                            (*base, "depends_on", dep_index),
+                            f"{sub.id!r} depends on unknown subtask {dep!r}",
+                            hint=_did_you_mean(
+                                dep, local - {sub.id}, "depends_on names subtasks of the same node"
+                            ),
+                        )
                     elif dep == sub.id:
-                        self.add((*base, "depends_on", dep_index),
-                                 f"subtask {sub.id!r} depends on itself")
+                        self.add(
+                            (*base, "depends_on", dep_index),
+                            f"subtask {sub.id!r} depends on itself",
+                        )
             self.check_dependency_cycles(node_name, node)
         # Inputs may refer to any subtask id, so they are checked once all ids are known.
         for node_name, node in self.spec.nodes.items():
@@ -330,9 +354,11 @@ class _GraphChecker:
         cycle = _find_cycle(deps)
         if cycle:
             index = next(i for i, s in enumerate(node.subtasks) if s.id == cycle[0])
-            self.add(("nodes", node_name, "subtasks", index, "depends_on"),
-                     "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
-                     hint="remove one of these depends_on entries")
+            self.add(
+                ("nodes", node_name, "subtasks", index, "depends_on"),
+                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+                hint="remove one of these depends_on entries",
+            )
 
     def check_input(self, base: Loc, sub: SubtaskSpec, ids: dict[str, str]) -> None:
         if sub.specialist in self.spec.specialists:
@@ -344,13 +370,18 @@ class _GraphChecker:
                 fields = cls.input_model.model_fields
                 for key in sub.input:
                     if key not in fields:
-                        self.add((*base, "input", key), f"unknown input {key!r} for specialist "
-                                 f"{sub.specialist!r}", key=True,
-                                 hint=f"its inputs are: {', '.join(fields)}")
+                        self.add(
+                            (*base, "input", key),
+                            f"unknown input {key!r} for specialist {sub.specialist!r}",
+                            key=True,
+                            hint=f"its inputs are: {', '.join(fields)}",
+                        )
                 for key, field in fields.items():
                     if field.is_required() and key not in sub.input:
-                        self.add((*base, "input"), f"missing input {key!r} for specialist "
-                                 f"{sub.specialist!r}")
+                        self.add(
+                            (*base, "input"),
+                            f"missing input {key!r} for specialist {sub.specialist!r}",
+                        )
         for key, value in sub.input.items():
             self.check_value((*base, "input", key), value, ids)
 
@@ -359,8 +390,12 @@ class _GraphChecker:
             try:
                 template = parse_template(value)
             except ExpressionError as exc:
-                self.add(path, f"invalid template: {exc.message}", hint=exc.hint,
-                         column_offset=exc.column)
+                self.add(
+                    path,
+                    f"invalid template: {exc.message}",
+                    hint=exc.hint,
+                    column_offset=exc.column,
+                )
                 return
             for expression in template.expressions:
                 self.check_names(path, expression, ids)
@@ -374,9 +409,13 @@ class _GraphChecker:
     def check_names(self, path: Loc, expression: Expression, ids: dict[str, str]) -> None:
         for name in sorted(expression.names):
             if name not in ROOT_NAMES and name not in ids:
-                self.add(path, f"unknown name {name!r} in {expression.source!r}",
-                         hint=_did_you_mean(name, [*ROOT_NAMES, *ids],
-                                            "names are subtask ids, `request` or `fields`"))
+                self.add(
+                    path,
+                    f"unknown name {name!r} in {expression.source!r}",
+                    hint=_did_you_mean(
+                        name, [*ROOT_NAMES, *ids], "names are subtask ids, `request` or `fields`"
+                    ),
+                )
         for chain in expression.paths:
             root = chain[0]
             if root in ids and len(chain) > 1:
@@ -385,12 +424,17 @@ class _GraphChecker:
                 attr = chain[1]
                 if known is not None and attr not in known and attr not in RESULT_ATTRIBUTES:
                     allowed = sorted(known) + list(RESULT_ATTRIBUTES)
-                    self.add(path, f"{root!r} has no attribute {attr!r}",
-                             hint=_did_you_mean(str(attr), allowed,
-                                                f"available: {', '.join(allowed)}"))
+                    self.add(
+                        path,
+                        f"{root!r} has no attribute {attr!r}",
+                        hint=_did_you_mean(str(attr), allowed, f"available: {', '.join(allowed)}"),
+                    )
             if root == "request" and len(chain) > 1 and chain[1] not in ("text", "metadata"):
-                self.add(path, f"request has no attribute {chain[1]!r}",
-                         hint="use request.text or request.metadata.KEY")
+                self.add(
+                    path,
+                    f"request has no attribute {chain[1]!r}",
+                    hint="use request.text or request.metadata.KEY",
+                )
 
     def check_set_nodes(self, ids: dict[str, str]) -> None:
         for node_name, node in self.spec.nodes.items():
@@ -406,37 +450,56 @@ class _GraphChecker:
             if edge.source == END:
                 self.add((*base, "from"), "an edge cannot start at END")
             elif edge.source != START and edge.source not in nodes:
-                self.add((*base, "from"), f"edge from unknown node {edge.source!r}",
-                         hint=_did_you_mean(edge.source, [START, *nodes], None))
+                self.add(
+                    (*base, "from"),
+                    f"edge from unknown node {edge.source!r}",
+                    hint=_did_you_mean(edge.source, [START, *nodes], None),
+                )
             if edge.to == START:
                 self.add((*base, "to"), "an edge cannot lead to START")
             elif edge.to != END and edge.to not in nodes:
-                self.add((*base, "to"), f"edge to nowhere: no node named {edge.to!r}",
-                         hint=_did_you_mean(edge.to, [*nodes, END], None))
+                self.add(
+                    (*base, "to"),
+                    f"edge to nowhere: no node named {edge.to!r}",
+                    hint=_did_you_mean(edge.to, [*nodes, END], None),
+                )
             if edge.when is None:
                 if edge.source in defaults:
-                    self.add(base, f"node {edge.source!r} has two edges without `when` (the "
-                             f"other is edges[{defaults[edge.source]}])",
-                             hint="a node has at most one default edge; give the others a `when`")
+                    self.add(
+                        base,
+                        f"node {edge.source!r} has two edges without `when` (the "
+                        f"other is edges[{defaults[edge.source]}])",
+                        hint="a node has at most one default edge; give the others a `when`",
+                    )
                 defaults.setdefault(edge.source, index)
             else:
                 try:
                     expression = parse_expression(edge.when)
                 except ExpressionError as exc:
-                    self.add((*base, "when"), f"invalid condition: {exc.message}",
-                             hint=exc.hint, column_offset=exc.column)
+                    self.add(
+                        (*base, "when"),
+                        f"invalid condition: {exc.message}",
+                        hint=exc.hint,
+                        column_offset=exc.column,
+                    )
                 else:
                     self.check_names((*base, "when"), expression, ids)
         sources = {e.source for e in self.spec.edges}
         if START not in sources:
-            self.add(("edges",), "no edge leaves START",
-                     hint=f"add `- {{from: START, to: {next(iter(nodes))}}}`")
+            self.add(
+                ("edges",),
+                "no edge leaves START",
+                hint=f"add `- {{from: START, to: {next(iter(nodes))}}}`",
+            )
         for source in sources:
             if source not in defaults and (source == START or source in nodes):
                 first = next(i for i, e in enumerate(self.spec.edges) if e.source == source)
-                self.add(("edges", first), f"every edge out of {source!r} has a `when`, so a run "
-                         "where none holds would stop with nowhere to go",
-                         hint=f"add a default edge: `- {{from: {source}, to: END}}`")
+                self.add(
+                    ("edges", first),
+                    f"every edge out of {source!r} has a `when`, so a run "
+                    "where none holds would stop with nowhere to go",
+                    hint=f"add a default edge: `- {{from: {source}, to: END}}`",
+                )
 
     def check_reachability(self) -> None:
         successors: dict[str, set[str]] = {n: set() for n in [START, *self.spec.nodes]}
@@ -445,8 +508,12 @@ class _GraphChecker:
         reached = _reach(START, successors)
         for name in self.spec.nodes:
             if name not in reached:
-                self.add(("nodes", name), f"node {name!r} is unreachable from START", key=True,
-                         hint="add an edge that leads to it, or remove it")
+                self.add(
+                    ("nodes", name),
+                    f"node {name!r} is unreachable from START",
+                    key=True,
+                    hint="add an edge that leads to it, or remove it",
+                )
         # A node with no outgoing edge ends the run, like an edge to END.
         exits = {n for n, s in successors.items() if not s and n != START} | {END}
         for name in self.spec.nodes:
@@ -454,8 +521,11 @@ class _GraphChecker:
             in_cycle = any(name in _reach(nxt, successors) for nxt in successors[name])
             if name in reached and in_cycle and not (reachable & exits):
                 first = next(i for i, e in enumerate(self.spec.edges) if e.source == name)
-                self.add(("edges", first), f"node {name!r} is in a cycle with no exit: no path "
-                         "from it reaches END", hint="add an edge out of the cycle to END")
+                self.add(
+                    ("edges", first),
+                    f"node {name!r} is in a cycle with no exit: no path from it reaches END",
+                    hint="add an edge out of the cycle to END",
+                )
 
 
 def _reach(start: str, successors: dict[str, set[str]]) -> set[str]:
@@ -478,7 +548,7 @@ def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
         stack.append(node)
         for dep in deps.get(node, []):
             if state.get(dep) == 1:
-                return stack[stack.index(dep):]
+                return stack[stack.index(dep) :]
             if dep in deps and dep not in state:
                 found = visit(dep)
                 if found:

@@ -123,8 +123,9 @@ class NodeContext:
         assert isinstance(spec_node, SpecialistsNodeSpec)
         step = PlanStep(node=node, declared=spec_node.subtasks, tools=self.tools)
         plan = await self.planner.plan(RunRequest.model_validate(state["request"]), step)
-        log.debug("planned", node=node, subtasks=[s.id for s in plan.subtasks],
-                  skipped=plan.skipped)
+        log.debug(
+            "planned", node=node, subtasks=[s.id for s in plan.subtasks], skipped=plan.skipped
+        )
         return {
             "plans": {node: plan.model_dump(mode="json")},
             "path": [node],
@@ -158,8 +159,11 @@ class NodeContext:
 
     async def call_subtask(self, sub: Subtask) -> SpecialistResult:
         policies = self.spec.policies
-        timeout = self.spec.timeout_s(sub.specialist) if sub.specialist in self.spec.specialists \
+        timeout = (
+            self.spec.timeout_s(sub.specialist)
+            if sub.specialist in self.spec.specialists
             else policies.timeout_s
+        )
         attempts = 0
         start = time.perf_counter()
         try:
@@ -184,15 +188,25 @@ class NodeContext:
             if not isinstance(exc, RunError):
                 log.warning("specialist raised", subtask=sub.id, error=repr(exc), exc_info=True)
             return SpecialistResult(
-                subtask_id=sub.id, specialist=sub.specialist, ok=False,
-                latency_ms=(time.perf_counter() - start) * 1000, attempts=attempts,
-                error=str(exc) or kind, error_kind=kind,
+                subtask_id=sub.id,
+                specialist=sub.specialist,
+                ok=False,
+                latency_ms=(time.perf_counter() - start) * 1000,
+                attempts=attempts,
+                error=str(exc) or kind,
+                error_kind=kind,
             )
         return SpecialistResult(
-            subtask_id=sub.id, specialist=sub.specialist, ok=True, output=out.output,
-            confidence=out.confidence, model=out.model,
-            latency_ms=(time.perf_counter() - start) * 1000, compute_ms=out.compute_ms,
-            tokens=out.tokens, attempts=attempts,
+            subtask_id=sub.id,
+            specialist=sub.specialist,
+            ok=True,
+            output=out.output,
+            confidence=out.confidence,
+            model=out.model,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            compute_ms=out.compute_ms,
+            tokens=out.tokens,
+            attempts=attempts,
         )
 
     # -- verify ----------------------------------------------------------------------------
@@ -210,19 +224,26 @@ class NodeContext:
             verdicts[sub.id] = verdict.model_dump(mode="json")
             if not verdict.passed:
                 # No escalation ladder is declared yet: the field is kept, marked unverified.
-                escalations.append(Escalation(
-                    subtask_id=sub.id, reason="; ".join(verdict.reasons),
-                ).model_dump(mode="json"))
-        return {"verdicts": verdicts, "escalations": escalations,
-                "timings": [_timing(node, "verify", start)]}
+                escalations.append(
+                    Escalation(
+                        subtask_id=sub.id,
+                        reason="; ".join(verdict.reasons),
+                    ).model_dump(mode="json")
+                )
+        return {
+            "verdicts": verdicts,
+            "escalations": escalations,
+            "timings": [_timing(node, "verify", start)],
+        }
 
     def verify_result(self, result: SpecialistResult) -> Verdict:
         checks: dict[str, bool] = {"call_succeeded": result.ok}
         reasons: list[str] = []
         if not result.ok or result.output is None:
             reasons.append(f"call failed: {result.error}")
-            return Verdict(subtask_id=result.subtask_id, passed=False, checks=checks,
-                           reasons=tuple(reasons))
+            return Verdict(
+                subtask_id=result.subtask_id, passed=False, checks=checks, reasons=tuple(reasons)
+            )
         tool = self.tools.get(result.specialist)
         if tool is not None:
             validator = self._validators.get(tool.name)
@@ -236,14 +257,21 @@ class NodeContext:
                 checks["label_in_set"] = in_set
                 if not in_set:
                     reasons.append(f"label {result.output['label']!r} is not in the label set")
-        threshold = self.spec.min_confidence(result.specialist) \
-            if result.specialist in self.spec.specialists else self.spec.policies.min_confidence
+        threshold = (
+            self.spec.min_confidence(result.specialist)
+            if result.specialist in self.spec.specialists
+            else self.spec.policies.min_confidence
+        )
         confident = (result.confidence or 0.0) >= threshold
         checks["confidence"] = confident
         if not confident:
             reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}")
-        return Verdict(subtask_id=result.subtask_id, passed=all(checks.values()), checks=checks,
-                       reasons=tuple(reasons))
+        return Verdict(
+            subtask_id=result.subtask_id,
+            passed=all(checks.values()),
+            checks=checks,
+            reasons=tuple(reasons),
+        )
 
     def after_verify(self, node: str, state: RunState) -> list[Send] | str:
         return self.dispatch(node, state)
@@ -262,8 +290,12 @@ class NodeContext:
             tool = self.tools.get(sub.specialist)
             keys = tool.summary_fields if tool and tool.summary_fields else tuple(raw["output"])
             provenance = FieldProvenance(
-                source="specialist", node=node, specialist=sub.specialist, model=raw["model"],
-                confidence=raw["confidence"], verified=bool(verdict and verdict["passed"]),
+                source="specialist",
+                node=node,
+                specialist=sub.specialist,
+                model=raw["model"],
+                confidence=raw["confidence"],
+                verified=bool(verdict and verdict["passed"]),
                 escalated=sub.id in escalated,
             )
             for key in keys:
@@ -289,13 +321,18 @@ class NodeContext:
         read_results = [results[r] for r in reads if r in results]
         confidences = [r["confidence"] for r in read_results if r.get("confidence") is not None]
         provenance = FieldProvenance(
-            source="rule", node=node, verified=all(
+            source="rule",
+            node=node,
+            verified=all(
                 results.get(r, {}).get("ok") and verdicts.get(r, {}).get("passed") for r in reads
-            ), confidence=min(confidences) if confidences else None, derived_from=reads,
+            ),
+            confidence=min(confidences) if confidences else None,
+            derived_from=reads,
         )
         fields = {
             key: ResultField(value=render(value, context), provenance=provenance).model_dump(
-                mode="json")
+                mode="json"
+            )
             for key, value in spec_node.set.items()
         }
         merged_state: RunState = {**state, "fields": {**state.get("fields", {}), **fields}}

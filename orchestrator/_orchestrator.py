@@ -188,8 +188,15 @@ class Orchestrator:
 
             def event(kind: str, node: str = "", **detail: Any) -> RunEvent:
                 elapsed = (time.perf_counter() - start) * 1000
-                return RunEvent.model_validate({"kind": kind, "node": node, "thread_id": tid,
-                                                "elapsed_ms": elapsed, "detail": detail})
+                return RunEvent.model_validate(
+                    {
+                        "kind": kind,
+                        "node": node,
+                        "thread_id": tid,
+                        "elapsed_ms": elapsed,
+                        "detail": detail,
+                    }
+                )
 
             final: dict[str, Any] | None = None
             if mode == "done":
@@ -212,17 +219,29 @@ class Orchestrator:
                     final = (await graph.aget_state(config)).values
             assert final is not None
             result = build_run_result(
-                self.spec.name, tid, final, planner=self._planner.name,
+                self.spec.name,
+                tid,
+                final,
+                planner=self._planner.name,
                 total_ms=(time.perf_counter() - start) * 1000,
             )
-            log.info("run finished", graph=self.spec.name, thread_id=tid, status=result.status,
-                     ms=round(result.timings_ms["total"], 1))
+            log.info(
+                "run finished",
+                graph=self.spec.name,
+                thread_id=tid,
+                status=result.status,
+                ms=round(result.timings_ms["total"], 1),
+            )
             finished = event("finished")
             yield finished.model_copy(update={"result": result})
 
     async def _input_for(
-        self, graph: Any, config: dict[str, Any], request: str | RunRequest | None,
-        metadata: Mapping[str, Any] | None, tid: str,
+        self,
+        graph: Any,
+        config: dict[str, Any],
+        request: str | RunRequest | None,
+        metadata: Mapping[str, Any] | None,
+        tid: str,
     ) -> tuple[str, dict[str, Any] | None]:
         """("start", input), ("resume", None) or ("done", stored state) for this thread.
 
@@ -292,23 +311,50 @@ def _progress(node_name: str, update: dict[str, Any]) -> list[tuple[str, str, di
     if not kind:
         if "plans" in update:
             plan = update["plans"][node]
-            events.append(("planned", node, {"subtasks": [s["id"] for s in plan["subtasks"]],
-                                             "skipped": plan.get("skipped", {})}))
+            events.append(
+                (
+                    "planned",
+                    node,
+                    {
+                        "subtasks": [s["id"] for s in plan["subtasks"]],
+                        "skipped": plan.get("skipped", {}),
+                    },
+                )
+            )
         elif "fields" in update:
             events.append(("set", node, {"fields": sorted(update["fields"])}))
         return events
     if kind == "call":
         for sid, result in update.get("results", {}).items():
-            events.append(("called", node, {
-                "subtask": sid, "ok": result["ok"], "confidence": result.get("confidence"),
-                "latency_ms": result["latency_ms"], "error": result.get("error"),
-            }))
+            events.append(
+                (
+                    "called",
+                    node,
+                    {
+                        "subtask": sid,
+                        "ok": result["ok"],
+                        "confidence": result.get("confidence"),
+                        "latency_ms": result["latency_ms"],
+                        "error": result.get("error"),
+                    },
+                )
+            )
     elif kind == "verify":
         for sid, verdict in update.get("verdicts", {}).items():
-            events.append(("verified", node, {"subtask": sid, "passed": verdict["passed"],
-                                              "reasons": verdict["reasons"]}))
+            events.append(
+                (
+                    "verified",
+                    node,
+                    {"subtask": sid, "passed": verdict["passed"], "reasons": verdict["reasons"]},
+                )
+            )
     elif kind == "merge":
         decision = (update.get("decisions") or [{}])[-1]
-        events.append(("merged", node, {"fields": sorted(update.get("fields", {})),
-                                        "next": decision.get("to")}))
+        events.append(
+            (
+                "merged",
+                node,
+                {"fields": sorted(update.get("fields", {})), "next": decision.get("to")},
+            )
+        )
     return events

@@ -40,11 +40,18 @@ def build_run_result(
                 continue
             reports.append(
                 SubtaskReport(
-                    id=sub.id, specialist=sub.specialist, ok=result.ok,
-                    verified=bool(verdict and verdict.passed), confidence=result.confidence,
-                    model=result.model, latency_ms=result.latency_ms,
-                    compute_ms=result.compute_ms, tokens=result.tokens,
-                    attempts=result.attempts, output=result.output, error=result.error,
+                    id=sub.id,
+                    specialist=sub.specialist,
+                    ok=result.ok,
+                    verified=bool(verdict and verdict.passed),
+                    confidence=result.confidence,
+                    model=result.model,
+                    latency_ms=result.latency_ms,
+                    compute_ms=result.compute_ms,
+                    tokens=result.tokens,
+                    attempts=result.attempts,
+                    output=result.output,
+                    error=result.error,
                     reasons=verdict.reasons if verdict else (),
                 )
             )
@@ -56,18 +63,25 @@ def build_run_result(
     timings["total"] = total_ms
     if reports and not any(r.ok for r in reports):
         status = "failed"
-    elif any(not r.ok or not r.verified for r in reports) or any(
-        not f.provenance.verified for f in fields.values()
-    ) or not_run:
+    elif (
+        any(not r.ok or not r.verified for r in reports)
+        or any(not f.provenance.verified for f in fields.values())
+        or not_run
+    ):
         status = "partial"
     else:
         status = "ok"
     return RunResult(
-        graph=graph, thread_id=thread_id,
-        request=RunRequest.model_validate(state["request"]), status=status, fields=fields,
-        subtasks=tuple(reports), skipped=skipped,
+        graph=graph,
+        thread_id=thread_id,
+        request=RunRequest.model_validate(state["request"]),
+        status=status,
+        fields=fields,
+        subtasks=tuple(reports),
+        skipped=skipped,
         escalations=tuple(Escalation.model_validate(e) for e in state.get("escalations", [])),
-        path=tuple(state.get("path", [])), planner=planner,
+        path=tuple(state.get("path", [])),
+        planner=planner,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
         compute_ms=round(sum(r.compute_ms for r in results.values()), 3),
         tokens=sum(r.tokens for r in results.values()),

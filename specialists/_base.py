@@ -72,7 +72,7 @@ class Specialist(ABC, Generic[InT, OutT]):
             self.load()
             self._loaded = True
 
-    def load(self) -> None:  # noqa: B027 - optional hook, empty by design
+    def load(self) -> None:
         """Load weights; called once before the first prediction."""
 
     @abstractmethod

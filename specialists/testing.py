@@ -93,7 +93,10 @@ class ScriptedSpecialist(Specialist[TextInput, ScriptedOutput]):
         for item in inputs:
             answer = next((a for key, a in opts.answers.items() if key in item.text), opts.default)
             results.append(
-                Prediction(ScriptedOutput(label=answer.label, text=item.text), answer.confidence,
-                           len(item.text.split()))
+                Prediction(
+                    ScriptedOutput(label=answer.label, text=item.text),
+                    answer.confidence,
+                    len(item.text.split()),
+                )
             )
         return results

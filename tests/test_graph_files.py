@@ -25,7 +25,7 @@ def _errors(text: str, registry: SpecialistRegistry) -> GraphFileError:
 def test_schema_file_matches_the_spec() -> None:
     shipped = json.loads(SCHEMA_FILE.read_text())
     assert shipped == graph_json_schema(), (
-        "graphs/graph.schema.json is stale: run `orchestrator graph schema > graphs/graph.schema.json`"
+        "graphs/graph.schema.json is stale: run `make schema`"
     )
 
 
@@ -51,7 +51,9 @@ def test_scripted_graph_loads(scripted_graph_text: str, registry: SpecialistRegi
     assert spec.min_confidence("first") == 0.5
 
 
-def test_from_dict_matches_from_text(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
+def test_from_dict_matches_from_text(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
     data = yaml.safe_load(scripted_graph_text)
     assert GraphSpec.from_dict(data, registry=registry) == GraphSpec.from_text(
         scripted_graph_text, registry=registry
@@ -80,8 +82,9 @@ def test_unknown_key_has_line_column_and_did_you_mean(
 def test_unknown_key_inside_a_node_and_a_subtask(
     scripted_graph_text: str, registry: SpecialistRegistry
 ) -> None:
-    text = scripted_graph_text.replace("- {id: a, specialist: first}",
-                                       "- {id: a, specialst: first}")
+    text = scripted_graph_text.replace(
+        "- {id: a, specialist: first}", "- {id: a, specialst: first}"
+    )
     exc = _errors(text, registry)
     messages = {i.message for i in exc.issues}
     assert "unknown key 'specialst'" in messages
@@ -92,7 +95,9 @@ def test_unknown_key_inside_a_node_and_a_subtask(
     assert unknown.line == text.splitlines().index("      - {id: a, specialst: first}") + 1
 
 
-def test_wrong_type_points_at_the_value(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
+def test_wrong_type_points_at_the_value(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
     text = scripted_graph_text.replace("retries: 1", "retries: lots")
     (issue,) = _errors(text, registry).issues
     assert issue.path == ("policies", "retries")
@@ -107,8 +112,9 @@ def test_out_of_range_policy(scripted_graph_text: str, registry: SpecialistRegis
 
 
 def test_unknown_node_kind(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("kind: set\n    set: {queue: general}",
-                                       "kind: sett\n    set: {queue: general}")
+    text = scripted_graph_text.replace(
+        "kind: set\n    set: {queue: general}", "kind: sett\n    set: {queue: general}"
+    )
     (issue,) = _errors(text, registry).issues
     assert issue.message == "unknown node kind"
     assert issue.path == ("nodes", "other_route", "kind")
@@ -116,8 +122,9 @@ def test_unknown_node_kind(scripted_graph_text: str, registry: SpecialistRegistr
 
 
 def test_edge_to_nowhere(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("- {from: work, to: other_route}",
-                                       "- {from: work, to: other_rout}")
+    text = scripted_graph_text.replace(
+        "- {from: work, to: other_route}", "- {from: work, to: other_rout}"
+    )
     exc = _errors(text, registry)
     nowhere = next(i for i in exc.issues if "nowhere" in i.message)
     assert nowhere.message == "edge to nowhere: no node named 'other_rout'"
@@ -127,7 +134,9 @@ def test_edge_to_nowhere(scripted_graph_text: str, registry: SpecialistRegistry)
 
 
 def test_unknown_specialist_binding(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("  first:\n    uses: scripted", "  first:\n    uses: scriptd")
+    text = scripted_graph_text.replace(
+        "  first:\n    uses: scripted", "  first:\n    uses: scriptd"
+    )
     (issue,) = _errors(text, registry).issues
     assert "unknown specialist 'scriptd'" in issue.message
     assert "did you mean 'scripted'?" in issue.message
@@ -171,7 +180,9 @@ def test_cycle_with_no_exit(scripted_graph_text: str, registry: SpecialistRegist
     ]
 
 
-def test_a_cycle_with_an_exit_is_allowed(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
+def test_a_cycle_with_an_exit_is_allowed(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
     text = scripted_graph_text + (
         "  - {from: refund_route, to: work, when: \"fields.queue == 'again'\"}\n"
         "  - {from: refund_route, to: END}\n"
@@ -179,9 +190,12 @@ def test_a_cycle_with_an_exit_is_allowed(scripted_graph_text: str, registry: Spe
     GraphSpec.from_text(text, registry=registry)
 
 
-def test_conditional_edges_need_a_default(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("  - {from: work, to: other_route}\n",
-                                       "  - {from: work, to: other_route, when: \"a.ok\"}\n")
+def test_conditional_edges_need_a_default(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
+    text = scripted_graph_text.replace(
+        "  - {from: work, to: other_route}\n", '  - {from: work, to: other_route, when: "a.ok"}\n'
+    )
     (issue,) = _errors(text, registry).issues
     assert "every edge out of 'work' has a `when`" in issue.message
     assert issue.hint == "add a default edge: `- {from: work, to: END}`"
@@ -190,25 +204,32 @@ def test_conditional_edges_need_a_default(scripted_graph_text: str, registry: Sp
 def test_condition_syntax_error_has_the_column(
     scripted_graph_text: str, registry: SpecialistRegistry
 ) -> None:
-    text = scripted_graph_text.replace("a.label == 'refund' and a.verified",
-                                       "a.label = 'refund' and a.verified")
+    text = scripted_graph_text.replace(
+        "a.label == 'refund' and a.verified", "a.label = 'refund' and a.verified"
+    )
     (issue,) = _errors(text, registry).issues
     assert issue.message.startswith("invalid condition")
     assert issue.path == ("edges", 1, "when")
     line = text.splitlines()[issue.line - 1]  # type: ignore[operator]
-    assert line[issue.column - 1:].startswith("= 'refund'")  # type: ignore[operator]
+    assert line[issue.column - 1 :].startswith("= 'refund'")  # type: ignore[operator]
 
 
-def test_condition_may_not_call_functions(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("a.label == 'refund' and a.verified",
-                                       "__import__('os').system('true')")
+def test_condition_may_not_call_functions(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
+    text = scripted_graph_text.replace(
+        "a.label == 'refund' and a.verified", "__import__('os').system('true')"
+    )
     (issue,) = _errors(text, registry).issues
     assert issue.message.startswith("invalid condition")
 
 
-def test_condition_names_are_checked(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("a.label == 'refund' and a.verified",
-                                       "aa.label == 'refund' and a.lable == 'x'")
+def test_condition_names_are_checked(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
+    text = scripted_graph_text.replace(
+        "a.label == 'refund' and a.verified", "aa.label == 'refund' and a.lable == 'x'"
+    )
     exc = _errors(text, registry)
     messages = sorted(i.message for i in exc.issues)
     assert messages[0].startswith("'a' has no attribute 'lable'")
@@ -242,12 +263,17 @@ def test_duplicate_subtask_ids(scripted_graph_text: str, registry: SpecialistReg
     assert issue.message == "subtask id 'a' is already used in node 'work'"
 
 
-def test_unknown_input_for_specialist(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace('input: {text: "previous said {{ a.label }}"}',
-                                       'input: {txt: "x"}')
+def test_unknown_input_for_specialist(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
+    text = scripted_graph_text.replace(
+        'input: {text: "previous said {{ a.label }}"}', 'input: {txt: "x"}'
+    )
     messages = {i.message for i in _errors(text, registry).issues}
-    assert messages == {"unknown input 'txt' for specialist 'second'",
-                        "missing input 'text' for specialist 'second'"}
+    assert messages == {
+        "unknown input 'txt' for specialist 'second'",
+        "missing input 'text' for specialist 'second'",
+    }
 
 
 def test_invalid_yaml_has_a_position(registry: SpecialistRegistry) -> None:
@@ -256,7 +282,9 @@ def test_invalid_yaml_has_a_position(registry: SpecialistRegistry) -> None:
     assert issue.line is not None
 
 
-def test_duplicate_yaml_keys_are_rejected(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
+def test_duplicate_yaml_keys_are_rejected(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
     text = scripted_graph_text.replace("name: scripted\n", "name: scripted\nname: again\n")
     (issue,) = _errors(text, registry).issues
     assert "duplicate key 'name'" in issue.message and issue.line == 3
@@ -267,7 +295,9 @@ def test_not_a_mapping(registry: SpecialistRegistry) -> None:
     assert "must be a mapping" in issue.message
 
 
-def test_all_problems_are_reported_at_once(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
+def test_all_problems_are_reported_at_once(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
     text = scripted_graph_text.replace("retries: 1", "retries: -1").replace(
         "name: scripted", "name: scripted\ncolour: blue"
     )

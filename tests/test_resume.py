@@ -48,8 +48,11 @@ def test_killed_run_resumes_without_redoing_finished_subtasks(tmp_path: Path) ->
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, str(runner), str(graph), str(state)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(runner), str(graph), str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (b_log.exists() and b_log.read_text()):
@@ -67,8 +70,9 @@ def test_killed_run_resumes_without_redoing_finished_subtasks(tmp_path: Path) ->
     registry = SpecialistRegistry(load_entry_points=False)
     registry.register(ScriptedSpecialist)
     graph.write_text(GRAPH.format(a_log=a_log, b_log=b_log, delay=0))
-    orc = Orchestrator(GraphSpec.from_file(graph, registry=registry), state_dir=state,
-                       registry=registry)
+    orc = Orchestrator(
+        GraphSpec.from_file(graph, registry=registry), state_dir=state, registry=registry
+    )
     result = orc.resume("crash-1")
 
     assert result.status == "ok"

@@ -12,8 +12,12 @@ from orchestrator.specialists import SpecialistRegistry
 
 
 def _orc(text: str, registry: SpecialistRegistry, **kwargs: object) -> Orchestrator:
-    return Orchestrator(GraphSpec.from_text(text, registry=registry), registry=registry,
-                        checkpointer="memory", **kwargs)  # type: ignore[arg-type]
+    return Orchestrator(
+        GraphSpec.from_text(text, registry=registry),
+        registry=registry,
+        checkpointer="memory",
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 def test_dependent_subtask_reads_its_dependency_and_routes(
@@ -31,7 +35,12 @@ def test_dependent_subtask_reads_its_dependency_and_routes(
     assert queue.source == "rule" and queue.node == "refund_route"
     assert queue.derived_from == ("a",) and queue.verified and queue.confidence == 0.95
     a = result.fields["a.label"].provenance
-    assert (a.source, a.specialist, a.model, a.verified) == ("specialist", "first", "scripted-v1", True)
+    assert (a.source, a.specialist, a.model, a.verified) == (
+        "specialist",
+        "first",
+        "scripted-v1",
+        True,
+    )
     assert result.path == ("work", "refund_route")
     assert result.planner == "local"
     assert set(result.timings_ms) >= {"plan", "call", "verify", "merge", "set", "total"}
@@ -53,8 +62,9 @@ def test_low_confidence_fails_verification_and_is_marked(
 def test_label_outside_the_label_set_fails_verification(
     scripted_graph_text: str, registry: SpecialistRegistry
 ) -> None:
-    text = scripted_graph_text.replace("default: {label: other, confidence: 0.9}",
-                                       "default: {label: bogus, confidence: 0.9}")
+    text = scripted_graph_text.replace(
+        "default: {label: other, confidence: 0.9}", "default: {label: bogus, confidence: 0.9}"
+    )
     result = _orc(text, registry).run("hello")
     report = next(s for s in result.subtasks if s.id == "a")
     assert not report.verified
@@ -64,9 +74,10 @@ def test_label_outside_the_label_set_fails_verification(
 def test_a_failing_specialist_is_recorded_and_the_run_goes_on(
     scripted_graph_text: str, registry: SpecialistRegistry
 ) -> None:
-    text = scripted_graph_text.replace("      labels: [refund, other]",
-                                       "      labels: [refund, other]\n      fail: always\n"
-                                       "      fail_with: crash")
+    text = scripted_graph_text.replace(
+        "      labels: [refund, other]",
+        "      labels: [refund, other]\n      fail: always\n      fail_with: crash",
+    )
     result = _orc(text, registry).run("I want a refund")
     a = next(s for s in result.subtasks if s.id == "a")
     assert not a.ok and a.error == "scripted crash" and a.attempts == 1  # crashes are not retried
@@ -75,16 +86,21 @@ def test_a_failing_specialist_is_recorded_and_the_run_goes_on(
     assert result.status == "failed"
 
 
-def test_transport_failures_are_retried(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
-    text = scripted_graph_text.replace("      labels: [refund, other]",
-                                       "      labels: [refund, other]\n      fail: first")
+def test_transport_failures_are_retried(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
+    text = scripted_graph_text.replace(
+        "      labels: [refund, other]", "      labels: [refund, other]\n      fail: first"
+    )
     result = _orc(text, registry).run("I want a refund")
     a = next(s for s in result.subtasks if s.id == "a")
     assert a.ok and a.attempts == 2
     assert result.status == "ok"
 
 
-def test_timeouts_are_retried_then_recorded(scripted_graph_text: str, registry: SpecialistRegistry) -> None:
+def test_timeouts_are_retried_then_recorded(
+    scripted_graph_text: str, registry: SpecialistRegistry
+) -> None:
     text = scripted_graph_text.replace(
         "      labels: [refund, other]", "      labels: [refund, other]\n      delay_s: 0.3"
     ).replace("  first:\n    uses: scripted", "  first:\n    timeout_s: 0.05\n    uses: scripted")
@@ -180,8 +196,11 @@ def test_many_concurrent_runs_on_one_open_orchestrator(
 def test_sqlite_checkpoints_and_a_finished_thread_cannot_be_resumed(
     scripted_graph_text: str, registry: SpecialistRegistry, tmp_path: Path
 ) -> None:
-    orc = Orchestrator(GraphSpec.from_text(scripted_graph_text, registry=registry),
-                       registry=registry, state_dir=tmp_path)
+    orc = Orchestrator(
+        GraphSpec.from_text(scripted_graph_text, registry=registry),
+        registry=registry,
+        state_dir=tmp_path,
+    )
     result = orc.run("I want a refund", thread_id="t1")
     assert (tmp_path / "checkpoints.sqlite").is_file()
     assert result.thread_id == "t1"

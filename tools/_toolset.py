@@ -53,7 +53,9 @@ class InProcessToolset:
             return self._specialists[name]
         except KeyError:
             known = ", ".join(sorted(self._specialists)) or "none"
-            raise ConfigurationError(f"no tool named {name!r} in this toolset (has: {known})") from None
+            raise ConfigurationError(
+                f"no tool named {name!r} in this toolset (has: {known})"
+            ) from None
 
     async def list_tools(self) -> list[ToolInfo]:
         # Tools are named by their key here, so one specialist can be bound twice with

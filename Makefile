@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (Python >= 3.11 with venv):
+#   make demo   installs orchestrator and runs the support-triage graph on the bundled CPU models
+#   make test   installs orchestrator with its dev tools and runs the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MESSAGE ?= I was charged twice this month and nobody answers my emails. This is unacceptable!
+
+.PHONY: demo test install install-dev lint bench schema clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+
+demo: install
+	$(BIN)/orchestrator run support_triage --input "$(MESSAGE)"
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/triage_latency.py
+
+# Regenerate the JSON Schema that editors use for graph files.
+schema: install
+	$(BIN)/orchestrator graph schema > graphs/graph.schema.json
+
+clean:
+	rm -rf $(VENV) .orchestrator build *.egg-info

@@ -1,0 +1,132 @@
+"""The command line, through its testable ``main(argv) -> int``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator import __version__
+from orchestrator._cli import ExitCode, main
+
+from .conftest import GRAPHS
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"orchestrator {__version__}"
+
+
+def test_graph_show_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "show", str(GRAPHS / "support_triage.yaml")]) == 0
+    drawing = capsys.readouterr().out
+    expected = (SNAPSHOTS / "support_triage.mmd").read_text()
+    assert drawing == expected, "update tests/snapshots/support_triage.mmd if the change is wanted"
+
+
+def test_graph_show_compiled_draws_the_langgraph_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "show", "support_triage", "--compiled"]) == 0
+    drawing = capsys.readouterr().out
+    for node in ("triage.call", "triage.verify", "triage.merge", "urgent", "review"):
+        assert node in drawing
+
+
+def test_graph_schema_matches_the_shipped_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(
+        (GRAPHS / "graph.schema.json").read_text()
+    )
+
+
+def test_validate_ok_and_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((GRAPHS / "support_triage.yaml").read_text().replace("to: urgent", "to: urgnt"))
+    code = main(["graph", "validate", "support_triage", str(bad)])
+    captured = capsys.readouterr()
+    assert code == ExitCode.INVALID
+    assert "ok support_triage" in captured.out
+    assert "edge to nowhere: no node named 'urgnt'" in captured.err
+    assert "did you mean 'urgent'?" in captured.err
+    assert f"{bad}:" in captured.err
+
+
+def test_validate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nspecialists: {}\nnodes: {}\nedges: []\nextra: 1\n")
+    assert main(["graph", "validate", "--json", str(bad)]) == ExitCode.INVALID
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    unknown = next(i for i in report["issues"] if "unknown key" in i["message"])
+    assert (unknown["line"], unknown["column"]) == (5, 1)
+
+
+def test_run_with_an_invalid_graph_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [\n")
+    assert main(["run", str(bad), "--input", "hi"]) == ExitCode.INVALID
+    assert "invalid YAML" in capsys.readouterr().err
+
+
+def test_run_needs_an_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "support_triage"]) == ExitCode.INVALID
+    assert "give --input TEXT" in capsys.readouterr().err
+
+
+def test_run_unknown_graph_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "support_triag", "--input", "x"]) == ExitCode.INVALID
+    assert "shipped graph (support_triage" in capsys.readouterr().err
+
+
+def test_run_input_file_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "support_triage", "--input", "@/nonexistent/file.txt"]) == ExitCode.INVALID
+    assert "cannot read /nonexistent/file.txt" in capsys.readouterr().err
+
+
+def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--frobnicate"]) == ExitCode.USAGE
+
+
+@pytest.mark.slow
+def test_run_support_triage_json_with_real_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = tmp_path / "message.txt"
+    message.write_text("I forgot my password and now my account is locked. This is so frustrating!")
+    code = main(
+        [
+            "run",
+            "support_triage",
+            "--input",
+            f"@{message}",
+            "--json",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--thread",
+            "cli-1",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["thread_id"] == "cli-1"
+    assert result["fields"]["intent.label"]["value"] == "account_access"
+    assert result["fields"]["sentiment.label"]["value"] == "negative"
+    assert result["fields"]["priority"]["value"] == "high"
+    provenance = result["fields"]["intent.label"]["provenance"]
+    assert provenance["model"].startswith("intent:fewshot-head/")
+    assert 0 < provenance["confidence"] <= 1
+    assert {s["id"] for s in result["subtasks"]} == {"intent", "sentiment"}
+    assert all(s["latency_ms"] > 0 and s["tokens"] > 0 for s in result["subtasks"])
+    assert (tmp_path / "state" / "checkpoints.sqlite").is_file()
+
+    # Asking the same thread again returns the stored result; the table form is for people.
+    assert (
+        main(["run", "support_triage", "--thread", "cli-1", "--state-dir", str(tmp_path / "state")])
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "account_access" in table and "Specialist calls" in table and "cli-1" in table
