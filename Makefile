@@ -23,8 +23,12 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+# mypy --strict on the installed layout (the folders map to orchestrator.* only once installed).
 lint: install-dev
 	$(BIN)/ruff check .
+	rm -rf build/typecheck
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --target build/typecheck .
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --strict -p orchestrator
 
 bench: install
 	$(BIN)/python benchmarks/triage_latency.py

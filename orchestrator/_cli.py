@@ -8,12 +8,13 @@ import sys
 from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._checkpointers import CheckpointerKind
 from orchestrator._contracts import RunResult
 from orchestrator._errors import ConfigurationError, GraphFileError, OrchestratorError
 from orchestrator._graphspec import GraphSpec, SpecialistsNodeSpec, graph_json_schema
@@ -127,7 +128,7 @@ def run(
     orc = Orchestrator.from_file(
         resolve_graph(graph),
         state_dir=state_dir,
-        checkpointer=checkpointer,  # type: ignore[arg-type]
+        checkpointer=cast(CheckpointerKind, checkpointer),
     )
     result = asyncio.run(_run_with_progress(orc, text, thread, show=not as_json))
     if as_json:
@@ -216,7 +217,7 @@ def render_result(result: RunResult, console: Console) -> None:
     for e in result.escalations:
         console.print(f"[yellow]escalation[/yellow] {e.subtask_id}: {e.reason} ({e.outcome})")
     t = result.timings_ms
-    parts = [f"{k} {v:.1f}" for k, v in t.items() if k != "total"]
+    parts = [f"{k} {v:.1f}" for k, v in t.items() if k not in ("total", "startup")]
     models = sorted({s.model for s in result.subtasks if s.model})
     console.print(f"path    {' -> '.join(result.path)}")
     console.print(f"models  {', '.join(models) or '-'}")
@@ -224,6 +225,8 @@ def render_result(result: RunResult, console: Console) -> None:
         f"time    {t['total']:.1f} ms in all ({', '.join(parts)}); model compute "
         f"{result.compute_ms:.1f} ms; {result.tokens} tokens"
     )
+    if "startup" in t:
+        console.print(f"startup {t['startup']:.0f} ms (loading models, once per process)")
 
 
 @graph_app.command("validate")
@@ -322,7 +325,7 @@ def specialists_list(
 ) -> int:
     """List registered specialists (built-ins and plugins)."""
     registry = default_registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in registry.names():
         cls = registry.get(name)
         rows.append(

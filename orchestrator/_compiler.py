@@ -75,7 +75,7 @@ def _add_specialists_node(graph: StateGraph[Any], ctx: NodeContext, name: str) -
         return ctx.dispatch(name, state)
 
     graph.add_node(name, plan)
-    graph.add_node(call_name(name), call)
+    graph.add_node(call_name(name), call)  # type: ignore[arg-type]  # Send payloads, not RunState
     graph.add_node(verify_name(name), verify)
     graph.add_node(merge_name(name), merge)
     destinations = [call_name(name), merge_name(name)]

@@ -193,7 +193,12 @@ class RunResult(_Model):
     escalations: tuple[Escalation, ...]
     path: tuple[str, ...] = Field(description="Graph nodes visited, in order.")
     planner: str
-    timings_ms: dict[str, float] = Field(description="Wall time per node kind and in total.")
+    timings_ms: dict[str, float] = Field(
+        description=(
+            "Wall time per node kind (plan, call, verify, merge, set), the run's total, and "
+            "startup (loading models) when the run opened the orchestrator itself."
+        )
+    )
     compute_ms: float = Field(description="Model compute time summed over calls.")
     tokens: int
 

@@ -131,9 +131,9 @@ class _Locator:
                 and current.get("kind") == element
             ):
                 continue
-            if (isinstance(current, dict) and element in current) or (
-                isinstance(current, list) and isinstance(element, int) and element < len(current)
-            ):
+            if isinstance(current, dict):
+                current = current.get(element)
+            elif isinstance(current, list) and isinstance(element, int) and element < len(current):
                 current = current[element]
             else:
                 current = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator._contracts import (
     Escalation,
@@ -20,7 +20,13 @@ __all__ = ["build_run_result"]
 
 
 def build_run_result(
-    graph: str, thread_id: str, state: dict[str, Any], *, planner: str, total_ms: float
+    graph: str,
+    thread_id: str,
+    state: dict[str, Any],
+    *,
+    planner: str,
+    total_ms: float,
+    startup_ms: float | None = None,
 ) -> RunResult:
     plans = [Plan.model_validate(p) for p in state.get("plans", {}).values()]
     results = {k: SpecialistResult.model_validate(v) for k, v in state.get("results", {}).items()}
@@ -61,6 +67,9 @@ def build_run_result(
         timings[entry["kind"]] += entry["ms"]
     timings["call"] = sum(r.latency_ms for r in results.values())
     timings["total"] = total_ms
+    if startup_ms is not None:
+        timings["startup"] = startup_ms
+    status: Literal["ok", "partial", "failed"]
     if reports and not any(r.ok for r in reports):
         status = "failed"
     elif (

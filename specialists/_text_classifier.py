@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,8 +38,8 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
     options_model: ClassVar[type[BaseModel]] = ClassifierOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("label",)
 
-    def __init__(self, options: BaseModel | dict[str, object] | None = None) -> None:
-        super().__init__(options)  # type: ignore[arg-type]
+    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
+        super().__init__(options)
         self._head: FewShotHead | None = None
         self._encoder: TextEncoder | None = None
 

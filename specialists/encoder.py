@@ -79,7 +79,7 @@ class OnnxSentenceEncoder:
         intra_op_threads: int | None = None,
         cache_size: int = 4096,
     ) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
         from tokenizers import Tokenizer
 
         for label, path in (("model", model_path), ("tokenizer", tokenizer_path)):
@@ -169,7 +169,8 @@ class OnnxSentenceEncoder:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return unit
 
 
 @lru_cache(maxsize=1)

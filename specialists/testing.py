@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,8 +55,8 @@ class ScriptedSpecialist(Specialist[TextInput, ScriptedOutput]):
     options_model: ClassVar[type[BaseModel]] = ScriptedOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("label",)
 
-    def __init__(self, options: BaseModel | dict[str, object] | None = None) -> None:
-        super().__init__(options)  # type: ignore[arg-type]
+    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
+        super().__init__(options)
         self.calls = 0
         self._lock = threading.Lock()
 

@@ -24,9 +24,7 @@ def _errors(text: str, registry: SpecialistRegistry) -> GraphFileError:
 
 def test_schema_file_matches_the_spec() -> None:
     shipped = json.loads(SCHEMA_FILE.read_text())
-    assert shipped == graph_json_schema(), (
-        "graphs/graph.schema.json is stale: run `make schema`"
-    )
+    assert shipped == graph_json_schema(), "graphs/graph.schema.json is stale: run `make schema`"
 
 
 @pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.yaml")), ids=lambda p: p.name)
