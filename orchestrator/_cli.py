@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -17,13 +19,14 @@ from rich.table import Table
 from orchestrator._checkpointers import CheckpointerKind
 from orchestrator._contracts import RunResult
 from orchestrator._errors import ConfigurationError, GraphFileError, OrchestratorError
-from orchestrator._graphspec import GraphSpec, SpecialistsNodeSpec, graph_json_schema
+from orchestrator._graphspec import GraphSpec, graph_json_schema
 from orchestrator._logging import configure_logging
 from orchestrator._mermaid import spec_mermaid
 from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._version import __version__
 from orchestrator.graphs import shipped_graph, shipped_graphs
 from orchestrator.specialists._registry import default_registry
+from orchestrator.tools.server import ServerLimits, run_server
 
 __all__ = ["ExitCode", "entrypoint", "main"]
 
@@ -46,8 +49,12 @@ app = typer.Typer(
 )
 graph_app = typer.Typer(help="Validate, draw and list graph files.", no_args_is_help=True)
 specialists_app = typer.Typer(help="The registered specialists.", no_args_is_help=True)
+mcp_app = typer.Typer(
+    help="Attach orchestrator's MCP servers to MCP clients.", no_args_is_help=True
+)
 app.add_typer(graph_app, name="graph")
 app.add_typer(specialists_app, name="specialists")
+app.add_typer(mcp_app, name="mcp")
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # never wrap error messages
@@ -116,6 +123,9 @@ def run(
     checkpointer: Annotated[
         str, typer.Option(help="sqlite (resumable), memory or none.")
     ] = "sqlite",
+    inprocess: Annotated[
+        bool, typer.Option(help="Run registered specialists in this process, not over MCP.")
+    ] = False,
 ) -> int:
     """Run a graph on one request and print the result with provenance and timings."""
     if checkpointer not in ("sqlite", "memory", "none"):
@@ -129,6 +139,7 @@ def run(
         resolve_graph(graph),
         state_dir=state_dir,
         checkpointer=cast(CheckpointerKind, checkpointer),
+        inprocess=inprocess,
     )
     result = asyncio.run(_run_with_progress(orc, text, thread, show=not as_json))
     if as_json:
@@ -346,8 +357,139 @@ def specialists_list(
     return ExitCode.OK
 
 
-def _uses_specialists(spec: GraphSpec) -> bool:
-    return any(isinstance(n, SpecialistsNodeSpec) for n in spec.nodes.values())
+def _served_specialists(names: list[str], graph: str | None) -> dict[str, Any]:
+    registry = default_registry()
+    if graph is not None:
+        spec = GraphSpec.from_file(resolve_graph(graph))
+        known = set(registry.names())
+        chosen = {
+            key: registry.create(spec.specialist_name(key), binding.options)
+            for key, binding in spec.specialists.items()
+            if spec.specialist_name(key) in known and (not names or key in names)
+        }
+        if not chosen:
+            raise ConfigurationError(f"graph {graph!r} binds no registered specialist to serve")
+        return chosen
+    for name in names:
+        registry.get(name)  # an unknown name fails here, with a did-you-mean
+    return {name: registry.create(name) for name in names or registry.names()}
+
+
+@app.command()
+def serve(
+    specialists: Annotated[
+        list[str] | None, typer.Argument(help="Specialists to serve (default: all registered).")
+    ] = None,
+    graph: Annotated[
+        str | None,
+        typer.Option(help="Serve the specialists a graph file binds, with its options."),
+    ] = None,
+    transport: Annotated[str, typer.Option(help="stdio or http (streamable HTTP).")] = "stdio",
+    host: Annotated[str, typer.Option(help="HTTP: address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP: port (0 picks a free one).")] = 8765,
+    token_env: Annotated[
+        str | None,
+        typer.Option(help="HTTP: environment variable holding the bearer token clients must send."),
+    ] = None,
+    max_input_chars: Annotated[
+        int, typer.Option(help="Longest string argument accepted.")
+    ] = ServerLimits().max_input_chars,
+    max_batch: Annotated[
+        int, typer.Option(help="Most items in one batch call.")
+    ] = ServerLimits().max_batch,
+) -> int:
+    """Serve specialists as MCP tools (stdio for desktop assistants, HTTP for remote use)."""
+    if transport not in ("stdio", "http"):
+        raise ConfigurationError(f"--transport {transport!r}: use stdio or http")
+    token = None
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if not token:
+            raise ConfigurationError(
+                f"--token-env {token_env}: that environment variable is not set"
+            )
+    if transport == "http" and token is None and host not in ("127.0.0.1", "::1", "localhost"):
+        err.print(
+            f"warning: serving on {host} without --token-env: anyone who can reach it may "
+            "call the models",
+            markup=False,
+        )
+    served = _served_specialists(list(specialists or []), graph)
+    limits = ServerLimits(max_input_chars=max_input_chars, max_batch=max_batch)
+
+    def announce(line: str) -> None:
+        err.print(line, markup=False)  # stderr: in stdio mode stdout carries the protocol
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_server(
+                served,
+                transport=transport,
+                host=host,
+                port=port,
+                token=token,
+                limits=limits,
+                announce=announce,
+            )
+        )
+    return ExitCode.OK
+
+
+def claude_desktop_config_path() -> Path:
+    """Where Claude Desktop keeps its configuration on this operating system."""
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("APPDATA", home)) / "Claude" / "claude_desktop_config.json"
+    return home / ".config" / "Claude" / "claude_desktop_config.json"
+
+
+@mcp_app.command("config")
+def mcp_config(
+    client: Annotated[str, typer.Argument(help="The MCP client: claude-desktop.")],
+    specialists: Annotated[
+        list[str] | None, typer.Argument(help="Specialists to serve (default: all registered).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Key of the entry under mcpServers.")] = "orchestrator",
+    merge: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Merge the entry into this config file (Claude Desktop keeps it at "
+            f"{claude_desktop_config_path()}); other entries are kept."
+        ),
+    ] = None,
+) -> int:
+    """Print (or merge into a file) the mcpServers entry that launches this installation."""
+    if client != "claude-desktop":
+        raise ConfigurationError(f"unknown MCP client {client!r}; supported: claude-desktop")
+    for specialist in specialists or []:
+        default_registry().get(specialist)
+    entry = {
+        "command": sys.executable,
+        "args": ["-m", "orchestrator", "serve", *(specialists or [])],
+    }
+    if merge is None:
+        out.print_json(json.dumps({"mcpServers": {name: entry}}))
+        return ExitCode.OK
+    config: dict[str, Any] = {}
+    if merge.exists():
+        try:
+            config = json.loads(merge.read_text(encoding="utf-8") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"{merge}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); "
+                "fix or move it first"
+            ) from None
+        if not isinstance(config, dict) or not isinstance(config.get("mcpServers", {}), dict):
+            raise ConfigurationError(f"{merge}: expected a JSON object with an mcpServers object")
+    config.setdefault("mcpServers", {})[name] = entry
+    merge.parent.mkdir(parents=True, exist_ok=True)
+    partial = merge.with_name(merge.name + ".tmp")
+    partial.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    partial.replace(merge)  # atomic: the file is never half-written
+    out.print(f"added mcpServers.{name} to {merge}; restart the client to load it")
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,7 +84,9 @@ class ToolOutput(_Model):
     """The envelope a specialist tool returns, in process or over MCP."""
 
     output: dict[str, Any]
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float | None = Field(
+        ge=0.0, le=1.0, description="None when the tool reports no confidence (third-party tools)."
+    )
     model: str = Field(description="Identifier of the model that produced the output.")
     compute_ms: float = Field(ge=0.0, description="Time spent in the model itself.")
     tokens: int = Field(default=0, ge=0, description="Input tokens processed by the model.")

@@ -23,6 +23,7 @@ from orchestrator._graphspec import (
     START,
     EdgeSpec,
     GraphSpec,
+    MCPServerSpec,
     Policies,
     SetNodeSpec,
     SpecialistBinding,
@@ -205,6 +206,8 @@ def _model_at(data: Any, path: Loc) -> type[BaseModel] | None:
         return Policies
     if head == "specialists" and len(rest) == 1:
         return SpecialistBinding
+    if head == "servers" and len(rest) == 1:
+        return MCPServerSpec
     if head == "edges" and len(rest) == 1:
         return EdgeSpec
     if head == "nodes" and rest:
@@ -274,6 +277,28 @@ class _GraphChecker:
     def check_specialists(self) -> None:
         for key, binding in self.spec.specialists.items():
             name = binding.uses or key
+            remote = binding.via != "inprocess"
+            if remote and binding.via not in self.spec.servers:
+                self.add(
+                    ("specialists", key, "via"),
+                    f"unknown server {binding.via!r}",
+                    hint=_did_you_mean(
+                        binding.via,
+                        ["inprocess", *self.spec.servers],
+                        "declare it under `servers:`, or use `inprocess`",
+                    ),
+                )
+            if remote and binding.options:
+                self.add(
+                    ("specialists", key, "options"),
+                    "options apply to in-process specialists",
+                    key=True,
+                    hint="configure the MCP server instead",
+                )
+            if remote and name not in self.registry.names():
+                # A third-party tool: its contract is read from the server when it starts.
+                self.outputs[key] = None
+                continue
             try:
                 cls = self.registry.get(name)
             except UnknownSpecialistError as exc:
@@ -365,7 +390,7 @@ class _GraphChecker:
             try:
                 cls = self.registry.get(self.spec.specialist_name(sub.specialist))
             except UnknownSpecialistError:
-                cls = None
+                cls = None  # reported with the binding, or a third-party MCP tool
             if cls is not None:
                 fields = cls.input_model.model_fields
                 for key in sub.input:

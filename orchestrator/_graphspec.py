@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "EdgeSpec",
     "GraphSpec",
+    "MCPServerSpec",
     "Policies",
     "SetNodeSpec",
     "SpecialistBinding",
@@ -57,14 +58,62 @@ class Policies(_Spec):
     )
 
 
+class MCPServerSpec(_Spec):
+    """An MCP server, declared as desktop assistants declare them: a command to launch
+    (stdio) or a URL (streamable HTTP)."""
+
+    command: str | None = Field(
+        default=None,
+        description=(
+            "Program to launch for a stdio server. `orchestrator` means this installation's "
+            "own server (`orchestrator serve ...`), whatever is on PATH."
+        ),
+    )
+    args: list[str] = Field(default_factory=list, description="Arguments of the command.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for the command."
+    )
+    cwd: str | None = Field(
+        default=None, description="Working directory of the command (relative to the file)."
+    )
+    url: str | None = Field(default=None, description="Endpoint of a streamable HTTP server.")
+    bearer_token_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable that holds the HTTP bearer token.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
+    pool_size: int = Field(
+        default=1, ge=1, le=32, description="Long-lived sessions kept open to this server."
+    )
+    connect_timeout_s: float = Field(
+        default=120, gt=0, le=3600, description="How long starting and connecting may take."
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either `command` (stdio) or `url` (streamable HTTP), not both")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("`url` must start with http:// or https://")
+        if self.command is None and (self.args or self.env or self.cwd):
+            raise ValueError("`args`, `env` and `cwd` apply to a `command` server")
+        if self.url is None and (self.bearer_token_env or self.headers):
+            raise ValueError("`bearer_token_env` and `headers` apply to a `url` server")
+        return self
+
+
 class SpecialistBinding(_Spec):
     """A specialist the graph uses, and how it is reached."""
 
     uses: Identifier | None = Field(
         default=None, description="Registered specialist name; defaults to this entry's key."
     )
-    via: Literal["inprocess"] = Field(
-        default="inprocess", description="How the specialist is reached."
+    via: str = Field(
+        default="inprocess",
+        description="`inprocess`, or the name of an MCP server declared under `servers`.",
+    )
+    tool: str | None = Field(
+        default=None, description="Tool name on the MCP server; defaults to `uses`, then the key."
     )
     description: str | None = Field(
         default=None, description="Overrides the specialist's own description for planners."
@@ -141,6 +190,9 @@ class GraphSpec(_Spec):
     version: Literal[1] = 1
     name: Identifier
     description: str = ""
+    servers: dict[Identifier, MCPServerSpec] = Field(
+        default_factory=dict, description="MCP servers that specialists are reached through."
+    )
     specialists: dict[Identifier, SpecialistBinding] = Field(min_length=1)
     policies: Policies = Field(default_factory=Policies)
     nodes: dict[Identifier, NodeSpec] = Field(min_length=1)
@@ -178,6 +230,11 @@ class GraphSpec(_Spec):
     def specialist_name(self, binding_key: str) -> str:
         binding = self.specialists[binding_key]
         return binding.uses or binding_key
+
+    def tool_name(self, binding_key: str) -> str:
+        """The tool's name where the binding reaches it (on its MCP server)."""
+        binding = self.specialists[binding_key]
+        return binding.tool or binding.uses or binding_key
 
     def min_confidence(self, binding_key: str) -> float:
         value = self.specialists[binding_key].min_confidence

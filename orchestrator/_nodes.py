@@ -262,10 +262,18 @@ class NodeContext:
             if result.specialist in self.spec.specialists
             else self.spec.policies.min_confidence
         )
-        confident = (result.confidence or 0.0) >= threshold
-        checks["confidence"] = confident
-        if not confident:
-            reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}")
+        if result.confidence is None:
+            # Third-party tools report no confidence: accepted only where the graph says so.
+            checks["confidence"] = threshold == 0
+            if threshold > 0:
+                reasons.append(
+                    "the tool reports no confidence; set `min_confidence: 0` on the specialist "
+                    "to accept its answers"
+                )
+        else:
+            checks["confidence"] = result.confidence >= threshold
+            if not checks["confidence"]:
+                reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}")
         return Verdict(
             subtask_id=result.subtask_id,
             passed=all(checks.values()),

@@ -24,6 +24,7 @@ from orchestrator._result import build_run_result
 from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 from orchestrator.tools._toolset import InProcessToolset, Toolset
+from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
 
 __all__ = ["DEFAULT_STATE_DIR", "Orchestrator", "run_sync"]
 
@@ -69,8 +70,26 @@ class Orchestrator:
         registry: SpecialistRegistry | None = None,
         toolset: Toolset | None = None,
         planner: Planner | None = None,
+        inprocess: bool = False,
+        base_dir: str | Path | None = None,
     ) -> None:
+        """
+        Args:
+            spec: the graph, from :meth:`GraphSpec.from_file` and friends.
+            checkpointer: ``sqlite`` (default, resumable), ``memory``, ``none`` or a LangGraph
+                checkpointer instance.
+            state_dir: where the SQLite checkpoints live.
+            registry: where specialist names are looked up (default: the global registry).
+            toolset: use this toolset instead of the one the graph's bindings describe.
+            planner: the planner (default: :class:`LocalPlanner`).
+            inprocess: run every registered specialist in this process, even those the graph
+                reaches over MCP (third-party MCP tools still go over MCP).
+            base_dir: directory that relative paths in the graph (a server's ``cwd``) are
+                relative to; defaults to the graph file's directory.
+        """
         self.spec = spec
+        self._inprocess = inprocess
+        self._base_dir = Path(base_dir) if base_dir is not None else None
         self.state_dir = Path(state_dir)
         self._checkpointer = checkpointer
         self._memory = InMemorySaver() if checkpointer == "memory" else None
@@ -83,6 +102,7 @@ class Orchestrator:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Orchestrator:
         registry = kwargs.get("registry")
+        kwargs.setdefault("base_dir", Path(path).resolve().parent)
         return cls(GraphSpec.from_file(path, registry=registry), **kwargs)
 
     @classmethod
@@ -96,11 +116,23 @@ class Orchestrator:
 
     # -- resources --------------------------------------------------------------------------
     def _default_toolset(self) -> Toolset:
-        specialists = {
-            key: self._registry.create(self.spec.specialist_name(key), binding.options)
-            for key, binding in self.spec.specialists.items()
-        }
-        return InProcessToolset(specialists)
+        """In-process specialists and MCP servers, as the graph's bindings say."""
+        local: dict[str, Any] = {}
+        remote: dict[str, tuple[str, str]] = {}
+        registered = set(self._registry.names())
+        for key, binding in self.spec.specialists.items():
+            name = self.spec.specialist_name(key)
+            if binding.via == "inprocess" or (self._inprocess and name in registered):
+                local[key] = self._registry.create(name, binding.options)
+            else:
+                remote[key] = (binding.via, self.spec.tool_name(key))
+        if not remote:
+            return InProcessToolset(local)
+        mcp = MCPToolset(self.spec.servers, remote, base_dir=self._base_dir)
+        if not local:
+            return mcp
+        inproc = InProcessToolset(local)
+        return CompositeToolset({**dict.fromkeys(local, inproc), **dict.fromkeys(remote, mcp)})
 
     async def __aenter__(self) -> Orchestrator:
         if self._stack is not None:
@@ -128,6 +160,7 @@ class Orchestrator:
         graphs themselves (``langgraph dev``, LangGraph Platform) with their own checkpointer.
         The toolset stays open for the life of the process."""
         toolset = self._toolset or self._default_toolset()
+        await toolset.warm_up()
         tools = await self._tool_infos(toolset)
         ctx = NodeContext(spec=self.spec, toolset=toolset, planner=self._planner, tools=tools)
         return build_state_graph(ctx).compile(checkpointer=checkpointer, name=self.spec.name)

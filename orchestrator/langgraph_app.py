@@ -16,9 +16,10 @@ __all__ = ["support_triage"]
 
 
 async def _shipped(name: str) -> Any:
-    return await Orchestrator(
-        Orchestrator.from_file(shipped_graphs()[name]).spec, checkpointer="none"
-    ).acompile()
+    # In-process specialists: a graph factory may be called per run, and must not leave a
+    # server process behind each time.
+    spec = Orchestrator.from_file(shipped_graphs()[name]).spec
+    return await Orchestrator(spec, checkpointer="none", inprocess=True).acompile()
 
 
 async def support_triage() -> Any:

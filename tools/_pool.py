@@ -1,0 +1,236 @@
+"""A pool of long-lived MCP client sessions to one server.
+
+Sessions are opened once and reused for every call (an MCP session multiplexes concurrent
+requests). A session whose server died or whose connection broke is closed and reopened on
+the next call; the caller sees a :class:`~orchestrator.ToolTransportError` for the call that
+failed and retries it. Each session lives in its own task, which enters and leaves the SDK's
+context managers, so shutdown never crosses anyio cancel scopes between tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import httpx2
+import structlog
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, Tool
+
+from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
+from orchestrator._graphspec import MCPServerSpec
+
+__all__ = ["MCPSessionPool", "resolve_command"]
+
+log = structlog.get_logger("orchestrator.mcp")
+
+# JSON-RPC codes that mean "your request was wrong", as opposed to "the connection failed".
+_REQUEST_ERRORS = {-32600, -32601, -32602, -32700}
+
+
+def resolve_command(command: str, args: list[str]) -> tuple[str, list[str]]:
+    """`orchestrator` means this installation's own CLI, run by this Python."""
+    if command == "orchestrator":
+        return sys.executable, ["-m", "orchestrator", *args]
+    return command, list(args)
+
+
+def _errlog() -> TextIO | int:
+    # The server's stderr goes to ours (its crashes stay visible) when ours is a real file.
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return subprocess.DEVNULL
+    return sys.stderr
+
+
+class _Session:
+    """One client session, owned by its own task."""
+
+    def __init__(self, connect: Callable[[], Client], label: str) -> None:
+        self._connect = connect
+        self.label = label
+        self.client: Client | None = None
+        self.error: BaseException | None = None
+        self.in_flight = 0
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.client is not None and self._task is not None and not self._task.done()
+
+    async def open(self, timeout: float) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"mcp-session {self.label}")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            await self.close()
+            raise ToolTransportError(
+                f"MCP server {self.label!r} did not start within {timeout:g} s"
+            ) from None
+        if self.client is None:
+            raise ToolTransportError(
+                f"cannot connect to MCP server {self.label!r}: {self.error!r}"
+            ) from self.error
+
+    async def _run(self) -> None:
+        try:
+            async with self._connect() as client:
+                self.client = client
+                self._ready.set()
+                await self._closing.wait()
+        except BaseException as exc:  # recorded; the pool decides what to do
+            self.error = exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self.client = None
+            self._ready.set()
+
+    async def close(self) -> None:
+        self._closing.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 10)
+        except TimeoutError:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        except BaseException:  # the session's own failure was recorded in self.error
+            pass
+
+
+class MCPSessionPool:
+    """Long-lived sessions to one MCP server, safe for many concurrent calls."""
+
+    def __init__(self, name: str, spec: MCPServerSpec, *, base_dir: Path | None = None) -> None:
+        self.name = name
+        self.spec = spec
+        self._base_dir = base_dir
+        self._sessions: list[_Session] = []
+        self._locks: list[asyncio.Lock] = []
+        self._next = itertools.count()
+        self.tools: dict[str, Tool] = {}
+        self.restarts = 0
+
+    # -- connecting ------------------------------------------------------------------------
+    def _transport(self) -> AbstractAsyncContextManager[Any]:
+        spec = self.spec
+        if spec.command is not None:
+            command, args = resolve_command(spec.command, spec.args)
+            cwd = spec.cwd
+            if cwd is not None and self._base_dir is not None and not Path(cwd).is_absolute():
+                cwd = str(self._base_dir / cwd)
+            env = dict(spec.env)
+            if spec.command == "orchestrator":
+                # Our own server runs in this installation's environment (PYTHONPATH, venv);
+                # other commands get the SDK's small default environment plus `env`.
+                env = {**os.environ, **env}
+            params = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
+            return stdio_client(params, errlog=_errlog())  # type: ignore[arg-type]
+        assert spec.url is not None
+        headers = dict(spec.headers)
+        if spec.bearer_token_env:
+            token = os.environ.get(spec.bearer_token_env)
+            if not token:
+                raise ConfigurationError(
+                    f"server {self.name!r}: the environment variable {spec.bearer_token_env} "
+                    "(bearer_token_env) is not set"
+                )
+            headers["Authorization"] = f"Bearer {token}"
+        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300))
+        return streamable_http_client(spec.url, http_client=http)
+
+    def _client(self) -> Client:
+        return Client(self._transport())
+
+    async def start(self) -> None:
+        """Open every session and read the server's tool listing."""
+        if self._sessions:
+            return
+        self._sessions = [
+            _Session(self._client, f"{self.name}#{i}") for i in range(self.spec.pool_size)
+        ]
+        self._locks = [asyncio.Lock() for _ in self._sessions]
+        try:
+            await asyncio.gather(*(s.open(self.spec.connect_timeout_s) for s in self._sessions))
+            client = self._sessions[0].client
+            assert client is not None
+            listing = await client.list_tools()
+        except BaseException:
+            await self.aclose()
+            raise
+        self.tools = {t.name: t for t in listing.tools}
+        log.debug("mcp server ready", server=self.name, tools=sorted(self.tools))
+
+    async def _session(self) -> tuple[int, _Session]:
+        """The least busy session, reopened first if its server died."""
+        order = sorted(range(len(self._sessions)), key=lambda i: self._sessions[i].in_flight)
+        index = order[0] if order else next(self._next) % max(1, len(self._sessions))
+        session = self._sessions[index]
+        if not session.alive:
+            async with self._locks[index]:
+                session = self._sessions[index]
+                if not session.alive:
+                    await session.close()
+                    fresh = _Session(self._client, session.label)
+                    await fresh.open(self.spec.connect_timeout_s)
+                    self._sessions[index] = fresh
+                    self.restarts += 1
+                    log.warning(
+                        "mcp session restarted",
+                        server=self.name,
+                        session=fresh.label,
+                        reason=repr(session.error),
+                    )
+                    session = fresh
+        return index, session
+
+    # -- calling ---------------------------------------------------------------------------
+    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        if not self._sessions:
+            raise ToolTransportError(f"MCP server {self.name!r} is not started")
+        index, session = await self._session()
+        client = session.client
+        if client is None:
+            raise ToolTransportError(f"MCP server {self.name!r}: session closed")
+        session.in_flight += 1
+        try:
+            return await client.call_tool(tool, arguments)
+        except MCPError as exc:
+            if exc.error.code in _REQUEST_ERRORS:
+                raise SpecialistError(f"{self.name}/{tool}: {exc.error.message}") from exc
+            self._mark_broken(index, session, exc)
+            raise ToolTransportError(f"{self.name}/{tool}: {exc.error.message}") from exc
+        except (
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+            anyio.EndOfStream,
+            OSError,
+            httpx2.TransportError,
+        ) as exc:
+            self._mark_broken(index, session, exc)
+            raise ToolTransportError(f"{self.name}/{tool}: connection lost ({exc!r})") from exc
+        finally:
+            session.in_flight -= 1
+
+    def _mark_broken(self, index: int, session: _Session, exc: BaseException) -> None:
+        if self._sessions[index] is session:
+            session.error = exc
+            session.client = None  # the next call reopens it
+
+    async def aclose(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
