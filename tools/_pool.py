@@ -14,8 +14,8 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,11 +54,29 @@ def _errlog() -> TextIO | int:
     return sys.stderr
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@asynccontextmanager
+async def _http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    # The SDK leaves a client it is given open: this one is closed with the session.
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
+
+
 class _Session:
     """One client session, owned by its own task."""
 
-    def __init__(self, connect: Callable[[], Client], label: str) -> None:
+    def __init__(self, connect: Callable[[], Client], server: str, label: str) -> None:
         self._connect = connect
+        self.server = server
         self.label = label
         self.client: Client | None = None
         self.error: BaseException | None = None
@@ -78,12 +96,15 @@ class _Session:
         except TimeoutError:
             await self.close()
             raise ToolTransportError(
-                f"MCP server {self.label!r} did not start within {timeout:g} s"
+                f"MCP server {self.server!r} did not start within {timeout:g} s "
+                "(raise connect_timeout_s if it loads large models)"
             ) from None
         if self.client is None:
+            cause = _leaf(self.error) if self.error else None
             raise ToolTransportError(
-                f"cannot connect to MCP server {self.label!r}: {self.error!r}"
-            ) from self.error
+                f"cannot connect to MCP server {self.server!r}: {cause}; run its command by "
+                "hand to see why it stops"
+            ) from cause
 
     async def _run(self) -> None:
         try:
@@ -150,8 +171,7 @@ class MCPSessionPool:
                     "(bearer_token_env) is not set"
                 )
             headers["Authorization"] = f"Bearer {token}"
-        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300))
-        return streamable_http_client(spec.url, http_client=http)
+        return _http_transport(spec.url, headers)
 
     def _client(self) -> Client:
         return Client(self._transport())
@@ -161,7 +181,8 @@ class MCPSessionPool:
         if self._sessions:
             return
         self._sessions = [
-            _Session(self._client, f"{self.name}#{i}") for i in range(self.spec.pool_size)
+            _Session(self._client, self.name, f"{self.name}#{i}")
+            for i in range(self.spec.pool_size)
         ]
         self._locks = [asyncio.Lock() for _ in self._sessions]
         try:
@@ -185,7 +206,7 @@ class MCPSessionPool:
                 session = self._sessions[index]
                 if not session.alive:
                     await session.close()
-                    fresh = _Session(self._client, session.label)
+                    fresh = _Session(self._client, self.name, session.label)
                     await fresh.open(self.spec.connect_timeout_s)
                     self._sessions[index] = fresh
                     self.restarts += 1

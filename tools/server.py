@@ -17,9 +17,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp_types import PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrator._version import __version__
@@ -149,6 +153,7 @@ def build_server(
     server: MCPServer = MCPServer(
         name,
         version=__version__,
+        log_level="WARNING",
         instructions=(
             "Small specialist models. Each tool returns structured content with the answer "
             "(`output`), a `confidence` in [0, 1] and the `model` that produced it. Use the "
@@ -212,8 +217,32 @@ class BearerTokenMiddleware:
         await self.app(scope, receive, send)
 
 
-def _loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost")
+async def _serve_stdio(server: MCPServer) -> None:
+    """``MCPServer.run_stdio_async``, except that a line that is not JSON-RPC gets a
+    JSON-RPC parse error back (the SDK drops it silently) and the session goes on."""
+    lowlevel = server._lowlevel_server  # the SDK's own stdio runner uses it the same way
+    async with stdio_server() as (sdk_read, write):
+        send, receive = anyio.create_memory_object_stream[Any](0)
+
+        async def screen() -> None:
+            async with send:
+                async for item in sdk_read:
+                    if isinstance(item, Exception):
+                        error = JSONRPCError(
+                            jsonrpc="2.0",
+                            id=None,
+                            error=ErrorData(
+                                code=PARSE_ERROR, message=f"not a JSON-RPC message: {item}"[:500]
+                            ),
+                        )
+                        await write.send(SessionMessage(error))
+                    else:
+                        await send.send(item)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(screen)
+            await lowlevel.run(receive, write, lowlevel.create_initialization_options())
+            group.cancel_scope.cancel()
 
 
 async def run_server(
@@ -239,7 +268,7 @@ async def run_server(
     say = announce or (lambda _line: None)
     if transport == "stdio":
         say(f"serving {', '.join(specialists)} over stdio")
-        await server.run_stdio_async()
+        await _serve_stdio(server)
         return
     if transport != "http":
         raise ValueError(f"unknown transport {transport!r}: use stdio or http")
