@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,64 @@ def test_run_support_triage_json_with_real_models(
     )
     table = capsys.readouterr().out
     assert "account_access" in table and "Specialist calls" in table and "cli-1" in table
+
+
+def test_mcp_config_prints_the_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mcp", "config", "claude-desktop", "intent", "sentiment"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    entry = config["mcpServers"]["orchestrator"]
+    assert entry["command"] == sys.executable
+    assert entry["args"] == ["-m", "orchestrator", "serve", "intent", "sentiment"]
+
+
+def test_mcp_config_merges_and_keeps_other_servers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file = tmp_path / "claude" / "claude_desktop_config.json"
+    config_file.parent.mkdir()
+    config_file.write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}, "theme": "dark"}))
+    assert (
+        main(
+            [
+                "mcp",
+                "config",
+                "claude-desktop",
+                "--name",
+                "specialists",
+                "--merge",
+                str(config_file),
+            ]
+        )
+        == 0
+    )
+    merged = json.loads(config_file.read_text())
+    assert merged["theme"] == "dark"
+    assert merged["mcpServers"]["other"] == {"command": "x"}
+    assert merged["mcpServers"]["specialists"]["args"][:3] == ["-m", "orchestrator", "serve"]
+    assert "added mcpServers.specialists" in capsys.readouterr().out
+
+
+def test_mcp_config_refuses_a_broken_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "config.json"
+    broken.write_text('{"mcpServers": {,}')
+    assert main(["mcp", "config", "claude-desktop", "--merge", str(broken)]) == ExitCode.INVALID
+    assert f"{broken}:1:" in capsys.readouterr().err
+    assert broken.read_text() == '{"mcpServers": {,}'  # untouched
+
+
+def test_mcp_config_unknown_client_and_specialist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mcp", "config", "vscode"]) == ExitCode.INVALID
+    assert main(["mcp", "config", "claude-desktop", "sentimnt"]) == ExitCode.INVALID
+    assert "did you mean 'sentiment'?" in capsys.readouterr().err
+
+
+def test_serve_rejects_unknown_specialists_and_transports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "intnt"]) == ExitCode.INVALID
+    assert "did you mean 'intent'?" in capsys.readouterr().err
+    assert main(["serve", "--transport", "carrier-pigeon"]) == ExitCode.INVALID
+    assert main(["serve", "--transport", "http", "--token-env", "SURELY_UNSET_VARIABLE"]) == 3
+    assert "SURELY_UNSET_VARIABLE" in capsys.readouterr().err
