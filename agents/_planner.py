@@ -24,6 +24,8 @@ class PlanStep:
     declared: Sequence[SubtaskSpec]
     #: tool name -> what the toolset publishes about it (descriptions, schemas)
     tools: Mapping[str, ToolInfo]
+    #: the tools this node may use (empty: all of them)
+    allowed: Sequence[str] = ()
 
 
 @runtime_checkable

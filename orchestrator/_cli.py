@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator._checkpointers import CheckpointerKind
-from orchestrator._contracts import RunResult
+from orchestrator._contracts import RunLedger, RunResult
 from orchestrator._errors import ConfigurationError, GraphFileError, OrchestratorError
 from orchestrator._graphspec import GraphSpec, graph_json_schema
 from orchestrator._logging import configure_logging
@@ -76,7 +76,7 @@ def _root(
     ] = "WARNING",
     log_json: Annotated[bool, typer.Option(help="Logs as JSON lines even on a terminal.")] = False,
 ) -> None:
-    configure_logging(level=log_level, json=True if log_json else None, stream=sys.stderr)
+    configure_logging(level=log_level, json=True if log_json else None)
 
 
 def resolve_graph(name_or_path: str) -> Path:
@@ -126,6 +126,9 @@ def run(
     inprocess: Annotated[
         bool, typer.Option(help="Run registered specialists in this process, not over MCP.")
     ] = False,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price table for the cost ledger (YAML).")
+    ] = None,
 ) -> int:
     """Run a graph on one request and print the result with provenance and timings."""
     if checkpointer not in ("sqlite", "memory", "none"):
@@ -140,6 +143,7 @@ def run(
         state_dir=state_dir,
         checkpointer=cast(CheckpointerKind, checkpointer),
         inprocess=inprocess,
+        prices=prices,
     )
     result = asyncio.run(_run_with_progress(orc, text, thread, show=not as_json))
     if as_json:
@@ -149,14 +153,84 @@ def run(
     return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
 
 
+@app.command()
+def resume(
+    graph: Annotated[str, typer.Argument(help="The graph file the thread ran (or its name).")],
+    thread: Annotated[str, typer.Option(help="The thread to resume.")],
+    approve: Annotated[
+        bool, typer.Option(help="Accept the specialists' answers waiting for review.")
+    ] = False,
+    reject: Annotated[bool, typer.Option(help="Leave them unverified.")] = False,
+    answer: Annotated[
+        str | None,
+        typer.Option(
+            help='Correct output as JSON: {"label": "billing"} when one subtask waits, '
+            'or {"SUBTASK": {...}, ...}.'
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where checkpoints are kept.")
+    ] = DEFAULT_STATE_DIR,
+) -> int:
+    """Resume a thread: after a crash, or with a person's review of a paused run."""
+    chosen = sum([approve, reject, answer is not None])
+    if chosen > 1:
+        raise ConfigurationError("give one of --approve, --reject or --answer")
+    review: dict[str, Any] | None = None
+    if approve:
+        review = {"*": {"action": "approve"}}
+    elif reject:
+        review = {"*": {"action": "reject"}}
+    elif answer is not None:
+        try:
+            parsed = json.loads(answer)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"--answer is not JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ConfigurationError("--answer must be a JSON object")
+        review = {"__answer__": parsed}
+    orc = Orchestrator.from_file(resolve_graph(graph), state_dir=state_dir)
+    if review is not None and "__answer__" in review:
+        review = asyncio.run(_answer_review(orc, thread, review["__answer__"]))
+    result = asyncio.run(_run_with_progress(orc, None, thread, show=not as_json, review=review))
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        render_result(result, out)
+    return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
+
+
+async def _answer_review(orc: Orchestrator, thread: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """Turn --answer into per-subtask decisions, using what the paused run waits for."""
+    pending = await orc.pending_review(thread)
+    if not pending:
+        raise ConfigurationError(f"thread {thread!r} is not waiting for a review")
+    ids = [p["subtask_id"] for p in pending]
+    if set(answer) <= set(ids) and answer:
+        return {sid: {"action": "answer", "output": out} for sid, out in answer.items()}
+    if len(ids) == 1:
+        return {ids[0]: {"action": "answer", "output": answer}}
+    raise ConfigurationError(
+        f"several subtasks wait ({', '.join(ids)}): give --answer as {{SUBTASK: output, ...}}"
+    )
+
+
 async def _run_with_progress(
-    orc: Orchestrator, text: str | None, thread: str | None, *, show: bool
+    orc: Orchestrator,
+    text: str | None,
+    thread: str | None,
+    *,
+    show: bool,
+    review: dict[str, Any] | None = None,
 ) -> RunResult:
     result: RunResult | None = None
     with err.status("loading specialists…", spinner="dots") as status:
         if not show or not err.is_terminal:
             status.stop()
-        async for event in orc.astream(text, thread_id=thread):
+        async for event in orc.astream(text, thread_id=thread, review=review):
             if event.result is not None:
                 result = event.result
             elif event.kind == "resumed":
@@ -165,8 +239,16 @@ async def _run_with_progress(
                 d = event.detail
                 mark = f"conf {d['confidence']:.2f}" if d["ok"] else f"failed: {d['error']}"
                 status.update(f"{event.node}: {d['subtask']} done ({mark})")
-            elif event.kind in ("planned", "merged", "set"):
+            elif event.kind in ("planned", "merged", "set", "composed"):
                 status.update(f"{event.node}: {event.kind}")
+            elif event.kind == "awaiting_human" and show:
+                for item in event.detail["pending"]:
+                    err.print(
+                        f"review needed: {item['subtask_id']} ({item['specialist']}) said "
+                        f"{json.dumps(item['output'])} with confidence {item['confidence']}: "
+                        f"{item['reason']}",
+                        markup=False,
+                    )
     assert result is not None
     return result
 
@@ -177,7 +259,9 @@ def _format_value(value: Any) -> str:
 
 
 def render_result(result: RunResult, console: Console) -> None:
-    colour = {"ok": "green", "partial": "yellow", "failed": "red"}[result.status]
+    colour = {"ok": "green", "partial": "yellow", "failed": "red", "awaiting_human": "cyan"}[
+        result.status
+    ]
     console.print(
         f"[bold]{result.graph}[/bold]  status [{colour}]{result.status}[/{colour}]  "
         f"planner {result.planner}"
@@ -238,6 +322,51 @@ def render_result(result: RunResult, console: Console) -> None:
     )
     if "startup" in t:
         console.print(f"startup {t['startup']:.0f} ms (loading models, once per process)")
+    if result.ledger is not None:
+        render_ledger(result.ledger, console)
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow] {note}")
+    if result.error:
+        console.print(f"[red]error[/red] {result.error}", markup=True)
+    if result.pending_review:
+        console.print(
+            f"[cyan]waiting for a person[/cyan] on {', '.join(result.pending_review)}: "
+            f"orchestrator resume --thread {result.thread_id} --approve | --reject | "
+            "--answer JSON"
+        )
+
+
+def _usd(value: float) -> str:
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+
+
+def render_ledger(ledger: RunLedger, console: Console) -> None:
+    table = Table(title="Cost ledger", title_justify="left")
+    for column in ("call", "model", "tokens in/out", "cache r/w", "model ms", "cost"):
+        table.add_column(
+            column, justify="right" if column in ("cost", "model ms") else "left", overflow="fold"
+        )
+    for e in ledger.entries:
+        name = f"{e.role} {e.subtask_id}" if e.subtask_id else e.role
+        table.add_row(
+            name,
+            e.model.rsplit("/", 1)[-1],
+            f"{e.input_tokens}/{e.output_tokens}",
+            f"{e.cache_read_tokens}/{e.cache_write_tokens}" if e.kind == "frontier" else "",
+            f"{e.compute_ms:.1f}" if e.kind == "specialist" else "",
+            _usd(e.cost_usd) if e.priced else "no price",
+        )
+    console.print(table)
+    ratio = ledger.all_frontier_usd / ledger.total_usd if ledger.total_usd else float("inf")
+    console.print(
+        f"cost    {_usd(ledger.total_usd)} in all: specialists {_usd(ledger.specialist_usd)}, "
+        f"frontier {_usd(ledger.frontier_usd)} ({ledger.frontier_share:.0%} of the cost, "
+        f"{ledger.frontier_calls} calls)"
+    )
+    console.print(
+        f"        all-frontier estimate with {ledger.frontier_model}: "
+        f"{_usd(ledger.all_frontier_usd)} ({ratio:.0f}x); {ledger.all_frontier_basis}"
+    )
 
 
 @graph_app.command("validate")

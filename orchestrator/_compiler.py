@@ -1,10 +1,11 @@
 """Compiling a graph spec into a LangGraph ``StateGraph``.
 
-Each ``specialists`` node N becomes four LangGraph nodes::
+Each ``specialists`` node N becomes these LangGraph nodes::
 
-    N (plan) --dispatch--> N.call (one per ready subtask, via Send) --> N.verify
-                 \\                                                      |
-                  +--------------------> N.merge <--dispatch (none left)-+--> next wave of N.call
+    N (plan) --dispatch--> N.call (one per ready subtask, via Send) --> N.verify --> N.escalate
+                 \\                                                                 |
+                  +--> N.merge <--dispatch (none left)--+-- [N.review: a person] <--+
+                                                        +--> next wave of N.call
 
 and each ``set`` node becomes one. Edges from the file become conditional edges out of
 ``N.merge`` (or the set node) that follow the decision the node recorded in the state.
@@ -19,8 +20,15 @@ from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
 from langgraph.types import Send
 
-from orchestrator._graphspec import END, START, SetNodeSpec, SpecialistsNodeSpec
-from orchestrator._nodes import NodeContext, call_name, merge_name, verify_name
+from orchestrator._graphspec import END, START, ComposeNodeSpec, SetNodeSpec, SpecialistsNodeSpec
+from orchestrator._nodes import (
+    NodeContext,
+    call_name,
+    escalate_name,
+    merge_name,
+    review_name,
+    verify_name,
+)
 from orchestrator._state import RunState
 
 __all__ = ["build_state_graph"]
@@ -37,6 +45,9 @@ def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
         if isinstance(node, SpecialistsNodeSpec):
             _add_specialists_node(graph, ctx, name)
             exit_node = merge_name(name)
+        elif isinstance(node, ComposeNodeSpec):
+            graph.add_node(name, _compose_node(ctx, name))
+            exit_node = name
         else:
             assert isinstance(node, SetNodeSpec)
             graph.add_node(name, _set_node(ctx, name))
@@ -71,17 +82,35 @@ def _add_specialists_node(graph: StateGraph[Any], ctx: NodeContext, name: str) -
     def merge(state: RunState) -> dict[str, Any]:
         return ctx.merge(name, state)
 
+    async def escalate(state: RunState) -> dict[str, Any]:
+        return await ctx.escalate(name, state)
+
+    def review(state: RunState) -> dict[str, Any]:
+        return ctx.review(name, state)
+
     def dispatch(state: RunState) -> list[Send] | str:
         return ctx.dispatch(name, state)
+
+    def after_escalate(state: RunState) -> list[Send] | str:
+        return ctx.after_escalate(name, state)
 
     graph.add_node(name, plan)
     graph.add_node(call_name(name), call)  # type: ignore[arg-type]  # Send payloads, not RunState
     graph.add_node(verify_name(name), verify)
+    graph.add_node(escalate_name(name), escalate)
     graph.add_node(merge_name(name), merge)
     destinations = [call_name(name), merge_name(name)]
     graph.add_conditional_edges(name, dispatch, destinations)
     graph.add_edge(call_name(name), verify_name(name))
-    graph.add_conditional_edges(verify_name(name), dispatch, destinations)
+    graph.add_edge(verify_name(name), escalate_name(name))
+    if any(r.kind == "human" for key in ctx.spec.specialists for r in ctx.spec.ladder(key)):
+        graph.add_node(review_name(name), review)
+        graph.add_conditional_edges(
+            escalate_name(name), after_escalate, [*destinations, review_name(name)]
+        )
+        graph.add_conditional_edges(review_name(name), dispatch, destinations)
+    else:
+        graph.add_conditional_edges(escalate_name(name), dispatch, destinations)
 
 
 def _set_node(ctx: NodeContext, name: str) -> Any:
@@ -89,6 +118,13 @@ def _set_node(ctx: NodeContext, name: str) -> Any:
         return ctx.set_fields(name, state)
 
     return set_fields
+
+
+def _compose_node(ctx: NodeContext, name: str) -> Any:
+    async def compose(state: RunState) -> dict[str, Any]:
+        return await ctx.compose(name, state)
+
+    return compose
 
 
 def _router(ctx: NodeContext, name: str) -> Any:

@@ -13,10 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Escalation",
+    "EscalationStep",
     "FieldProvenance",
+    "LedgerEntry",
+    "ModelCall",
     "Plan",
     "ResultField",
     "RunEvent",
+    "RunLedger",
     "RunRequest",
     "RunResult",
     "SpecialistResult",
@@ -65,6 +69,12 @@ class Plan(_Model):
     skipped: dict[str, str] = Field(
         default_factory=dict, description="Declared subtasks left out, with the reason."
     )
+    model_calls: tuple[ModelCall, ...] = Field(
+        default=(), description="Remote model calls the planner made (with corrections)."
+    )
+    error: str | None = Field(
+        default=None, description="Why no valid plan could be made; the run then fails."
+    )
 
 
 class ToolInfo(_Model):
@@ -92,12 +102,29 @@ class ToolOutput(_Model):
     tokens: int = Field(default=0, ge=0, description="Input tokens processed by the model.")
 
 
+class ModelCall(_Model):
+    """One call to a remote model (a planner, an escalation, a composer), with its usage as
+    the API reported it."""
+
+    role: Literal["planner", "escalation", "composer"]
+    provider: str = Field(description="anthropic, or openai for any OpenAI-compatible server.")
+    model: str
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    latency_ms: float = Field(ge=0)
+    attempts: int = Field(default=1, ge=1)
+    subtask_id: str | None = None
+
+
 class SpecialistResult(_Model):
     """The outcome of one subtask's call, successful or not."""
 
     subtask_id: str
     specialist: str
     ok: bool
+    input: dict[str, Any] = Field(default_factory=dict, description="The arguments sent.")
     output: dict[str, Any] | None = None
     confidence: float | None = None
     model: str | None = None
@@ -107,6 +134,12 @@ class SpecialistResult(_Model):
     attempts: int = 1
     error: str | None = Field(default=None, description="Why the call failed, when ok is false.")
     error_kind: str | None = None
+    source: Literal["specialist", "vote", "frontier", "human"] = Field(
+        default="specialist", description="Who produced the output (escalations replace it)."
+    )
+    model_calls: tuple[ModelCall, ...] = Field(
+        default=(), description="Remote model calls made to produce this result."
+    )
 
 
 class Verdict(_Model):
@@ -118,19 +151,31 @@ class Verdict(_Model):
     reasons: tuple[str, ...] = ()
 
 
+class EscalationStep(_Model):
+    """One rung of the escalation ladder, tried for one subtask."""
+
+    rung: str = Field(description="vote, specialist:NAME, frontier or human.")
+    passed: bool
+    detail: str = ""
+    confidence: float | None = None
+    model: str | None = None
+
+
 class Escalation(_Model):
     """A result that did not pass verification, and what was done about it."""
 
     subtask_id: str
     reason: str
     rungs_tried: tuple[str, ...] = ()
-    outcome: Literal["resolved", "unresolved"] = "unresolved"
+    steps: tuple[EscalationStep, ...] = ()
+    outcome: Literal["resolved", "unresolved", "awaiting_human"] = "unresolved"
+    resolved_by: str | None = None
 
 
 class FieldProvenance(_Model):
     """Where one result field came from."""
 
-    source: Literal["specialist", "rule"]
+    source: Literal["specialist", "rule", "vote", "frontier", "human"]
     node: str = Field(description="The graph node that produced the field.")
     specialist: str | None = None
     model: str | None = None
@@ -163,13 +208,61 @@ class SubtaskReport(_Model):
     output: dict[str, Any] | None = None
     error: str | None = None
     reasons: tuple[str, ...] = ()
+    source: str = Field(default="specialist", description="Who produced the final output.")
+
+
+class LedgerEntry(_Model):
+    """One priced line of the cost ledger: a specialist call or a remote model call."""
+
+    kind: Literal["specialist", "frontier"]
+    role: str = Field(description="specialist, planner, escalation or composer.")
+    subtask_id: str | None = None
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    compute_ms: float = 0.0
+    latency_ms: float = 0.0
+    cost_usd: float = Field(ge=0)
+    priced: bool = Field(description="False when the price table has no entry for the model.")
+
+
+class RunLedger(_Model):
+    """What a run cost, and what it would have cost with the frontier model doing everything."""
+
+    entries: tuple[LedgerEntry, ...]
+    total_usd: float
+    frontier_usd: float
+    specialist_usd: float
+    frontier_share: float = Field(description="Share of the cost spent on frontier calls.")
+    frontier_calls: int
+    specialist_calls: int
+    input_tokens: int
+    output_tokens: int
+    all_frontier_usd: float = Field(
+        description="Estimated cost had the frontier model answered every subtask itself."
+    )
+    all_frontier_basis: str = Field(description="How that estimate was made.")
+    frontier_model: str
+    price_table: str
 
 
 class RunEvent(_Model):
     """A progress event of a streamed run."""
 
     kind: Literal[
-        "started", "resumed", "planned", "called", "verified", "merged", "set", "finished"
+        "started",
+        "resumed",
+        "planned",
+        "called",
+        "verified",
+        "escalated",
+        "merged",
+        "set",
+        "composed",
+        "awaiting_human",
+        "finished",
     ]
     node: str = ""
     thread_id: str
@@ -184,9 +277,13 @@ class RunResult(_Model):
     graph: str
     thread_id: str
     request: RunRequest
-    status: Literal["ok", "partial", "failed"] = Field(
-        description="ok: every field verified; partial: some unverified or failed; failed: none."
+    status: Literal["ok", "partial", "failed", "awaiting_human"] = Field(
+        description=(
+            "ok: every field verified; partial: some unverified or failed; failed: nothing "
+            "usable; awaiting_human: paused until a person answers (resume the thread)."
+        )
     )
+    error: str | None = Field(default=None, description="Why the run failed, when it did.")
     fields: dict[str, ResultField]
     subtasks: tuple[SubtaskReport, ...]
     skipped: dict[str, str] = Field(
@@ -203,6 +300,11 @@ class RunResult(_Model):
     )
     compute_ms: float = Field(description="Model compute time summed over calls.")
     tokens: int
+    ledger: RunLedger | None = None
+    pending_review: tuple[str, ...] = Field(
+        default=(), description="Subtasks waiting for a person (resume the thread to answer)."
+    )
+    notes: tuple[str, ...] = Field(default=(), description="What a person should know.")
 
     def value(self, name: str) -> Any:
         """The value of one field (``result.value("intent.label")``)."""

@@ -21,7 +21,9 @@ from orchestrator._expressions import (
 from orchestrator._graphspec import (
     END,
     START,
+    ComposeNodeSpec,
     EdgeSpec,
+    FrontierSpec,
     GraphSpec,
     MCPServerSpec,
     Policies,
@@ -208,12 +210,16 @@ def _model_at(data: Any, path: Loc) -> type[BaseModel] | None:
         return SpecialistBinding
     if head == "servers" and len(rest) == 1:
         return MCPServerSpec
+    if head == "frontier" and rest == ():
+        return FrontierSpec
     if head == "edges" and len(rest) == 1:
         return EdgeSpec
     if head == "nodes" and rest:
         node = data.get("nodes", {}).get(rest[0]) if isinstance(data, dict) else None
         kind = node.get("kind") if isinstance(node, dict) else None
-        node_model: type[BaseModel] = SetNodeSpec if kind == "set" else SpecialistsNodeSpec
+        node_model: type[BaseModel] = {"set": SetNodeSpec, "compose": ComposeNodeSpec}.get(
+            str(kind), SpecialistsNodeSpec
+        )
         if len(rest) == 1:
             return node_model
         if len(rest) == 3 and rest[1] == "subtasks":
@@ -242,7 +248,8 @@ def _schema_issue(error: ErrorDetails, locate: _Locator) -> GraphIssue:
         return locate.issue(
             (*path, "kind") if kind == "union_tag_invalid" else path,
             "unknown node kind" if kind == "union_tag_invalid" else "a node needs a `kind`",
-            hint="use `kind: specialists` (run specialist subtasks) or `kind: set` (write fields)",
+            hint="use `kind: specialists` (run specialist subtasks), `kind: set` (write fields) "
+            "or `kind: compose` (the frontier model writes a field)",
         )
     value = error.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
@@ -267,6 +274,7 @@ class _GraphChecker:
 
     def run(self) -> list[GraphIssue]:
         self.check_specialists()
+        self.check_frontier()
         subtask_ids = self.check_subtasks()
         self.check_set_nodes(subtask_ids)
         self.check_edges(subtask_ids)
@@ -328,6 +336,49 @@ class _GraphChecker:
                         )
                     else:
                         self.add(path, f"invalid option: {err['msg']}")
+
+    def check_frontier(self) -> None:
+        bindings = list(self.spec.specialists)
+        ladders: list[tuple[Loc, list[Any]]] = [(("escalation",), list(self.spec.escalation))]
+        for key, binding in self.spec.specialists.items():
+            if binding.escalation is not None:
+                ladders.append((("specialists", key, "escalation"), list(binding.escalation)))
+        for base, ladder in ladders:
+            for index, rung in enumerate(ladder):
+                if rung.kind == "specialist" and rung.specialist not in self.spec.specialists:
+                    self.add(
+                        (*base, index, "specialist"),
+                        f"unknown specialist {rung.specialist!r}",
+                        hint=_did_you_mean(
+                            rung.specialist, bindings, "name a key of `specialists:`"
+                        ),
+                    )
+                if rung.kind == "frontier" and self.spec.frontier is None:
+                    self.add(
+                        (*base, index),
+                        "a frontier rung needs a `frontier:` section",
+                        hint="add `frontier: {model: claude-sonnet-5}`",
+                    )
+        for name, node in self.spec.nodes.items():
+            needs_frontier = getattr(node, "kind", None) == "compose" or (
+                isinstance(node, SpecialistsNodeSpec) and node.planner == "frontier"
+            )
+            if needs_frontier and self.spec.frontier is None:
+                self.add(
+                    ("nodes", name),
+                    f"node {name!r} needs the frontier model, but the graph "
+                    "has no `frontier:` section",
+                    key=True,
+                    hint="add `frontier: {model: claude-sonnet-5}`",
+                )
+            if isinstance(node, SpecialistsNodeSpec):
+                for index, tool in enumerate(node.tools or []):
+                    if tool not in self.spec.specialists:
+                        self.add(
+                            ("nodes", name, "tools", index),
+                            f"unknown specialist {tool!r}",
+                            hint=_did_you_mean(tool, bindings, "name a key of `specialists:`"),
+                        )
 
     def check_subtasks(self) -> dict[str, str]:
         ids: dict[str, str] = {}

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "ComposeNodeSpec",
     "EdgeSpec",
+    "FrontierSpec",
     "GraphSpec",
     "MCPServerSpec",
     "Policies",
@@ -102,6 +104,68 @@ class MCPServerSpec(_Spec):
         return self
 
 
+class FrontierSpec(_Spec):
+    """The frontier model: it plans where a node asks it to, answers subtasks the ladder
+    escalates to it, and writes composed answers."""
+
+    provider: Literal["anthropic", "openai"] = Field(
+        default="anthropic",
+        description="anthropic (Claude), or openai for any OpenAI-compatible server (vLLM...).",
+    )
+    model: str = Field(default="claude-sonnet-5", description="Model name sent to the API.")
+    base_url: str | None = Field(
+        default=None, description="API endpoint; required for an OpenAI-compatible server."
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        description="Environment variable with the API key (default ANTHROPIC_API_KEY, or "
+        "OPENAI_API_KEY for openai).",
+    )
+    max_tokens: int = Field(default=1024, ge=16, le=64_000, description="Per answer.")
+    timeout_s: float = Field(default=60, gt=0, le=600, description="Per API request.")
+    retries: int = Field(
+        default=4, ge=0, le=10, description="Extra attempts on 429, 529, 5xx and lost connections."
+    )
+    max_corrections: int = Field(
+        default=2, ge=0, le=5, description="Times an invalid plan or answer is sent back."
+    )
+
+    def key_env(self) -> str:
+        if self.api_key_env:
+            return self.api_key_env
+        return "ANTHROPIC_API_KEY" if self.provider == "anthropic" else "OPENAI_API_KEY"
+
+
+class VoteRung(_Spec):
+    """Ask the same specialist again on variants of the input and take the majority."""
+
+    kind: Literal["vote"]
+    variants: int = Field(default=3, ge=2, le=9, description="How many variants of the input.")
+
+
+class SpecialistRung(_Spec):
+    """Ask a stronger specialist (another binding of this graph)."""
+
+    kind: Literal["specialist"]
+    specialist: Identifier
+
+
+class FrontierRung(_Spec):
+    """Let the frontier model answer the subtask itself."""
+
+    kind: Literal["frontier"]
+
+
+class HumanRung(_Spec):
+    """Pause the run until a person approves, corrects or rejects the answer."""
+
+    kind: Literal["human"]
+    note: str = Field(default="", description="Shown to the reviewer.")
+
+
+Rung = Annotated[VoteRung | SpecialistRung | FrontierRung | HumanRung, Field(discriminator="kind")]
+
+
 class SpecialistBinding(_Spec):
     """A specialist the graph uses, and how it is reached."""
 
@@ -126,6 +190,9 @@ class SpecialistBinding(_Spec):
     )
     timeout_s: float | None = Field(
         default=None, gt=0, le=3600, description="Overrides policies.timeout_s."
+    )
+    escalation: list[Rung] | None = Field(
+        default=None, description="Overrides the graph's escalation ladder for this specialist."
     )
 
 
@@ -158,8 +225,25 @@ class SpecialistsNodeSpec(_Spec):
 
     kind: Literal["specialists"]
     description: str = ""
-    planner: Literal["local"] = Field(default="local", description="Which planner picks subtasks.")
-    subtasks: list[SubtaskSpec] = Field(min_length=1)
+    planner: Literal["local", "frontier"] = Field(
+        default="local",
+        description=(
+            "local: the declared subtasks (no LLM); frontier: the frontier model plans from the "
+            "tools' descriptions, falling back to the declared subtasks when no key is set."
+        ),
+    )
+    tools: list[Identifier] | None = Field(
+        default=None, description="Specialists the frontier planner may use (default: all)."
+    )
+    subtasks: list[SubtaskSpec] = Field(
+        default_factory=list, description="Declared subtasks (required for the local planner)."
+    )
+
+    @model_validator(mode="after")
+    def _has_work(self) -> SpecialistsNodeSpec:
+        if self.planner == "local" and not self.subtasks:
+            raise ValueError("a node with the local planner needs `subtasks`")
+        return self
 
 
 class SetNodeSpec(_Spec):
@@ -170,7 +254,21 @@ class SetNodeSpec(_Spec):
     set: dict[Identifier, Any] = Field(min_length=1)
 
 
-NodeSpec = Annotated[SpecialistsNodeSpec | SetNodeSpec, Field(discriminator="kind")]
+class ComposeNodeSpec(_Spec):
+    """The frontier model writes one field (say, a reply) from verified fields only."""
+
+    kind: Literal["compose"]
+    description: str = ""
+    instructions: str = Field(min_length=1, description="What to write, for the model.")
+    fields: list[str] | None = Field(
+        default=None, description="Fields it may read (default: every verified field)."
+    )
+    output: Identifier = Field(default="answer", description="The field it writes.")
+
+
+NodeSpec = Annotated[
+    SpecialistsNodeSpec | SetNodeSpec | ComposeNodeSpec, Field(discriminator="kind")
+]
 
 
 class EdgeSpec(_Spec):
@@ -195,6 +293,13 @@ class GraphSpec(_Spec):
     )
     specialists: dict[Identifier, SpecialistBinding] = Field(min_length=1)
     policies: Policies = Field(default_factory=Policies)
+    frontier: FrontierSpec | None = Field(
+        default=None, description="The frontier model (planner, escalation rung, composer)."
+    )
+    escalation: list[Rung] = Field(
+        default_factory=list,
+        description="What to try, in order, when a result fails verification.",
+    )
     nodes: dict[Identifier, NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(min_length=1)
 
@@ -243,6 +348,10 @@ class GraphSpec(_Spec):
     def timeout_s(self, binding_key: str) -> float:
         value = self.specialists[binding_key].timeout_s
         return self.policies.timeout_s if value is None else value
+
+    def ladder(self, binding_key: str) -> list[Rung]:
+        own = self.specialists[binding_key].escalation if binding_key in self.specialists else None
+        return list(self.escalation if own is None else own)
 
     def edges_from(self, node: str) -> list[EdgeSpec]:
         return [e for e in self.edges if e.source == node]

@@ -181,6 +181,20 @@ def _level_number(level: str) -> int:
         raise ValueError(f"unknown log level {level!r}; use one of {allowed}") from None
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (it may be swapped, by a
+    test runner or an application, after logging was configured)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return _is_tty(sys.stderr)
+
+
 def configure_logging(
     *, json: bool | None = None, level: str = "INFO", stream: TextIO | None = None
 ) -> None:
@@ -190,7 +204,7 @@ def configure_logging(
     terminal, where a console renderer is used, coloured unless ``NO_COLOR`` is set.
     """
     threshold = _level_number(level)
-    out = sys.stderr if stream is None else stream
+    out: Any = _CurrentStderr() if stream is None else stream
     tty = _is_tty(out)
     use_json = not tty if json is None else json
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from jsonschema import Draft202012Validator
-from langgraph.types import Send
+from langgraph.types import Send, interrupt
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -25,7 +25,9 @@ from tenacity import (
 
 from orchestrator._contracts import (
     Escalation,
+    EscalationStep,
     FieldProvenance,
+    ModelCall,
     Plan,
     ResultField,
     RunRequest,
@@ -35,13 +37,30 @@ from orchestrator._contracts import (
     Verdict,
 )
 from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
+from orchestrator._escalation import Escalator
 from orchestrator._expressions import Expression, Template, parse_expression, parse_template
-from orchestrator._graphspec import END, GraphSpec, SetNodeSpec, SpecialistsNodeSpec
+from orchestrator._graphspec import (
+    END,
+    ComposeNodeSpec,
+    GraphSpec,
+    SetNodeSpec,
+    SpecialistsNodeSpec,
+)
 from orchestrator._state import CallPayload, RunState
+from orchestrator.agents._frontier import FrontierError
 from orchestrator.agents._planner import Planner, PlanStep
+from orchestrator.agents.answerer import FrontierAnswerer
+from orchestrator.agents.composer import Composer
 from orchestrator.tools._toolset import Toolset
 
-__all__ = ["NodeContext", "call_name", "merge_name", "verify_name"]
+__all__ = [
+    "NodeContext",
+    "call_name",
+    "escalate_name",
+    "merge_name",
+    "review_name",
+    "verify_name",
+]
 
 log = structlog.get_logger("orchestrator.nodes")
 
@@ -56,6 +75,14 @@ def verify_name(node: str) -> str:
 
 def merge_name(node: str) -> str:
     return f"{node}.merge"
+
+
+def escalate_name(node: str) -> str:
+    return f"{node}.escalate"
+
+
+def review_name(node: str) -> str:
+    return f"{node}.review"
 
 
 @lru_cache(maxsize=4096)
@@ -114,6 +141,10 @@ class NodeContext:
     toolset: Toolset
     planner: Planner
     tools: Mapping[str, ToolInfo]
+    #: planner for nodes with `planner: frontier` (None: the frontier is not configured)
+    frontier_planner: Planner | None = None
+    answerer: FrontierAnswerer | None = None
+    composer: Composer | None = None
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict)
 
     # -- plan ------------------------------------------------------------------------------
@@ -121,8 +152,18 @@ class NodeContext:
         start = time.perf_counter()
         spec_node = self.spec.nodes[node]
         assert isinstance(spec_node, SpecialistsNodeSpec)
-        step = PlanStep(node=node, declared=spec_node.subtasks, tools=self.tools)
-        plan = await self.planner.plan(RunRequest.model_validate(state["request"]), step)
+        step = PlanStep(
+            node=node,
+            declared=spec_node.subtasks,
+            tools=self.tools,
+            allowed=tuple(spec_node.tools or ()),
+        )
+        planner = self.planner
+        if spec_node.planner == "frontier" and self.frontier_planner is not None:
+            planner = self.frontier_planner
+        plan = await planner.plan(RunRequest.model_validate(state["request"]), step)
+        if plan.error:
+            log.warning("no plan", node=node, error=plan.error)
         log.debug(
             "planned", node=node, subtasks=[s.id for s in plan.subtasks], skipped=plan.skipped
         )
@@ -191,6 +232,7 @@ class NodeContext:
                 subtask_id=sub.id,
                 specialist=sub.specialist,
                 ok=False,
+                input=sub.input,
                 latency_ms=(time.perf_counter() - start) * 1000,
                 attempts=attempts,
                 error=str(exc) or kind,
@@ -200,6 +242,7 @@ class NodeContext:
             subtask_id=sub.id,
             specialist=sub.specialist,
             ok=True,
+            input=sub.input,
             output=out.output,
             confidence=out.confidence,
             model=out.model,
@@ -215,26 +258,136 @@ class NodeContext:
         plan = Plan.model_validate(state["plans"][node])
         done = state.get("verdicts", {})
         verdicts: dict[str, Any] = {}
-        escalations: list[dict[str, Any]] = []
         for sub in plan.subtasks:
             raw = state.get("results", {}).get(sub.id)
             if raw is None or sub.id in done:
                 continue
             verdict = self.verify_result(SpecialistResult.model_validate(raw))
             verdicts[sub.id] = verdict.model_dump(mode="json")
-            if not verdict.passed:
-                # No escalation ladder is declared yet: the field is kept, marked unverified.
-                escalations.append(
-                    Escalation(
-                        subtask_id=sub.id,
-                        reason="; ".join(verdict.reasons),
-                    ).model_dump(mode="json")
+        return {"verdicts": verdicts, "timings": [_timing(node, "verify", start)]}
+
+    # -- escalate --------------------------------------------------------------------------
+    async def escalate(self, node: str, state: RunState) -> dict[str, Any]:
+        """Walk the ladder for every result of this node that failed verification."""
+        start = time.perf_counter()
+        plan = Plan.model_validate(state["plans"][node])
+        seen = state.get("escalations", {})
+        todo = [
+            sub
+            for sub in plan.subtasks
+            if sub.id not in seen
+            and sub.id in state.get("verdicts", {})
+            and not state["verdicts"][sub.id]["passed"]
+        ]
+        if not todo:
+            return {}
+        escalator = Escalator(
+            self.spec, dict(self.tools), self.call_subtask, self.verify_result, self.answerer
+        )
+        outcomes = await asyncio.gather(
+            *(
+                escalator.escalate(
+                    sub.model_copy(
+                        update={"input": state["results"][sub.id]["input"] or sub.input}
+                    ),
+                    SpecialistResult.model_validate(state["results"][sub.id]),
+                    Verdict.model_validate(state["verdicts"][sub.id]),
                 )
-        return {
-            "verdicts": verdicts,
-            "escalations": escalations,
-            "timings": [_timing(node, "verify", start)],
+                for sub in todo
+            )
+        )
+        update: dict[str, Any] = {
+            "escalations": {},
+            "results": {},
+            "verdicts": {},
+            "timings": [_timing(node, "escalate", start)],
         }
+        for record, result, verdict in outcomes:
+            update["escalations"][record.subtask_id] = record.model_dump(mode="json")
+            if result is not None:
+                update["results"][record.subtask_id] = result.model_dump(mode="json")
+            if verdict is not None:
+                update["verdicts"][record.subtask_id] = verdict.model_dump(mode="json")
+        return update
+
+    def after_escalate(self, node: str, state: RunState) -> list[Send] | str:
+        if self.awaiting_review(node, state):
+            return review_name(node)
+        return self.dispatch(node, state)
+
+    def awaiting_review(self, node: str, state: RunState) -> list[dict[str, Any]]:
+        ids = {s["id"] for s in state["plans"][node]["subtasks"]}
+        return [
+            e
+            for sid, e in state.get("escalations", {}).items()
+            if sid in ids and e["outcome"] == "awaiting_human"
+        ]
+
+    # -- review (a person, through a LangGraph interrupt) ----------------------------------
+    def review(self, node: str, state: RunState) -> dict[str, Any]:
+        pending = self.awaiting_review(node, state)
+        items = []
+        for record in pending:
+            sid = record["subtask_id"]
+            result = state["results"][sid]
+            tool = self.tools.get(result["specialist"])
+            rung = next(
+                (r for r in self.spec.ladder(result["specialist"]) if r.kind == "human"), None
+            )
+            items.append(
+                {
+                    "subtask_id": sid,
+                    "specialist": result["specialist"],
+                    "input": result["input"],
+                    "output": result["output"],
+                    "confidence": result["confidence"],
+                    "reason": record["reason"],
+                    "note": getattr(rung, "note", ""),
+                    "output_schema": tool.output_schema if tool else {},
+                    "labels": list(tool.labels) if tool and tool.labels else None,
+                }
+            )
+        # The run stops here until `resume` supplies {subtask_id: decision}; see Orchestrator.
+        decisions = interrupt({"node": node, "pending": items})
+        update: dict[str, Any] = {"escalations": {}, "results": {}, "verdicts": {}}
+        for record in pending:
+            sid = record["subtask_id"]
+            decision = decisions.get(sid, {"action": "reject"})
+            result = SpecialistResult.model_validate(state["results"][sid])
+            step = EscalationStep(
+                rung="human", passed=decision["action"] != "reject", detail=decision["action"]
+            )
+            escalation = Escalation.model_validate(record).model_copy(
+                update={
+                    "steps": (*Escalation.model_validate(record).steps, step),
+                    "outcome": "unresolved" if decision["action"] == "reject" else "resolved",
+                    "resolved_by": None if decision["action"] == "reject" else "human",
+                }
+            )
+            update["escalations"][sid] = escalation.model_dump(mode="json")
+            if decision["action"] == "reject":
+                continue
+            if decision["action"] == "answer":
+                result = result.model_copy(
+                    update={
+                        "output": decision["output"],
+                        "ok": True,
+                        "source": "human",
+                        "model": "human",
+                        "confidence": 1.0,
+                        "error": None,
+                    }
+                )
+            else:  # approve: the specialist's own answer, vouched for by a person
+                result = result.model_copy(update={"source": "human"})
+            update["results"][sid] = result.model_dump(mode="json")
+            update["verdicts"][sid] = Verdict(
+                subtask_id=sid,
+                passed=True,
+                checks={"human": True},
+                reasons=(f"human {decision['action']}",),
+            ).model_dump(mode="json")
+        return update
 
     def verify_result(self, result: SpecialistResult) -> Verdict:
         checks: dict[str, bool] = {"call_succeeded": result.ok}
@@ -288,7 +441,7 @@ class NodeContext:
     def merge(self, node: str, state: RunState) -> dict[str, Any]:
         start = time.perf_counter()
         plan = Plan.model_validate(state["plans"][node])
-        escalated = {e["subtask_id"] for e in state.get("escalations", [])}
+        escalated = set(state.get("escalations", {}))
         fields: dict[str, Any] = {}
         for sub in plan.subtasks:
             raw = state.get("results", {}).get(sub.id)
@@ -296,9 +449,13 @@ class NodeContext:
                 continue
             verdict = state.get("verdicts", {}).get(sub.id)
             tool = self.tools.get(sub.specialist)
-            keys = tool.summary_fields if tool and tool.summary_fields else tuple(raw["output"])
+            keys = (
+                tool.summary_fields
+                if tool and tool.summary_fields is not None
+                else tuple(raw["output"])
+            )
             provenance = FieldProvenance(
-                source="specialist",
+                source=raw.get("source", "specialist"),
                 node=node,
                 specialist=sub.specialist,
                 model=raw["model"],
@@ -323,7 +480,18 @@ class NodeContext:
         assert isinstance(spec_node, SetNodeSpec)
         context = expression_context(state)
         entered = next((d for d in reversed(state.get("decisions", [])) if d["to"] == node), None)
-        reads = tuple(entered["reads"]) if entered else ()
+        # A rule's field depends on the conditions that led here and on the results its own
+        # templates read.
+        subtasks = self.spec.subtasks()
+        templated = {
+            name
+            for value in spec_node.set.values()
+            if isinstance(value, str) and "{{" in value
+            for expression in _template(value).expressions
+            for name in expression.names
+            if name in subtasks
+        }
+        reads = tuple(sorted({*(entered["reads"] if entered else ()), *templated}))
         results = state.get("results", {})
         verdicts = state.get("verdicts", {})
         read_results = [results[r] for r in reads if r in results]
@@ -348,6 +516,52 @@ class NodeContext:
             "fields": fields,
             "path": [node],
             "timings": [_timing(node, "set", start)],
+            "decisions": [self.decide(node, merged_state)],
+        }
+
+    # -- compose ---------------------------------------------------------------------------
+    async def compose(self, node: str, state: RunState) -> dict[str, Any]:
+        """The frontier model writes one field from verified fields only."""
+        start = time.perf_counter()
+        spec_node = self.spec.nodes[node]
+        assert isinstance(spec_node, ComposeNodeSpec)
+        verified = {
+            name: f["value"]
+            for name, f in state.get("fields", {}).items()
+            if f["provenance"]["verified"]
+            and (spec_node.fields is None or name in spec_node.fields)
+        }
+        calls: list[ModelCall] = []
+        model: str | None = None
+        if self.composer is None:
+            key = self.spec.frontier.key_env() if self.spec.frontier else "an API key"
+            value, note = None, f"not written: no frontier model configured ({key} is not set)"
+        else:
+            model = f"{self.composer.model.provider}:{self.composer.model.model}"
+            try:
+                value, calls = await self.composer.compose(spec_node.instructions, verified)
+                note = ""
+            except FrontierError as exc:
+                value, note, calls = None, f"not written: {exc}", list(exc.calls)
+        provenance = FieldProvenance(
+            source="frontier",
+            node=node,
+            model=model,
+            verified=False,
+            derived_from=tuple(sorted(verified)),
+        )
+        fields = {
+            spec_node.output: ResultField(value=value, provenance=provenance).model_dump(
+                mode="json"
+            )
+        }
+        merged_state: RunState = {**state, "fields": {**state.get("fields", {}), **fields}}
+        return {
+            "fields": fields,
+            "path": [node],
+            "notes": [note] if note else [],
+            "model_calls": [c.model_dump(mode="json") for c in calls],
+            "timings": [_timing(node, "compose", start)],
             "decisions": [self.decide(node, merged_state)],
         }
 

@@ -13,15 +13,21 @@ from typing import Any, TypeVar
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
 from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._compiler import build_state_graph
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
 from orchestrator._errors import ConfigurationError
-from orchestrator._graphspec import GraphSpec
+from orchestrator._graphspec import GraphSpec, SpecialistsNodeSpec
+from orchestrator._ledger import PriceTable
 from orchestrator._nodes import NodeContext
 from orchestrator._result import build_run_result
+from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
+from orchestrator.agents.answerer import FrontierAnswerer, output_problems
+from orchestrator.agents.composer import Composer
+from orchestrator.agents.frontier_planner import FrontierPlanner
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
@@ -72,6 +78,8 @@ class Orchestrator:
         planner: Planner | None = None,
         inprocess: bool = False,
         base_dir: str | Path | None = None,
+        frontier: FrontierModel | bool | None = True,
+        prices: str | Path | PriceTable | None = None,
     ) -> None:
         """
         Args:
@@ -86,9 +94,14 @@ class Orchestrator:
                 reaches over MCP (third-party MCP tools still go over MCP).
             base_dir: directory that relative paths in the graph (a server's ``cwd``) are
                 relative to; defaults to the graph file's directory.
+            frontier: the frontier model; ``True`` (default) builds it from the graph's
+                ``frontier:`` section when its API key is set, ``False``/``None`` never uses one.
+            prices: the price table for the cost ledger (default: the shipped one).
         """
         self.spec = spec
         self._inprocess = inprocess
+        self._frontier_arg = frontier
+        self._prices = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self.state_dir = Path(state_dir)
         self._checkpointer = checkpointer
@@ -147,7 +160,7 @@ class Orchestrator:
                 stack.push_async_callback(toolset.aclose)
             await toolset.warm_up()
             tools = await self._tool_infos(toolset)
-            ctx = NodeContext(spec=self.spec, toolset=toolset, planner=self._planner, tools=tools)
+            ctx = self._context(toolset, tools)
             self._graph = build_state_graph(ctx).compile(checkpointer=saver)
         except BaseException:
             await stack.aclose()
@@ -162,8 +175,39 @@ class Orchestrator:
         toolset = self._toolset or self._default_toolset()
         await toolset.warm_up()
         tools = await self._tool_infos(toolset)
-        ctx = NodeContext(spec=self.spec, toolset=toolset, planner=self._planner, tools=tools)
+        ctx = self._context(toolset, tools)
         return build_state_graph(ctx).compile(checkpointer=checkpointer, name=self.spec.name)
+
+    def _frontier(self) -> FrontierModel | None:
+        if isinstance(self._frontier_arg, FrontierModel):
+            return self._frontier_arg
+        if self._frontier_arg is True and self.spec.frontier is not None:
+            return frontier_from_spec(self.spec.frontier)
+        return None
+
+    def _context(self, toolset: Toolset, tools: dict[str, ToolInfo]) -> NodeContext:
+        model = self._frontier()
+        if model is None:
+            for name, node in self.spec.nodes.items():
+                if (
+                    isinstance(node, SpecialistsNodeSpec)
+                    and node.planner == "frontier"
+                    and not node.subtasks
+                ):
+                    key = self.spec.frontier.key_env() if self.spec.frontier else "an API key"
+                    raise ConfigurationError(
+                        f"node {name!r} is planned by the frontier model and declares no "
+                        f"subtasks to fall back on, but {key} is not set"
+                    )
+        return NodeContext(
+            spec=self.spec,
+            toolset=toolset,
+            planner=self._planner,
+            tools=tools,
+            frontier_planner=FrontierPlanner(model, fallback=LocalPlanner()),
+            answerer=FrontierAnswerer(model) if model else None,
+            composer=Composer(model) if model else None,
+        )
 
     async def _tool_infos(self, toolset: Toolset) -> dict[str, ToolInfo]:
         published = {t.name: t for t in await toolset.list_tools()}
@@ -203,12 +247,15 @@ class Orchestrator:
         *,
         thread_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        review: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run (or resume) and yield progress events; the last one carries the result.
 
         With a ``thread_id`` whose run did not finish (a crash, a killed process), the run
         resumes from its last checkpoint: finished subtasks are not run again. Pass
-        ``request=None`` to resume without repeating the request.
+        ``request=None`` to resume without repeating the request. A run paused for a person
+        (status ``awaiting_human``) resumes with ``review``: subtask id -> decision, see
+        :meth:`aresume`.
         """
         tid = thread_id or uuid.uuid4().hex
         opening = time.perf_counter()
@@ -222,6 +269,16 @@ class Orchestrator:
                 "recursion_limit": self.spec.policies.max_steps * 4,
             }
             mode, graph_input = await self._input_for(graph, config, request, metadata, tid)
+            if review is not None and mode != "review":
+                raise ConfigurationError(f"thread {tid!r} is not waiting for a review")
+            if mode == "review":
+                if review is None:
+                    raise ConfigurationError(
+                        f"thread {tid!r} waits for a person: resume it with a review (CLI: "
+                        "orchestrator resume --thread ID --approve | --reject | --answer JSON)"
+                    )
+                assert graph_input is not None
+                graph_input = Command(resume=_check_review(review, graph_input["pending"]))
 
             def event(kind: str, node: str = "", **detail: Any) -> RunEvent:
                 elapsed = (time.perf_counter() - start) * 1000
@@ -244,7 +301,7 @@ class Orchestrator:
                 if graph.checkpointer is not None:
                     options["durability"] = self.spec.policies.durability
                 async for kind, chunk in graph.astream(
-                    graph_input if mode == "start" else None, config, **options
+                    None if mode == "resume" else graph_input, config, **options
                 ):
                     if kind == "values":
                         final = chunk
@@ -255,6 +312,9 @@ class Orchestrator:
                 if final is None or "request" not in final:
                     final = (await graph.aget_state(config)).values
             assert final is not None
+            pending = await _pending_review(graph, config)
+            if pending:
+                yield event("awaiting_human", pending=pending)
             result = build_run_result(
                 self.spec.name,
                 tid,
@@ -262,6 +322,9 @@ class Orchestrator:
                 planner=self._planner.name,
                 total_ms=(time.perf_counter() - start) * 1000,
                 startup_ms=startup_ms if startup_ms >= 1.0 else None,
+                prices=self._prices,
+                frontier_model=self.spec.frontier.model if self.spec.frontier else None,
+                pending_review=[p["subtask_id"] for p in pending],
             )
             log.info(
                 "run finished",
@@ -294,6 +357,10 @@ class Orchestrator:
         given = request.text if isinstance(request, RunRequest) else request
         if "request" in stored:
             stored_text = stored["request"].get("text")
+            if unfinished and given is None:
+                pending = await _pending_review(graph, config)
+                if pending:
+                    return "review", {"pending": pending}
             if given is not None and given != stored_text:
                 state = "an unfinished" if unfinished else "a finished"
                 raise ConfigurationError(
@@ -336,11 +403,78 @@ class Orchestrator:
         """Blocking form of :meth:`arun`; refuses to run inside an event loop."""
         return run_sync(self.arun(request, thread_id=thread_id, metadata=metadata), "run")
 
-    async def aresume(self, thread_id: str) -> RunResult:
-        return await self.arun(None, thread_id=thread_id)
+    async def pending_review(self, thread_id: str) -> list[dict[str, Any]]:
+        """What a paused thread waits on a person for: subtask, input, output, reason."""
+        async with self._opened() as graph:
+            return await _pending_review(graph, {"configurable": {"thread_id": thread_id}})
 
-    def resume(self, thread_id: str) -> RunResult:
-        return run_sync(self.aresume(thread_id), "resume")
+    async def aresume(
+        self, thread_id: str, *, review: Mapping[str, Any] | None = None
+    ) -> RunResult:
+        """Resume a thread: after a crash, or after a pause for a person.
+
+        ``review`` answers a pause: subtask id -> ``{"action": "approve"}`` (accept the
+        specialist's answer), ``{"action": "reject"}`` (leave it unverified) or
+        ``{"action": "answer", "output": {...}}`` (the correct output, checked against the
+        specialist's schema and labels). ``{"*": decision}`` applies to every pending subtask.
+        """
+        result: RunResult | None = None
+        async for event in self.astream(None, thread_id=thread_id, review=review):
+            result = event.result or result
+        assert result is not None
+        return result
+
+    def resume(self, thread_id: str, *, review: Mapping[str, Any] | None = None) -> RunResult:
+        return run_sync(self.aresume(thread_id, review=review), "resume")
+
+
+async def _pending_review(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items a paused run waits on a person for (empty when it is not paused)."""
+    if graph.checkpointer is None:
+        return []
+    snapshot = await graph.aget_state(config)
+    items: list[dict[str, Any]] = []
+    for task in snapshot.tasks:
+        for pause in getattr(task, "interrupts", ()):
+            value = getattr(pause, "value", None)
+            if isinstance(value, dict):
+                items.extend(value.get("pending", []))
+    return items
+
+
+def _check_review(review: Mapping[str, Any], pending: list[dict[str, Any]]) -> dict[str, Any]:
+    """Expand and check a review before the run resumes with it: a bad answer is refused
+    here, with what to fix, instead of being written into the run."""
+    decisions: dict[str, Any] = {}
+    for item in pending:
+        sid = item["subtask_id"]
+        decision = review.get(sid, review.get("*"))
+        if decision is None:
+            raise ConfigurationError(
+                f"the review has no decision for subtask {sid!r} (pending: "
+                f"{', '.join(p['subtask_id'] for p in pending)})"
+            )
+        action = decision.get("action")
+        if action not in ("approve", "reject", "answer"):
+            raise ConfigurationError(f"{sid}: action must be approve, reject or answer")
+        if action == "answer":
+            output = decision.get("output")
+            problem = output_problems(
+                output,
+                ToolInfo(
+                    name=item["specialist"],
+                    description="",
+                    input_schema={},
+                    output_schema=item.get("output_schema") or {},
+                    labels=item.get("labels"),
+                ),
+            )
+            if problem:
+                raise ConfigurationError(
+                    f"{sid}: the answer does not fit the specialist: {problem}"
+                )
+        decisions[sid] = dict(decision)
+    return decisions
 
 
 def _progress(node_name: str, update: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from orchestrator._contracts import (
     Escalation,
+    ModelCall,
     Plan,
     ResultField,
     RunRequest,
@@ -15,6 +17,7 @@ from orchestrator._contracts import (
     SubtaskReport,
     Verdict,
 )
+from orchestrator._ledger import PriceTable, build_ledger
 
 __all__ = ["build_run_result"]
 
@@ -27,6 +30,9 @@ def build_run_result(
     planner: str,
     total_ms: float,
     startup_ms: float | None = None,
+    prices: PriceTable | None = None,
+    frontier_model: str | None = None,
+    pending_review: Sequence[str] = (),
 ) -> RunResult:
     plans = [Plan.model_validate(p) for p in state.get("plans", {}).values()]
     results = {k: SpecialistResult.model_validate(v) for k, v in state.get("results", {}).items()}
@@ -59,6 +65,7 @@ def build_run_result(
                     output=result.output,
                     error=result.error,
                     reasons=verdict.reasons if verdict else (),
+                    source=result.source,
                 )
             )
     fields = {k: ResultField.model_validate(v) for k, v in state.get("fields", {}).items()}
@@ -69,17 +76,33 @@ def build_run_result(
     timings["total"] = total_ms
     if startup_ms is not None:
         timings["startup"] = startup_ms
-    status: Literal["ok", "partial", "failed"]
-    if reports and not any(r.ok for r in reports):
+    plan_errors = [f"{p.planner}: {p.error}" for p in plans if p.error]
+    # A composed text is never "verified" itself (it is written from verified fields only),
+    # so it does not make a run partial.
+    checked = [
+        f
+        for f in fields.values()
+        if f.provenance.source != "frontier" or f.provenance.specialist is not None
+    ]
+    status: Literal["ok", "partial", "failed", "awaiting_human"]
+    if pending_review:
+        status = "awaiting_human"
+    elif plan_errors or (reports and not any(r.ok for r in reports)):
         status = "failed"
     elif (
         any(not r.ok or not r.verified for r in reports)
-        or any(not f.provenance.verified for f in fields.values())
+        or any(not f.provenance.verified for f in checked)
         or not_run
+        or state.get("notes")
     ):
         status = "partial"
     else:
         status = "ok"
+    other_calls = [c for p in plans for c in p.model_calls]
+    other_calls += [ModelCall.model_validate(c) for c in state.get("model_calls", [])]
+    ledger = build_ledger(
+        results.values(), other_calls, prices or PriceTable.load(), frontier_model
+    )
     return RunResult(
         graph=graph,
         thread_id=thread_id,
@@ -88,9 +111,15 @@ def build_run_result(
         fields=fields,
         subtasks=tuple(reports),
         skipped=skipped,
-        escalations=tuple(Escalation.model_validate(e) for e in state.get("escalations", [])),
+        escalations=tuple(
+            Escalation.model_validate(e) for e in (state.get("escalations") or {}).values()
+        ),
+        ledger=ledger,
+        pending_review=tuple(pending_review),
+        error="; ".join(plan_errors) or None,
+        notes=tuple(state.get("notes", [])),
         path=tuple(state.get("path", [])),
-        planner=planner,
+        planner=", ".join(sorted({p.planner for p in plans})) or planner,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
         compute_ms=round(sum(r.compute_ms for r in results.values()), 3),
         tokens=sum(r.tokens for r in results.values()),

@@ -30,7 +30,12 @@ class RunState(TypedDict, total=False):
     results: Annotated[dict[str, Any], merge_dicts]
     #: subtask id -> Verdict
     verdicts: Annotated[dict[str, Any], merge_dicts]
-    escalations: Annotated[list[dict[str, Any]], operator.add]
+    #: subtask id -> Escalation (the latest record wins)
+    escalations: Annotated[dict[str, Any], merge_dicts]
+    #: planner-independent remote model calls (the composer)
+    model_calls: Annotated[list[dict[str, Any]], operator.add]
+    #: things a person should know about the run (a field that could not be written...)
+    notes: Annotated[list[str], operator.add]
     #: field name -> ResultField
     fields: Annotated[dict[str, Any], merge_dicts]
     #: routing decisions in order: {"from", "to", "when", "reads"}

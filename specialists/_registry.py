@@ -47,8 +47,10 @@ class SpecialistRegistry:
         if not (isinstance(cls, type) and issubclass(cls, Specialist)):
             raise ConfigurationError(f"{cls!r} is not a Specialist subclass")
         key = name or cls.name
+        self._read_entry_points()
         with self._lock:
-            if not replace and key in self._classes and self._classes[key] is not cls:
+            taken = key in self._pending or (key in self._classes and self._classes[key] is not cls)
+            if not replace and taken:
                 raise ConfigurationError(
                     f"specialist {key!r} is already registered; pass replace=True to override it"
                 )

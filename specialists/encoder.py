@@ -120,7 +120,8 @@ class OnnxSentenceEncoder:
         return cls(model, tokenizer, model_id=f"{repo_id}@{revision or 'main'}")
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+        # Padding is on (the batch is padded to its longest text): count real tokens only.
+        return [sum(e.attention_mask) for e in self._tokenizer.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         out = np.empty((len(texts), self.dim), dtype=np.float32)

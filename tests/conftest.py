@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
@@ -29,6 +30,13 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    # The CLI configures structlog for the process; later tests start from the defaults.
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -1,0 +1,373 @@
+"""The frontier model behind one small interface: ask for a structured answer, get it back
+validated, with every API call's usage recorded.
+
+Two providers: Anthropic's Messages API (Claude, through the ``anthropic`` SDK: the answer is
+a forced tool call, the tool block and the system prompt are cached) and any OpenAI-compatible
+chat API (``openai`` SDK: JSON-schema structured output), such as an open model served by vLLM
+on-premises. An answer that fails validation goes back to the model with the precise problem,
+a bounded number of times. 429, 529, 5xx and lost connections are retried with tenacity,
+honouring ``retry-after``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import httpx2
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from orchestrator._contracts import ModelCall, ToolInfo
+from orchestrator._errors import ConfigurationError, RunError
+from orchestrator._graphspec import FrontierSpec
+
+__all__ = [
+    "AnthropicFrontier",
+    "FrontierError",
+    "FrontierModel",
+    "OpenAICompatibleFrontier",
+    "frontier_from_spec",
+]
+
+log = structlog.get_logger("orchestrator.frontier")
+Role = Literal["planner", "escalation", "composer"]
+Validator = Callable[[dict[str, Any]], str | None]
+
+
+class FrontierError(RunError):
+    """The frontier model could not give a valid answer (after corrections and retries)."""
+
+    def __init__(self, message: str, calls: Sequence[ModelCall] = ()) -> None:
+        super().__init__(message)
+        self.calls = tuple(calls)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    hinted = _retry_after(exc) if exc else None
+    if hinted is not None:
+        return min(hinted, 60.0)
+    return float(min(30.0, 0.5 * 2 ** (state.attempt_number - 1) + random.random() * 0.25))
+
+
+class FrontierModel(ABC):
+    """A remote model that answers with JSON matching a schema."""
+
+    provider: str
+
+    def __init__(self, spec: FrontierSpec) -> None:
+        self.spec = spec
+        self.model = spec.model
+
+    @abstractmethod
+    def _retryable(self, exc: BaseException) -> bool: ...
+
+    async def _with_retries(self, call: Callable[[], Any]) -> tuple[Any, int]:
+        attempts = 0
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.spec.retries + 1),
+            wait=_wait,
+            retry=retry_if_exception(self._retryable),
+            reraise=True,
+        ):
+            with attempt:
+                attempts += 1
+                result = await call()
+        return result, attempts
+
+    @abstractmethod
+    async def structured(
+        self,
+        *,
+        role: Role,
+        system: str,
+        prompt: str,
+        answer_name: str,
+        answer_description: str,
+        schema: dict[str, Any],
+        validate: Validator,
+        context_tools: Sequence[ToolInfo] = (),
+        subtask_id: str | None = None,
+    ) -> tuple[dict[str, Any], list[ModelCall]]:
+        """Ask until the answer passes ``validate`` (None means valid) or corrections run out.
+
+        Raises FrontierError (carrying the calls made) when no valid answer comes back.
+        """
+
+    def _give_up(self, problem: str, calls: list[ModelCall]) -> FrontierError:
+        return FrontierError(
+            f"{self.provider}:{self.model} gave no valid answer after {len(calls)} attempts; "
+            f"last problem: {problem}",
+            calls,
+        )
+
+
+class AnthropicFrontier(FrontierModel):
+    """Claude through the ``anthropic`` SDK; the answer is a forced call of one tool."""
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        spec: FrontierSpec,
+        *,
+        api_key: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(spec)
+        import anthropic
+
+        self._errors = anthropic
+        key = api_key or os.environ.get(spec.key_env())
+        if not key:
+            raise ConfigurationError(f"the frontier model needs {spec.key_env()} to be set")
+        # Retries are ours (tenacity), so that attempts are counted and recorded.
+        self._client = anthropic.AsyncAnthropic(
+            api_key=key,
+            base_url=spec.base_url,
+            max_retries=0,
+            timeout=spec.timeout_s,
+            http_client=http_client,
+        )
+
+    def _retryable(self, exc: BaseException) -> bool:
+        e = self._errors
+        if isinstance(exc, e.APIStatusError):
+            return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+        return isinstance(exc, e.APIConnectionError)
+
+    async def structured(
+        self,
+        *,
+        role: Role,
+        system: str,
+        prompt: str,
+        answer_name: str,
+        answer_description: str,
+        schema: dict[str, Any],
+        validate: Validator,
+        context_tools: Sequence[ToolInfo] = (),
+        subtask_id: str | None = None,
+    ) -> tuple[dict[str, Any], list[ModelCall]]:
+        tools: list[dict[str, Any]] = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+            for t in context_tools
+        ]
+        # The breakpoint on the last tool caches the whole tool block across calls.
+        tools.append(
+            {
+                "name": answer_name,
+                "description": answer_description,
+                "input_schema": schema,
+                "cache_control": {"type": "ephemeral"},
+            }
+        )
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        calls: list[ModelCall] = []
+        problem = "no answer"
+        for _ in range(self.spec.max_corrections + 1):
+            start = time.perf_counter()
+            try:
+                message, attempts = await self._with_retries(
+                    lambda: self._client.messages.create(
+                        model=self.model,
+                        max_tokens=self.spec.max_tokens,
+                        system=[
+                            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+                        ],
+                        messages=messages,
+                        tools=tools,
+                        tool_choice={"type": "tool", "name": answer_name},
+                    )
+                )
+            except Exception as exc:
+                raise FrontierError(f"anthropic:{self.model}: {exc}", calls) from exc
+            usage = message.usage
+            calls.append(
+                ModelCall(
+                    role=role,
+                    provider=self.provider,
+                    model=message.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_read_tokens=usage.cache_read_input_tokens or 0,
+                    cache_write_tokens=usage.cache_creation_input_tokens or 0,
+                    latency_ms=(time.perf_counter() - start) * 1000,
+                    attempts=attempts,
+                    subtask_id=subtask_id,
+                )
+            )
+            block = next(
+                (b for b in message.content if b.type == "tool_use" and b.name == answer_name), None
+            )
+            if block is None:
+                problem = f"the answer did not call {answer_name}"
+                messages.append(
+                    {"role": "assistant", "content": [b.model_dump() for b in message.content]}
+                )
+                messages.append({"role": "user", "content": f"Answer by calling {answer_name}."})
+                continue
+            answer = dict(block.input) if isinstance(block.input, dict) else {}
+            found = validate(answer)
+            if found is None:
+                return answer, calls
+            problem = found
+            log.info("frontier answer rejected", role=role, problem=problem)
+            messages.append({"role": "assistant", "content": [block.model_dump()]})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": block.id,
+                            "is_error": True,
+                            "content": f"{problem} Call {answer_name} again, corrected.",
+                        }
+                    ],
+                }
+            )
+        raise self._give_up(problem, calls)
+
+
+class OpenAICompatibleFrontier(FrontierModel):
+    """Any OpenAI-compatible chat API, with JSON-schema structured output."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        spec: FrontierSpec,
+        *,
+        api_key: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(spec)
+        try:
+            import openai
+        except ImportError as exc:
+            raise ConfigurationError(
+                "an OpenAI-compatible frontier model needs the `openai` package: "
+                "pip install 'orchestrator[openai]'"
+            ) from exc
+        self._errors = openai
+        key = api_key or os.environ.get(spec.key_env()) or "not-needed"  # vLLM may not check
+        self._client = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=spec.base_url,
+            max_retries=0,
+            timeout=spec.timeout_s,
+            http_client=http_client,
+        )
+
+    def _retryable(self, exc: BaseException) -> bool:
+        e = self._errors
+        if isinstance(exc, e.APIStatusError):
+            return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+        return isinstance(exc, e.APIConnectionError)
+
+    async def structured(
+        self,
+        *,
+        role: Role,
+        system: str,
+        prompt: str,
+        answer_name: str,
+        answer_description: str,
+        schema: dict[str, Any],
+        validate: Validator,
+        context_tools: Sequence[ToolInfo] = (),
+        subtask_id: str | None = None,
+    ) -> tuple[dict[str, Any], list[ModelCall]]:
+        if context_tools:
+            catalogue = "\n".join(
+                f"- {t.name}: {t.description}\n  input schema: {json.dumps(t.input_schema)}"
+                for t in context_tools
+            )
+            prompt = f"Available tools:\n{catalogue}\n\n{prompt}"
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": f"{system}\n\n{answer_description}"},
+            {"role": "user", "content": prompt},
+        ]
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": answer_name, "schema": schema},
+        }
+        calls: list[ModelCall] = []
+        problem = "no answer"
+        for _ in range(self.spec.max_corrections + 1):
+            start = time.perf_counter()
+            try:
+                completion, attempts = await self._with_retries(
+                    lambda: self._client.chat.completions.create(
+                        model=self.model,
+                        messages=messages,
+                        max_tokens=self.spec.max_tokens,
+                        response_format=response_format,
+                    )
+                )
+            except Exception as exc:
+                raise FrontierError(f"openai:{self.model}: {exc}", calls) from exc
+            usage = completion.usage
+            cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0)
+            calls.append(
+                ModelCall(
+                    role=role,
+                    provider=self.provider,
+                    model=completion.model or self.model,
+                    input_tokens=usage.prompt_tokens if usage else 0,
+                    output_tokens=usage.completion_tokens if usage else 0,
+                    cache_read_tokens=cached or 0,
+                    latency_ms=(time.perf_counter() - start) * 1000,
+                    attempts=attempts,
+                    subtask_id=subtask_id,
+                )
+            )
+            content = completion.choices[0].message.content or ""
+            try:
+                answer = json.loads(content)
+            except ValueError:
+                answer = None
+            found = (
+                "the answer is not a JSON object"
+                if not isinstance(answer, dict)
+                else validate(answer)
+            )
+            if found is None:
+                assert isinstance(answer, dict)
+                return answer, calls
+            problem = found
+            messages.append({"role": "assistant", "content": content})
+            messages.append({"role": "user", "content": f"{problem} Answer again, corrected."})
+        raise self._give_up(problem, calls)
+
+
+def frontier_from_spec(
+    spec: FrontierSpec, *, http_client: httpx2.AsyncClient | None = None
+) -> FrontierModel | None:
+    """The configured frontier model, or None when its API key is not set (anthropic)."""
+    if spec.provider == "anthropic":
+        if not os.environ.get(spec.key_env()):
+            return None
+        return AnthropicFrontier(spec, http_client=http_client)
+    if spec.base_url is None and not os.environ.get(spec.key_env()):
+        return None
+    return OpenAICompatibleFrontier(spec, http_client=http_client)
