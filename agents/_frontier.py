@@ -17,6 +17,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2
@@ -68,8 +69,35 @@ def _wait(state: RetryCallState) -> float:
     return float(min(30.0, 0.5 * 2 ** (state.attempt_number - 1) + random.random() * 0.25))
 
 
+@dataclass
+class Question:
+    """What the model is asked: fixed for all the turns of one structured answer."""
+
+    system: str
+    prompt: str
+    answer_name: str
+    answer_description: str
+    schema: dict[str, Any]
+    context_tools: Sequence[ToolInfo]
+
+
+@dataclass
+class Turn:
+    """One reply: the answer it carries (if any) and the call's usage."""
+
+    answer: dict[str, Any] | None
+    call: ModelCall
+    #: provider-specific state to send the next correction against
+    handle: Any = None
+    problem: str | None = None
+
+
 class FrontierModel(ABC):
-    """A remote model that answers with JSON matching a schema."""
+    """A remote model that answers with JSON matching a schema.
+
+    :meth:`structured` runs the correction loop; providers implement one request
+    (:meth:`_ask`) and how a correction is phrased (:meth:`_correct`).
+    """
 
     provider: str
 
@@ -77,8 +105,34 @@ class FrontierModel(ABC):
         self.spec = spec
         self.model = spec.model
 
+    #: the SDK module whose exception types say what is worth retrying
+    _errors: Any
+
+    def _retryable(self, exc: BaseException) -> bool:
+        # Both SDKs name their errors alike: APIStatusError and APIConnectionError.
+        e = self._errors
+        if isinstance(exc, e.APIStatusError):
+            return bool(exc.status_code in (408, 409, 429) or exc.status_code >= 500)
+        return isinstance(exc, e.APIConnectionError)
+
     @abstractmethod
-    def _retryable(self, exc: BaseException) -> bool: ...
+    def _messages(self, question: Question) -> list[dict[str, Any]]:
+        """The opening conversation."""
+
+    @abstractmethod
+    async def _ask(
+        self,
+        question: Question,
+        messages: list[dict[str, Any]],
+        role: Role,
+        subtask_id: str | None,
+    ) -> Turn: ...
+
+    @abstractmethod
+    def _correct(
+        self, question: Question, messages: list[dict[str, Any]], turn: Turn, problem: str
+    ) -> None:
+        """Append the model's reply and the correction to `messages`."""
 
     async def _with_retries(self, call: Callable[[], Any]) -> tuple[Any, int]:
         attempts = 0
@@ -93,7 +147,6 @@ class FrontierModel(ABC):
                 result = await call()
         return result, attempts
 
-    @abstractmethod
     async def structured(
         self,
         *,
@@ -111,9 +164,25 @@ class FrontierModel(ABC):
 
         Raises FrontierError (carrying the calls made) when no valid answer comes back.
         """
-
-    def _give_up(self, problem: str, calls: list[ModelCall]) -> FrontierError:
-        return FrontierError(
+        question = Question(system, prompt, answer_name, answer_description, schema, context_tools)
+        messages = self._messages(question)
+        calls: list[ModelCall] = []
+        problem = "no answer"
+        for _ in range(self.spec.max_corrections + 1):
+            try:
+                turn = await self._ask(question, messages, role, subtask_id)
+            except Exception as exc:
+                raise FrontierError(f"{self.provider}:{self.model}: {exc}", calls) from exc
+            calls.append(turn.call)
+            found = turn.problem or (
+                validate(turn.answer) if turn.answer is not None else "no answer"
+            )
+            if found is None and turn.answer is not None:
+                return turn.answer, calls
+            problem = found or "no answer"
+            log.info("frontier answer rejected", role=role, problem=problem)
+            self._correct(question, messages, turn, problem)
+        raise FrontierError(
             f"{self.provider}:{self.model} gave no valid answer after {len(calls)} attempts; "
             f"last problem: {problem}",
             calls,
@@ -148,104 +217,99 @@ class AnthropicFrontier(FrontierModel):
             http_client=http_client,
         )
 
-    def _retryable(self, exc: BaseException) -> bool:
-        e = self._errors
-        if isinstance(exc, e.APIStatusError):
-            return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-        return isinstance(exc, e.APIConnectionError)
+    def _messages(self, question: Question) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": question.prompt}]
 
-    async def structured(
+    async def _ask(
         self,
-        *,
+        question: Question,
+        messages: list[dict[str, Any]],
         role: Role,
-        system: str,
-        prompt: str,
-        answer_name: str,
-        answer_description: str,
-        schema: dict[str, Any],
-        validate: Validator,
-        context_tools: Sequence[ToolInfo] = (),
-        subtask_id: str | None = None,
-    ) -> tuple[dict[str, Any], list[ModelCall]]:
+        subtask_id: str | None,
+    ) -> Turn:
         tools: list[dict[str, Any]] = [
             {"name": t.name, "description": t.description, "input_schema": t.input_schema}
-            for t in context_tools
+            for t in question.context_tools
         ]
         # The breakpoint on the last tool caches the whole tool block across calls.
         tools.append(
             {
-                "name": answer_name,
-                "description": answer_description,
-                "input_schema": schema,
+                "name": question.answer_name,
+                "description": question.answer_description,
+                "input_schema": question.schema,
                 "cache_control": {"type": "ephemeral"},
             }
         )
-        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
-        calls: list[ModelCall] = []
-        problem = "no answer"
-        for _ in range(self.spec.max_corrections + 1):
-            start = time.perf_counter()
-            try:
-                message, attempts = await self._with_retries(
-                    lambda: self._client.messages.create(
-                        model=self.model,
-                        max_tokens=self.spec.max_tokens,
-                        system=[
-                            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
-                        ],
-                        messages=messages,
-                        tools=tools,
-                        tool_choice={"type": "tool", "name": answer_name},
-                    )
-                )
-            except Exception as exc:
-                raise FrontierError(f"anthropic:{self.model}: {exc}", calls) from exc
-            usage = message.usage
-            calls.append(
-                ModelCall(
-                    role=role,
-                    provider=self.provider,
-                    model=message.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cache_read_tokens=usage.cache_read_input_tokens or 0,
-                    cache_write_tokens=usage.cache_creation_input_tokens or 0,
-                    latency_ms=(time.perf_counter() - start) * 1000,
-                    attempts=attempts,
-                    subtask_id=subtask_id,
-                )
+        start = time.perf_counter()
+        message, attempts = await self._with_retries(
+            lambda: self._client.messages.create(
+                model=self.model,
+                max_tokens=self.spec.max_tokens,
+                system=[
+                    {
+                        "type": "text",
+                        "text": question.system,
+                        "cache_control": {"type": "ephemeral"},
+                    }
+                ],
+                messages=messages,
+                tools=tools,
+                tool_choice={"type": "tool", "name": question.answer_name},
             )
-            block = next(
-                (b for b in message.content if b.type == "tool_use" and b.name == answer_name), None
+        )
+        usage = message.usage
+        call = ModelCall(
+            role=role,
+            provider=self.provider,
+            model=message.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+            cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            attempts=attempts,
+            subtask_id=subtask_id,
+        )
+        block = next(
+            (b for b in message.content if b.type == "tool_use" and b.name == question.answer_name),
+            None,
+        )
+        if block is None:
+            return Turn(
+                None,
+                call,
+                handle=message,
+                problem=f"the answer did not call {question.answer_name}",
             )
-            if block is None:
-                problem = f"the answer did not call {answer_name}"
-                messages.append(
-                    {"role": "assistant", "content": [b.model_dump() for b in message.content]}
-                )
-                messages.append({"role": "user", "content": f"Answer by calling {answer_name}."})
-                continue
-            answer = dict(block.input) if isinstance(block.input, dict) else {}
-            found = validate(answer)
-            if found is None:
-                return answer, calls
-            problem = found
-            log.info("frontier answer rejected", role=role, problem=problem)
-            messages.append({"role": "assistant", "content": [block.model_dump()]})
+        answer = dict(block.input) if isinstance(block.input, dict) else None
+        return Turn(answer, call, handle=block)
+
+    def _correct(
+        self, question: Question, messages: list[dict[str, Any]], turn: Turn, problem: str
+    ) -> None:
+        block = turn.handle
+        if turn.answer is None and getattr(block, "content", None) is not None:
             messages.append(
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": block.id,
-                            "is_error": True,
-                            "content": f"{problem} Call {answer_name} again, corrected.",
-                        }
-                    ],
-                }
+                {"role": "assistant", "content": [b.model_dump() for b in block.content]}
             )
-        raise self._give_up(problem, calls)
+            messages.append(
+                {"role": "user", "content": f"Answer by calling {question.answer_name}."}
+            )
+            return
+        messages.append({"role": "assistant", "content": [block.model_dump()]})
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": block.id,
+                        "is_error": True,
+                        "content": f"{problem} Call {question.answer_name} again, corrected.",
+                    }
+                ],
+            }
+        )
 
 
 class OpenAICompatibleFrontier(FrontierModel):
@@ -278,86 +342,65 @@ class OpenAICompatibleFrontier(FrontierModel):
             http_client=http_client,
         )
 
-    def _retryable(self, exc: BaseException) -> bool:
-        e = self._errors
-        if isinstance(exc, e.APIStatusError):
-            return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-        return isinstance(exc, e.APIConnectionError)
-
-    async def structured(
-        self,
-        *,
-        role: Role,
-        system: str,
-        prompt: str,
-        answer_name: str,
-        answer_description: str,
-        schema: dict[str, Any],
-        validate: Validator,
-        context_tools: Sequence[ToolInfo] = (),
-        subtask_id: str | None = None,
-    ) -> tuple[dict[str, Any], list[ModelCall]]:
-        if context_tools:
+    def _messages(self, question: Question) -> list[dict[str, Any]]:
+        prompt = question.prompt
+        if question.context_tools:
             catalogue = "\n".join(
                 f"- {t.name}: {t.description}\n  input schema: {json.dumps(t.input_schema)}"
-                for t in context_tools
+                for t in question.context_tools
             )
             prompt = f"Available tools:\n{catalogue}\n\n{prompt}"
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": f"{system}\n\n{answer_description}"},
+        return [
+            {"role": "system", "content": f"{question.system}\n\n{question.answer_description}"},
             {"role": "user", "content": prompt},
         ]
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": answer_name, "schema": schema},
-        }
-        calls: list[ModelCall] = []
-        problem = "no answer"
-        for _ in range(self.spec.max_corrections + 1):
-            start = time.perf_counter()
-            try:
-                completion, attempts = await self._with_retries(
-                    lambda: self._client.chat.completions.create(
-                        model=self.model,
-                        messages=messages,
-                        max_tokens=self.spec.max_tokens,
-                        response_format=response_format,
-                    )
-                )
-            except Exception as exc:
-                raise FrontierError(f"openai:{self.model}: {exc}", calls) from exc
-            usage = completion.usage
-            cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0)
-            calls.append(
-                ModelCall(
-                    role=role,
-                    provider=self.provider,
-                    model=completion.model or self.model,
-                    input_tokens=usage.prompt_tokens if usage else 0,
-                    output_tokens=usage.completion_tokens if usage else 0,
-                    cache_read_tokens=cached or 0,
-                    latency_ms=(time.perf_counter() - start) * 1000,
-                    attempts=attempts,
-                    subtask_id=subtask_id,
-                )
+
+    async def _ask(
+        self,
+        question: Question,
+        messages: list[dict[str, Any]],
+        role: Role,
+        subtask_id: str | None,
+    ) -> Turn:
+        start = time.perf_counter()
+        completion, attempts = await self._with_retries(
+            lambda: self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=self.spec.max_tokens,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": question.answer_name, "schema": question.schema},
+                },
             )
-            content = completion.choices[0].message.content or ""
-            try:
-                answer = json.loads(content)
-            except ValueError:
-                answer = None
-            found = (
-                "the answer is not a JSON object"
-                if not isinstance(answer, dict)
-                else validate(answer)
-            )
-            if found is None:
-                assert isinstance(answer, dict)
-                return answer, calls
-            problem = found
-            messages.append({"role": "assistant", "content": content})
-            messages.append({"role": "user", "content": f"{problem} Answer again, corrected."})
-        raise self._give_up(problem, calls)
+        )
+        usage = completion.usage
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0)
+        call = ModelCall(
+            role=role,
+            provider=self.provider,
+            model=completion.model or self.model,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cache_read_tokens=cached or 0,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            attempts=attempts,
+            subtask_id=subtask_id,
+        )
+        content = completion.choices[0].message.content or ""
+        try:
+            answer = json.loads(content)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            return Turn(None, call, handle=content, problem="the answer is not a JSON object")
+        return Turn(answer, call, handle=content)
+
+    def _correct(
+        self, question: Question, messages: list[dict[str, Any]], turn: Turn, problem: str
+    ) -> None:
+        messages.append({"role": "assistant", "content": str(turn.handle)})
+        messages.append({"role": "user", "content": f"{problem} Answer again, corrected."})
 
 
 def frontier_from_spec(
