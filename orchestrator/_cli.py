@@ -310,7 +310,18 @@ def render_result(result: RunResult, console: Console) -> None:
     for sid, why in result.skipped.items():
         console.print(f"skipped {sid}: {why}")
     for e in result.escalations:
-        console.print(f"[yellow]escalation[/yellow] {e.subtask_id}: {e.reason} ({e.outcome})")
+        tried = (
+            "; ".join(
+                f"{step.rung}: {step.detail or ('passed' if step.passed else 'failed')}"
+                for step in e.steps
+            )
+            or "no escalation ladder"
+        )
+        console.print(
+            f"[yellow]escalation[/yellow] {e.subtask_id}: {e.reason} -> {tried} ({e.outcome})",
+            markup=True,
+            highlight=False,
+        )
     t = result.timings_ms
     parts = [f"{k} {v:.1f}" for k, v in t.items() if k not in ("total", "startup")]
     models = sorted({s.model for s in result.subtasks if s.model})
@@ -337,20 +348,21 @@ def render_result(result: RunResult, console: Console) -> None:
 
 
 def _usd(value: float) -> str:
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+    if value == 0:
+        return "$0"
+    return f"${value:.2e}" if value < 0.0001 else f"${value:.4f}"
 
 
 def render_ledger(ledger: RunLedger, console: Console) -> None:
     table = Table(title="Cost ledger", title_justify="left")
-    for column in ("call", "model", "tokens in/out", "cache r/w", "model ms", "cost"):
-        table.add_column(
-            column, justify="right" if column in ("cost", "model ms") else "left", overflow="fold"
-        )
+    for column in ("call", "tokens in/out", "cache read/write", "model ms", "cost"):
+        table.add_column(column, justify="left" if column == "call" else "right")
     for e in ledger.entries:
         name = f"{e.role} {e.subtask_id}" if e.subtask_id else e.role
+        if e.kind == "frontier":
+            name += f" ({e.model})"
         table.add_row(
             name,
-            e.model.rsplit("/", 1)[-1],
             f"{e.input_tokens}/{e.output_tokens}",
             f"{e.cache_read_tokens}/{e.cache_write_tokens}" if e.kind == "frontier" else "",
             f"{e.compute_ms:.1f}" if e.kind == "specialist" else "",
@@ -359,13 +371,13 @@ def render_ledger(ledger: RunLedger, console: Console) -> None:
     console.print(table)
     ratio = ledger.all_frontier_usd / ledger.total_usd if ledger.total_usd else float("inf")
     console.print(
-        f"cost    {_usd(ledger.total_usd)} in all: specialists {_usd(ledger.specialist_usd)}, "
-        f"frontier {_usd(ledger.frontier_usd)} ({ledger.frontier_share:.0%} of the cost, "
+        f"cost    {_usd(ledger.total_usd)}: specialists {_usd(ledger.specialist_usd)}, frontier "
+        f"{_usd(ledger.frontier_usd)} ({ledger.frontier_share:.0%} of the cost, "
         f"{ledger.frontier_calls} calls)"
     )
     console.print(
-        f"        all-frontier estimate with {ledger.frontier_model}: "
-        f"{_usd(ledger.all_frontier_usd)} ({ratio:.0f}x); {ledger.all_frontier_basis}"
+        f"        with {ledger.frontier_model} doing every subtask: about "
+        f"{_usd(ledger.all_frontier_usd)} ({ratio:,.0f}x) - {ledger.all_frontier_basis}"
     )
 
 
@@ -619,6 +631,12 @@ def mcp_config(
     partial.replace(merge)  # atomic: the file is never half-written
     out.print(f"added mcpServers.{name} to {merge}; restart the client to load it")
     return ExitCode.OK
+
+
+# Training, evaluation and pack commands live in their own module.
+from orchestrator._cli_specialists import register as _register_specialist_commands  # noqa: E402
+
+_register_specialist_commands(app, specialists_app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -114,9 +114,13 @@ class Escalator:
                     resolved_by=name,
                 )
                 return record, candidate, check
-            # Keep the remote calls of a failed rung: they were paid for.
+            # Keep what a failed rung cost: its remote calls and its local compute.
             failed = failed.model_copy(
-                update={"model_calls": failed.model_calls + candidate.model_calls}
+                update={
+                    "model_calls": failed.model_calls + candidate.model_calls,
+                    "compute_ms": failed.compute_ms
+                    + (candidate.compute_ms if candidate.source != "frontier" else 0.0),
+                }
             )
         record = Escalation(
             subtask_id=sub.id,
@@ -124,7 +128,8 @@ class Escalator:
             rungs_tried=tuple(s.rung for s in steps),
             steps=tuple(steps),
         )
-        return record, (failed if failed.model_calls else None), None
+        changed = failed.model_calls or steps
+        return record, (failed if changed else None), None
 
     def _check(self, rung: Rung, candidate: SpecialistResult) -> Verdict:
         if isinstance(rung, FrontierRung):

@@ -1,0 +1,350 @@
+"""CLI commands that train, evaluate and pack the text specialists.
+
+``register(app, specialists_app)`` adds ``specialists train``, ``specialists build-pack`` and
+the top-level ``eval`` to the main typer app.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator._errors import ConfigurationError
+from orchestrator.specialists.artifacts import DEFAULT_STORE, load_artifact, update_model_card
+from orchestrator.specialists.calibration import Method
+from orchestrator.specialists.datasets import FORMATS, load_dataset
+from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR
+from orchestrator.specialists.training import SPECIALIST_OF_FORMAT, StepProgress, train_artifact
+
+__all__ = ["PACK", "register"]
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+#: The full pack: artifact name -> (data folder under the data directory, format, variant).
+PACK: dict[str, tuple[str, str, str | None]] = {
+    "intent-clinc150": ("clinc150", "clinc150", None),
+    "intent-banking77": ("banking77", "banking77", None),
+    "sentiment-sst2": ("sst2", "sst2", "binary"),
+    "sentiment-tweeteval": ("tweeteval_sentiment", "tweeteval", "three_class"),
+}
+_TARGET_PRECISION = {"intent": 0.97, "sentiment": 0.95}
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Data file or folder.")]
+FormatOpt = Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")]
+StoreOpt = Annotated[
+    Path, typer.Option("--store", help="Artifact store: artifacts are <store>/<name>.")
+]
+CacheOpt = Annotated[Path, typer.Option("--cache-dir", help="Embedding cache directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[StepProgress]:
+    """Rich progress bars on stderr (stdout stays clean for --json)."""
+    if not enabled:
+        yield lambda description, total: lambda n: None
+        return
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+    def task(description: str, total: int) -> Callable[[int], None]:
+        task_id = bars.add_task(description, total=total)
+        return lambda n: bars.advance(task_id, n)
+
+    with bars:
+        yield task
+
+
+def _command_line() -> str:
+    return shlex.join(["orchestrator", *sys.argv[1:]])
+
+
+def _train_one(
+    name: str,
+    data: Path,
+    fmt: str,
+    *,
+    specialist: str | None,
+    variant: str | None,
+    store: Path,
+    cache_dir: Path,
+    target_precision: float | None,
+    calibration: str,
+    text_column: str,
+    label_column: str,
+    show_progress: bool,
+    command: str,
+) -> dict[str, Any]:
+    kind = specialist or (
+        name if name in ("intent", "sentiment") else SPECIALIST_OF_FORMAT.get(fmt)
+    )
+    if kind is None:
+        raise ConfigurationError(
+            f"--format {fmt} does not say which specialist to train; pass --specialist intent "
+            "or --specialist sentiment"
+        )
+    if calibration not in ("temperature", "isotonic", "none"):
+        raise ConfigurationError(
+            f"--calibration {calibration!r}: use temperature, isotonic or none"
+        )
+    method: Method = calibration  # type: ignore[assignment]
+    dataset = load_dataset(data, fmt, text_column=text_column, label_column=label_column)
+    with _progress(show_progress) as progress:
+        result = train_artifact(
+            dataset,
+            name,
+            store / name,
+            specialist=kind,
+            variant=variant,
+            target_precision=target_precision or _TARGET_PRECISION[kind],
+            calibration=method,
+            cache_dir=cache_dir,
+            command=command,
+            progress=progress,
+        )
+    return {"path": str(result.path), **result.card}
+
+
+def _print_card(card: dict[str, Any]) -> None:
+    table = Table("field", "value", title=f"trained {card['name']} -> {card['path']}")
+    table.add_row("specialist", f"{card['specialist']} {card.get('variant') or ''}".strip())
+    table.add_row("head", card["head"])
+    table.add_row("labels", str(len(card["labels"])))
+    cal = card["calibration"]
+    table.add_row(
+        "calibration",
+        f"{cal['method']} T={cal['temperature']:.3f}; "
+        f"val ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",
+    )
+    thr = card["threshold"]
+    table.add_row(
+        "threshold",
+        f"{thr['value']:.4f} (val precision {thr['precision']:.4f} at coverage "
+        f"{thr['coverage']:.4f}; target {thr['target_precision']:.3f}"
+        + ("" if thr["reached"] else ", NOT reached")
+        + ")",
+    )
+    table.add_row("val accuracy", f"{card['metrics']['validation']['accuracy']:.4f}")
+    out.print(table)
+
+
+def train(
+    name: Annotated[str, typer.Argument(help="Artifact name (intent/sentiment, or any name).")],
+    data: DataOpt,
+    fmt: FormatOpt,
+    specialist: Annotated[
+        str | None, typer.Option(help="intent or sentiment (default: from the format).")
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="Sentiment only: binary or three_class.")
+    ] = None,
+    target_precision: Annotated[
+        float | None, typer.Option(help="Precision the acceptance threshold aims for.")
+    ] = None,
+    calibration: Annotated[
+        str, typer.Option(help="temperature, isotonic or none.")
+    ] = "temperature",
+    text_column: Annotated[str, typer.Option(help="csv/jsonl: the text column.")] = "text",
+    label_column: Annotated[str, typer.Option(help="csv/jsonl: the label column.")] = "label",
+    store: StoreOpt = DEFAULT_STORE,
+    cache_dir: CacheOpt = DEFAULT_CACHE_DIR,
+    as_json: JsonOpt = False,
+) -> int:
+    """Train a specialist head on labelled data and write its artifact and model card."""
+    card = _train_one(
+        name,
+        data,
+        fmt,
+        specialist=specialist,
+        variant=variant,
+        store=store,
+        cache_dir=cache_dir,
+        target_precision=target_precision,
+        calibration=calibration,
+        text_column=text_column,
+        label_column=label_column,
+        show_progress=not as_json,
+        command=_command_line(),
+    )
+    if as_json:
+        out.print_json(json.dumps(card))
+    else:
+        _print_card(card)
+    return 0
+
+
+def _evaluate(
+    name: str,
+    data: Path,
+    fmt: str,
+    split: str,
+    *,
+    store: Path,
+    cache_dir: Path,
+    plots: Path | None,
+    latency_samples: int,
+    show_progress: bool,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> dict[str, Any]:
+    from orchestrator.specialists.evaluation import evaluate_artifact, write_plots
+
+    artifact = load_artifact(name, store)
+    dataset = load_dataset(data, fmt, text_column=text_column, label_column=label_column)
+    chosen = dataset.split(split)
+    if artifact.variant == "binary":
+        chosen = chosen.subset(i for i, label in enumerate(chosen.labels) if label != "neutral")
+    with _progress(show_progress) as progress:
+        report = evaluate_artifact(
+            artifact,
+            chosen,
+            oos_label=dataset.oos_label,
+            cache_dir=cache_dir,
+            latency_samples=latency_samples,
+            progress=progress,
+        )
+    result: dict[str, Any] = {
+        "artifact": str(artifact.path),
+        "data": dataset.source,
+        "split": split,
+        "metrics": report["metrics"],
+        "accuracy_at_escalated": dict(
+            zip(
+                [f"{e:.2f}" for e in report["risk_coverage"]["escalated"][::10]],
+                report["risk_coverage"]["accuracy"][::10],
+                strict=True,
+            )
+        ),
+    }
+    if plots is not None:
+        result["plots"] = [str(p) for p in write_plots(report, plots, artifact.name)]
+    return result
+
+
+def evaluate(
+    name: Annotated[str, typer.Argument(help="Artifact name in the store, or its directory.")],
+    data: DataOpt,
+    fmt: FormatOpt,
+    split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
+    plots: Annotated[
+        Path | None, typer.Option(help="Write risk-coverage and confusion PNGs here.")
+    ] = None,
+    latency_samples: Annotated[
+        int, typer.Option(help="Requests timed one by one (0: skip timing).")
+    ] = 200,
+    text_column: Annotated[str, typer.Option(help="csv/jsonl: the text column.")] = "text",
+    label_column: Annotated[str, typer.Option(help="csv/jsonl: the label column.")] = "label",
+    store: StoreOpt = DEFAULT_STORE,
+    cache_dir: CacheOpt = DEFAULT_CACHE_DIR,
+    as_json: JsonOpt = False,
+) -> int:
+    """Evaluate a trained artifact: quality, calibration, risk-coverage, latency."""
+    result = _evaluate(
+        name,
+        data,
+        fmt,
+        split,
+        store=store,
+        cache_dir=cache_dir,
+        plots=plots,
+        latency_samples=latency_samples,
+        show_progress=not as_json,
+        text_column=text_column,
+        label_column=label_column,
+    )
+    if as_json:
+        out.print_json(json.dumps(result))
+        return 0
+    table = Table("metric", "value", title=f"{name} on {split} of {result['data']}")
+    for key, value in result["metrics"].items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    out.print(table)
+    for plot in result.get("plots", []):
+        out.print(f"plot: {plot}")
+    return 0
+
+
+def build_pack(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Folder holding clinc150/, banking77/, sst2/, ...")
+    ],
+    store: StoreOpt = DEFAULT_STORE,
+    cache_dir: CacheOpt = DEFAULT_CACHE_DIR,
+    plots: Annotated[
+        Path | None, typer.Option(help="Write each artifact's plots under PLOTS/<name>/.")
+    ] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Build only these artifacts.")] = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Train and evaluate the full pack (every artifact in PACK) from a data directory."""
+    unknown = sorted(set(only or []) - set(PACK))
+    if unknown:
+        raise ConfigurationError(f"unknown pack artifact(s) {unknown}; known: {sorted(PACK)}")
+    rows: list[dict[str, Any]] = []
+    for name, (folder, fmt, variant) in PACK.items():
+        if only and name not in only:
+            continue
+        path = data_dir / folder
+        if not path.exists():
+            raise ConfigurationError(f"{path}: missing; --data-dir must hold {folder}/")
+        command = shlex.join(
+            ["orchestrator", "specialists", "train", name, "--data", str(path), "--format", fmt]
+            + (["--variant", variant] if variant else [])
+        )
+        card = _train_one(
+            name,
+            path,
+            fmt,
+            specialist=None,
+            variant=variant,
+            store=store,
+            cache_dir=cache_dir,
+            target_precision=None,
+            calibration="temperature",
+            text_column="text",
+            label_column="label",
+            show_progress=not as_json,
+            command=command,
+        )
+        result = _evaluate(
+            name,
+            path,
+            fmt,
+            "test",
+            store=store,
+            cache_dir=cache_dir,
+            plots=plots / name if plots else None,
+            latency_samples=200,
+            show_progress=not as_json,
+        )
+        update_model_card(card["path"], "test", result["metrics"])
+        rows.append({"name": name, "train": card, "eval": result})
+        if not as_json:
+            out.print(f"built {name}: {card['path']}")
+    if as_json:
+        out.print_json(json.dumps(rows))
+    return 0
+
+
+def register(app: typer.Typer, specialists_app: typer.Typer) -> None:
+    """Add the commands to the CLI's typer apps."""
+    specialists_app.command("train")(train)
+    specialists_app.command("build-pack")(build_pack)
+    app.command("eval")(evaluate)
