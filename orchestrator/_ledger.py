@@ -110,13 +110,15 @@ def build_ledger(
     results = list(results)
     entries: list[LedgerEntry] = []
     for result in results:
-        if result.source == "specialist" and result.ok:
+        # Local work happened whoever gave the final answer (a person may have corrected it).
+        if result.source != "frontier" and (result.ok or result.compute_ms > 0):
+            local_model = result.model if result.source in ("specialist", "vote") else None
             entries.append(
                 LedgerEntry(
                     kind="specialist",
                     role="specialist",
                     subtask_id=result.subtask_id,
-                    model=result.model or result.specialist,
+                    model=local_model or result.specialist,
                     input_tokens=result.tokens,
                     compute_ms=result.compute_ms,
                     latency_ms=result.latency_ms,

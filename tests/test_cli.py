@@ -192,3 +192,87 @@ def test_serve_rejects_unknown_specialists_and_transports(
     assert main(["serve", "--transport", "carrier-pigeon"]) == ExitCode.INVALID
     assert main(["serve", "--transport", "http", "--token-env", "SURELY_UNSET_VARIABLE"]) == 3
     assert "SURELY_UNSET_VARIABLE" in capsys.readouterr().err
+
+
+HUMAN_GRAPH = """\
+name: reviewed
+escalation: [{kind: human, note: check the label}]
+specialists:
+  first:
+    uses: scripted
+    min_confidence: 0.6
+    options:
+      answers: {unsure: {label: other, confidence: 0.3}}
+      labels: [refund, other]
+nodes:
+  work:
+    kind: specialists
+    subtasks: [{id: a, specialist: first}]
+edges:
+  - {from: START, to: work}
+"""
+
+
+@pytest.fixture
+def scripted_default_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.specialists import SpecialistRegistry, _registry
+    from orchestrator.specialists.testing import ScriptedSpecialist
+
+    registry = SpecialistRegistry()
+    registry.register(ScriptedSpecialist)
+    monkeypatch.setattr(_registry, "_default", registry)
+
+
+@pytest.mark.usefixtures("scripted_default_registry")
+def test_run_pauses_for_review_and_resume_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = tmp_path / "reviewed.yaml"
+    graph.write_text(HUMAN_GRAPH)
+    state = str(tmp_path / "state")
+    assert (
+        main(["run", str(graph), "-i", "I am unsure", "--thread", "t1", "--state-dir", state]) == 0
+    )
+    shown = capsys.readouterr()
+    assert "awaiting_human" in shown.out and "orchestrator resume --thread t1" in shown.out
+    assert "Cost ledger" in shown.out
+    # a wrong label is refused before the run goes on
+    bad = [
+        "resume",
+        str(graph),
+        "--thread",
+        "t1",
+        "--state-dir",
+        state,
+        "--answer",
+        '{"label": "bogus", "text": "x"}',
+    ]
+    assert main(bad) == ExitCode.INVALID
+    assert "not one of: refund, other" in capsys.readouterr().err
+    good = [
+        "resume",
+        str(graph),
+        "--thread",
+        "t1",
+        "--state-dir",
+        state,
+        "--json",
+        "--answer",
+        '{"label": "refund", "text": "I am unsure"}',
+    ]
+    assert main(good) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "ok"
+    assert result["fields"]["a.label"]["value"] == "refund"
+    assert result["fields"]["a.label"]["provenance"]["source"] == "human"
+    assert result["ledger"]["specialist_calls"] == 1
+
+
+@pytest.mark.usefixtures("scripted_default_registry")
+def test_resume_needs_a_paused_thread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    graph = tmp_path / "reviewed.yaml"
+    graph.write_text(HUMAN_GRAPH)
+    args = ["resume", str(graph), "--thread", "nope", "--state-dir", str(tmp_path), "--approve"]
+    assert main(args) == ExitCode.INVALID
+    assert "no run to resume" in capsys.readouterr().err
+    assert main([*args, "--reject"]) == ExitCode.INVALID
