@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MESSAGE ?= I was charged twice this month and nobody answers my emails. This is unacceptable!
 
-.PHONY: demo test install install-dev lint bench schema clean
+.PHONY: demo test install install-dev lint bench schema clean pack
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,10 @@ schema: install
 
 clean:
 	rm -rf $(VENV) .orchestrator build *.egg-info
+
+# Train and evaluate the full specialist pack (intent: CLINC150, Banking77; sentiment: SST-2,
+# TweetEval) from a data directory; artifacts go to .orchestrator/specialists/.
+DATA ?= ../shared/data
+pack: install
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[eval]'
+	$(BIN)/orchestrator specialists build-pack --data-dir $(DATA) --plots benchmarks/plots

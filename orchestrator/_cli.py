@@ -576,6 +576,87 @@ def serve(
     return ExitCode.OK
 
 
+@app.command("eval-cascade")
+def eval_cascade(
+    artifact: Annotated[str, typer.Argument(help="A trained intent artifact (name or path).")],
+    data: Annotated[Path, typer.Option(help="The dataset (e.g. ../shared/data/clinc150).")],
+    format: Annotated[str, typer.Option("--format", help="clinc150, banking77, csv, jsonl...")],
+    split: Annotated[str, typer.Option(help="Which split to score.")] = "test",
+    model: Annotated[str, typer.Option(help="Frontier model for escalated items.")] = (
+        "claude-sonnet-5"
+    ),
+    frontier_limit: Annotated[
+        int, typer.Option(help="Most escalated items sent to the frontier model.")
+    ] = 200,
+    plot: Annotated[Path | None, typer.Option(help="Write the curve as a PNG here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> int:
+    """The specialist-then-frontier cascade on a test split: for a range of thresholds, the
+    share escalated and the accuracy of the answers kept (and, with ANTHROPIC_API_KEY, of the
+    combined answers and their cost)."""
+    from orchestrator._cascade import evaluate_cascade, plot_cascade
+    from orchestrator._graphspec import FrontierSpec
+    from orchestrator.agents._frontier import frontier_from_spec
+    from orchestrator.agents.answerer import FrontierAnswerer
+    from orchestrator.specialists.artifacts import load_artifact
+    from orchestrator.specialists.datasets import load_dataset
+
+    trained = load_artifact(artifact)
+    dataset = load_dataset(data, format)
+    frontier = frontier_from_spec(FrontierSpec(model=model))
+    rows = dataset.split(split)
+    with err.status(f"scoring {len(rows)} {split} items…"):
+        report = evaluate_cascade(
+            trained,
+            rows,
+            dataset=dataset.name,
+            split_name=split,
+            answerer=FrontierAnswerer(frontier) if frontier else None,
+            frontier_limit=frontier_limit,
+        )
+    if plot is not None:
+        plot_cascade(report, plot)
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+        return ExitCode.OK
+    table = Table(
+        title=f"Cascade: {trained.name} on {report.dataset} {split} "
+        f"({report.items} items; {report.note})",
+        title_justify="left",
+    )
+    for column in ("threshold", "escalated", "accepted", "accuracy of accepted"):
+        table.add_column(column, justify="right")
+    for point in report.points[::3]:
+        table.add_row(
+            f"{point.threshold:.2f}",
+            f"{point.escalated_share:.1%}",
+            str(point.accepted),
+            "-" if point.accepted_accuracy is None else f"{point.accepted_accuracy:.2%}",
+        )
+    out.print(table)
+    for label, point in (
+        ("stored threshold", report.at_stored_threshold),
+        ("10% escalated", report.at_10_percent),
+    ):
+        if point is not None and point.accepted_accuracy is not None:
+            out.print(
+                f"{label:<17} {point.threshold:.3f}: {point.escalated_share:.1%} escalated,"
+                f" accepted answers {point.accepted_accuracy:.2%} accurate"
+            )
+    frontier_info = report.frontier
+    if frontier_info.get("reached"):
+        out.print(
+            f"frontier          {frontier_info['answered']} escalated items answered, "
+            f"{frontier_info['frontier_accuracy']:.2%} accurate; combined "
+            f"{frontier_info['combined_accuracy']:.2%}; cost ${frontier_info['cost_usd']:.4f}"
+        )
+    else:
+        out.print(f"frontier          {frontier_info['note']}")
+    if plot is not None:
+        out.print(f"plot              {plot}")
+    return ExitCode.OK
+
+
 def claude_desktop_config_path() -> Path:
     """Where Claude Desktop keeps its configuration on this operating system."""
     home = Path.home()

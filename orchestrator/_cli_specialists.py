@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,8 +71,13 @@ def _progress(enabled: bool) -> Iterator[StepProgress]:
         yield task
 
 
-def _command_line() -> str:
-    return shlex.join(["orchestrator", *sys.argv[1:]])
+def _command_line(*parts: str, **flags: object) -> str:
+    """The command that reproduces a run (flags left at their defaults are omitted)."""
+    words = ["orchestrator", *parts]
+    for key, value in flags.items():
+        if value not in (None, False):
+            words += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 def _train_one(
@@ -181,7 +185,19 @@ def train(
         text_column=text_column,
         label_column=label_column,
         show_progress=not as_json,
-        command=_command_line(),
+        command=_command_line(
+            "specialists",
+            "train",
+            name,
+            data=data,
+            format=fmt,
+            specialist=specialist,
+            variant=variant,
+            target_precision=target_precision,
+            calibration=None if calibration == "temperature" else calibration,
+            text_column=None if text_column == "text" else text_column,
+            label_column=None if label_column == "label" else label_column,
+        ),
     )
     if as_json:
         out.print_json(json.dumps(card))

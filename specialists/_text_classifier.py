@@ -1,4 +1,9 @@
-"""Shared body of the embedding-based text classifiers (intent, sentiment)."""
+"""Shared body of the embedding-based text classifiers (intent, sentiment).
+
+Without an artifact the head is fitted at load time on the few-shot label specs. With one
+(``options.artifact``: a directory, or a name in the artifact store) the trained head, its
+calibration and its acceptance threshold are used instead.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._base import Prediction, Specialist, TextInput
 from orchestrator.specialists._fewshot import FewShotHead, LabelSpec
-from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
+from orchestrator.specialists.artifacts import Artifact, load_artifact
+from orchestrator.specialists.batching import MicroBatcher
+from orchestrator.specialists.encoder import TextEncoder, Vectors, bundled_encoder
 
 __all__ = ["ClassifierOptions", "LabelScore", "TextClassifier"]
 
@@ -21,7 +29,7 @@ class LabelScore(BaseModel):
 
 
 class ClassifierOptions(BaseModel):
-    """Options shared by the few-shot text classifiers."""
+    """Options shared by the text classifiers."""
 
     model_config = ConfigDict(extra="forbid")
     labels: dict[str, LabelSpec] | None = Field(
@@ -29,55 +37,137 @@ class ClassifierOptions(BaseModel):
         description="Replace the built-in label set: label -> description and examples.",
     )
     top_k: int = Field(default=3, ge=1, le=20, description="How many ranked labels to return.")
+    artifact: str | None = Field(
+        default=None,
+        description="A trained artifact: a directory, or a name in the artifact store "
+        "(`orchestrator specialists train`). Replaces the few-shot head and `labels`.",
+    )
+    store: str | None = Field(
+        default=None, description="Artifact store directory (default .orchestrator/specialists)."
+    )
+    micro_batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=50.0,
+        description="Coalesce concurrent requests into one forward pass, waiting at most this "
+        "long for company; 0 switches micro-batching off.",
+    )
 
 
 class TextClassifier(Specialist[TextInput, BaseModel]):
-    """A few-shot head over the shared sentence encoder."""
+    """A softmax head over the shared sentence encoder (few-shot or trained)."""
 
     input_model: ClassVar[type[BaseModel]] = TextInput
     options_model: ClassVar[type[BaseModel]] = ClassifierOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("label",)
 
-    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        options: BaseModel | dict[str, Any] | None = None,
+        *,
+        encoder: TextEncoder | None = None,
+    ) -> None:
         super().__init__(options)
         self._head: FewShotHead | None = None
-        self._encoder: TextEncoder | None = None
+        self._encoder: TextEncoder | None = encoder
+        self._trained: Artifact | None = None
+        self._batcher: MicroBatcher | None = None
+
+    @property
+    def _opts(self) -> ClassifierOptions:
+        assert isinstance(self.options, ClassifierOptions)
+        return self.options
 
     def default_labels(self) -> dict[str, LabelSpec]:
         raise NotImplementedError
 
     def label_specs(self) -> dict[str, LabelSpec]:
-        opts = self.options
-        assert isinstance(opts, ClassifierOptions)
-        return opts.labels or self.default_labels()
+        return self._opts.labels or self.default_labels()
+
+    @property
+    def artifact(self) -> Artifact | None:
+        """The trained artifact named in the options (read once), or ``None``."""
+        if self._trained is None and self._opts.artifact:
+            trained = load_artifact(self._opts.artifact, self._opts.store)
+            if trained.specialist != self.name:
+                raise ConfigurationError(
+                    f"artifact {self._opts.artifact!r} was trained for the {trained.specialist!r} "
+                    f"specialist, not {self.name!r}"
+                )
+            self._trained = trained
+        return self._trained
+
+    def rename(self, label: str, trained: Artifact) -> str:
+        """The name a trained label is answered under (identity by default)."""
+        return label
+
+    def answer_labels(self, trained: Artifact) -> tuple[str, ...]:
+        """The labels the specialist can answer with when it uses `trained`."""
+        return trained.labels
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.label_specs())
+        trained = self.artifact
+        return self.answer_labels(trained) if trained else tuple(self.label_specs())
 
     @property
     def model_id(self) -> str:
         encoder_id = self._encoder.model_id if self._encoder else "bundled-encoder"
-        return f"{self.name}:fewshot-head/{encoder_id}"
+        trained = self.artifact
+        head = f"trained-head:{trained.name}" if trained else "fewshot-head"
+        return f"{self.name}:{head}/{encoder_id}"
 
     def load(self) -> None:
-        self._encoder = bundled_encoder()
-        self._head = FewShotHead(self._encoder, self.label_specs())
+        if self._encoder is None:
+            self._encoder = bundled_encoder()
+        trained = self.artifact
+        if trained is not None and trained.encoder_id != self._encoder.model_id:
+            raise ConfigurationError(
+                f"artifact {trained.name!r} was trained on encoder {trained.encoder_id!r}, "
+                f"but this specialist runs {self._encoder.model_id!r}; train it again"
+            )
+        if trained is None:
+            self._head = FewShotHead(self._encoder, self.label_specs())
+        wait = self._opts.micro_batch_wait_ms
+        if wait > 0:
+            self._batcher = MicroBatcher(self._encoder.encode, max_wait_s=wait / 1000)
 
-    def make_output(self, ranked: list[LabelScore]) -> BaseModel:
+    def make_output(
+        self, ranked: list[LabelScore], *, label: str | None = None, accepted: bool = True
+    ) -> BaseModel:
         raise NotImplementedError
+
+    def decide(self, ranked: list[LabelScore], trained: Artifact) -> tuple[str, float, bool]:
+        """The answer, its confidence, and whether it clears the artifact's threshold."""
+        top = ranked[0]
+        return top.label, top.score, top.score >= trained.threshold
+
+    def _encode(self, texts: Sequence[str]) -> Vectors:
+        assert self._encoder is not None
+        return self._batcher(texts) if self._batcher else self._encoder.encode(texts)
 
     def predict_batch(self, inputs: Sequence[TextInput]) -> list[Prediction[BaseModel]]:
         self.ensure_loaded()
-        assert self._head is not None and self._encoder is not None
+        assert self._encoder is not None
         texts = [i.text for i in inputs]
-        probs = self._head.probabilities(texts)
+        features = self._encode(texts)
+        trained = self.artifact
+        if trained is not None:
+            probs = trained.probabilities(features)
+            names = tuple(self.rename(label, trained) for label in trained.labels)
+        else:
+            assert self._head is not None
+            probs, names = self._head.probabilities_of(features), self._head.labels
         tokens = self._encoder.count_tokens(texts)
-        opts = self.options
-        assert isinstance(opts, ClassifierOptions)
         results: list[Prediction[BaseModel]] = []
         for row, count in zip(probs, tokens, strict=True):
-            order = row.argsort()[::-1][: opts.top_k]
-            ranked = [LabelScore(label=self._head.labels[i], score=float(row[i])) for i in order]
-            results.append(Prediction(self.make_output(ranked), ranked[0].score, count))
+            order = row.argsort()[::-1]
+            ranked = [LabelScore(label=names[i], score=float(row[i])) for i in order]
+            if trained is None:
+                top = ranked[: self._opts.top_k]
+                results.append(Prediction(self.make_output(top), top[0].score, count))
+                continue
+            label, confidence, accepted = self.decide(ranked, trained)
+            output = self.make_output(ranked[: self._opts.top_k], label=label, accepted=accepted)
+            results.append(Prediction(output, confidence, count))
         return results

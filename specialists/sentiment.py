@@ -19,6 +19,10 @@ class SentimentOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str = Field(description="negative, neutral or positive (or a custom label).")
     ranked: list[LabelScore] = Field(description="Labels with their scores, best first.")
+    accepted: bool = Field(
+        default=True,
+        description="False when the calibrated confidence is below the trained threshold.",
+    )
 
 
 class SentimentSpecialist(TextClassifier):
@@ -32,5 +36,7 @@ class SentimentSpecialist(TextClassifier):
     def default_labels(self) -> dict[str, LabelSpec]:
         return load_label_specs(_EXAMPLES)
 
-    def make_output(self, ranked: list[LabelScore]) -> BaseModel:
-        return SentimentOutput(label=ranked[0].label, ranked=ranked)
+    def make_output(
+        self, ranked: list[LabelScore], *, label: str | None = None, accepted: bool = True
+    ) -> BaseModel:
+        return SentimentOutput(label=label or ranked[0].label, ranked=ranked, accepted=accepted)

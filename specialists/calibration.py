@@ -1,0 +1,174 @@
+"""Calibrated confidence: temperature scaling, isotonic regression, ECE, and thresholds.
+
+A head's softmax is usually over- or under-confident. The calibrator is fitted on validation
+data that the head did not train on, and the acceptance threshold is then chosen on the
+calibrated confidences for a target precision of the accepted answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.specialists.heads import softmax
+
+__all__ = [
+    "Calibrator",
+    "Threshold",
+    "expected_calibration_error",
+    "fit_calibrator",
+    "threshold_for_precision",
+]
+
+Floats = npt.NDArray[np.float32]
+Method = Literal["temperature", "isotonic", "none"]
+
+
+def expected_calibration_error(
+    confidence: npt.NDArray[np.floating[Any]], correct: npt.NDArray[np.bool_], bins: int = 15
+) -> float:
+    """ECE over equal-width confidence bins: sum of |accuracy - confidence| weighted by size."""
+    if len(confidence) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def _nll(logits: Floats, y: npt.NDArray[np.int64], temperature: float) -> float:
+    p = softmax(logits / temperature)
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+
+
+def _pav(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[list[float], list[float]]:
+    """Pool-adjacent-violators: a non-decreasing step function fitted to (x, y)."""
+    order = np.argsort(x, kind="stable")
+    blocks: list[list[float]] = []  # [sum_y, count, max_x]
+    for i in order:
+        blocks.append([float(y[i]), 1.0, float(x[i])])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, c, hi = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+            blocks[-1][2] = hi
+    return [b[2] for b in blocks], [b[0] / b[1] for b in blocks]
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps logits to calibrated probabilities."""
+
+    method: Method = "none"
+    temperature: float = 1.0
+    #: Isotonic map of the top probability: upper x of each step and its value.
+    iso_x: tuple[float, ...] = ()
+    iso_y: tuple[float, ...] = ()
+
+    def probabilities(self, logits: Floats) -> Floats:
+        p = softmax(logits / self.temperature)
+        if self.method != "isotonic" or not self.iso_x:
+            return p
+        top = p.max(axis=1)
+        idx = np.clip(np.searchsorted(np.asarray(self.iso_x), top), 0, len(self.iso_y) - 1)
+        mapped = np.clip(np.asarray(self.iso_y)[idx], 1e-4, 1.0)
+        # Rescale the other labels so that each row still sums to one and keeps its ranking.
+        rest = 1.0 - top
+        factor = np.where(rest > 0, (1.0 - mapped) / np.clip(rest, 1e-12, None), 0.0)
+        arg = p.argmax(axis=1)
+        out = p * factor[:, None]
+        out[np.arange(len(p)), arg] = mapped
+        result: Floats = out.astype(np.float32)
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "temperature": self.temperature,
+            "iso_x": list(self.iso_x),
+            "iso_y": list(self.iso_y),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Calibrator:
+        return cls(
+            method=raw["method"],
+            temperature=float(raw["temperature"]),
+            iso_x=tuple(raw.get("iso_x", ())),
+            iso_y=tuple(raw.get("iso_y", ())),
+        )
+
+
+def fit_calibrator(logits: Floats, y: npt.NDArray[np.int64], method: Method) -> Calibrator:
+    """Fit on held-out logits; temperature minimises the negative log-likelihood."""
+    if method == "none" or len(y) == 0:
+        return Calibrator()
+    # NLL in log-temperature is smooth and unimodal in practice: a coarse grid, then a fine one.
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 60))
+    best = min(grid, key=lambda t: _nll(logits, y, float(t)))
+    fine = best * np.exp(np.linspace(-0.12, 0.12, 25))
+    temperature = float(min(fine, key=lambda t: _nll(logits, y, float(t))))
+    if method == "temperature":
+        return Calibrator("temperature", temperature)
+    p = softmax(logits / temperature)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    xs, ys = _pav(p.max(axis=1).astype(np.float64), correct)
+    return Calibrator("isotonic", temperature, tuple(xs), tuple(ys))
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An acceptance threshold and what it achieved on the data it was chosen on."""
+
+    value: float
+    target_precision: float
+    precision: float
+    coverage: float
+    reached: bool
+
+
+def threshold_for_precision(
+    confidence: npt.NDArray[np.floating[Any]],
+    correct: npt.NDArray[np.bool_],
+    target: float,
+    *,
+    eligible: npt.NDArray[np.bool_] | None = None,
+    min_accepted: int = 10,
+) -> Threshold:
+    """The lowest threshold whose accepted answers reach `target` precision.
+
+    An answer is accepted when it is ``eligible`` (e.g. not already "out of scope") and its
+    confidence is at least the threshold; precision is the share of accepted answers that are
+    correct. When no threshold reaches the target, the most precise one is returned with
+    ``reached=False``.
+    """
+    eligible = np.ones(len(confidence), dtype=bool) if eligible is None else eligible
+    conf = np.asarray(confidence, dtype=np.float64)
+    order = np.argsort(-conf, kind="stable")
+    ok = (correct & eligible)[order].astype(np.float64)
+    el = eligible[order].astype(np.float64)
+    accepted = np.cumsum(el)
+    precision = np.cumsum(ok) / np.maximum(accepted, 1)
+    valid = accepted >= min(min_accepted, max(1, int(el.sum())))
+    # Only cut between distinct confidences: equal scores are accepted or refused together.
+    last_of_tie = np.r_[conf[order][1:] != conf[order][:-1], True]
+    candidates = np.flatnonzero(valid & last_of_tie)
+    if len(candidates) == 0:
+        return Threshold(1.0, target, 0.0, 0.0, False)
+    meets = candidates[precision[candidates] >= target]
+    k = int(meets.max()) if len(meets) else int(candidates[np.argmax(precision[candidates])])
+    n_el = max(1.0, float(el.sum()))
+    return Threshold(
+        value=float(conf[order][k]),
+        target_precision=target,
+        precision=float(precision[k]),
+        coverage=float(accepted[k] / n_el),
+        reached=bool(len(meets)),
+    )

@@ -1,0 +1,240 @@
+"""Training a specialist artifact: embed, fit heads, pick the best, calibrate, threshold, write.
+
+The encoder stays frozen (the bundled int8 MiniLM on onnxruntime); only the head is trained,
+so inference is exactly what the specialist runs. Head candidates are compared on validation
+data; without a validation split a stratified share of the training data is held out, and
+the chosen head is refitted on all of it for the epochs that early stopping picked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.specialists.artifacts import Artifact, write_artifact
+from orchestrator.specialists.calibration import (
+    Method,
+    expected_calibration_error,
+    fit_calibrator,
+    threshold_for_precision,
+)
+from orchestrator.specialists.datasets import (
+    DataError,
+    Split,
+    TextDataset,
+    check_trainable,
+    stratified_split,
+)
+from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR, embed_texts
+from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
+from orchestrator.specialists.heads import HeadConfig, accuracy, fit_head, macro_recall
+
+__all__ = ["SPECIALIST_OF_FORMAT", "StepProgress", "TrainResult", "default_heads", "train_artifact"]
+
+#: Which specialist a dataset format trains when the user does not say.
+SPECIALIST_OF_FORMAT = {
+    "clinc150": "intent",
+    "banking77": "intent",
+    "sst2": "sentiment",
+    "tweeteval": "sentiment",
+}
+#: A factory of progress callbacks: (description, total) -> advance(n).
+StepProgress = Callable[[str, int], Callable[[int], None]]
+Ints = npt.NDArray[np.int64]
+
+
+def _no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+def default_heads(balanced: bool) -> list[HeadConfig]:
+    """The candidates compared on validation data.
+
+    Linear heads over standardised features won over one-hidden-layer MLPs on CLINC150
+    validation (94.5 vs 94.3 accuracy) at a fraction of the training time, so only the L2
+    strength is searched by default.
+    """
+    return [HeadConfig(hidden=0, l2=l2, balanced=balanced) for l2 in (1e-4, 1e-3, 1e-2)]
+
+
+@dataclass
+class TrainResult:
+    artifact: Artifact
+    card: dict[str, Any]
+    path: Path
+
+
+def _apply_variant(dataset: TextDataset, specialist: str, variant: str | None) -> str | None:
+    if specialist != "sentiment":
+        return None
+    labels = set(dataset.split("train").labels)
+    chosen = variant or ("three_class" if "neutral" in labels else "binary")
+    if chosen not in ("binary", "three_class"):
+        raise DataError(f"unknown sentiment variant {chosen!r}; use binary or three_class")
+    if chosen == "three_class" and "neutral" not in labels:
+        raise DataError(
+            f"{dataset.source}: variant three_class needs a 'neutral' label; the data has "
+            f"{', '.join(sorted(labels))}. Use --variant binary"
+        )
+    if chosen == "binary":
+        for name, split in list(dataset.splits.items()):
+            keep = [i for i, label in enumerate(split.labels) if label != "neutral"]
+            dataset.splits[name] = split.subset(keep)
+    return chosen
+
+
+def train_artifact(
+    dataset: TextDataset,
+    name: str,
+    target: str | Path,
+    *,
+    specialist: str,
+    variant: str | None = None,
+    target_precision: float = 0.95,
+    calibration: Method = "temperature",
+    heads: Sequence[HeadConfig] | None = None,
+    val_fraction: float = 0.15,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    command: str = "",
+    encoder: TextEncoder | None = None,
+    progress: StepProgress = _no_progress,
+) -> TrainResult:
+    """Train, calibrate and write one artifact to `target` (atomically)."""
+    if specialist not in ("intent", "sentiment"):
+        raise DataError(f"unknown specialist {specialist!r} to train; use intent or sentiment")
+    dataset = replace(dataset, splits=dict(dataset.splits), notes=list(dataset.notes))
+    variant = _apply_variant(dataset, specialist, variant)
+    train = dataset.split("train")
+    check_trainable(train, f"{dataset.source} (train split)")
+    notes = list(dataset.notes)
+    carved = "val" not in dataset.splits
+    if carved:
+        kept, held = stratified_split(train.labels, val_fraction, seed=0)
+        fit_split, val_split = train.subset(kept), train.subset(held)
+        notes.append(
+            f"no validation split: {len(held)} training examples ({val_fraction:.0%} per label) "
+            "were held out to pick the head and fit the calibration; the head was then "
+            "refitted on all training examples"
+        )
+    else:
+        fit_split, val_split = train, dataset.split("val")
+    labels = tuple(sorted(set(train.labels)))
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(val_split.labels) - set(labels))
+    if unknown:
+        raise DataError(
+            f"{dataset.source}: validation labels not in the training data: "
+            f"{', '.join(unknown[:5])}"
+        )
+    encoder = encoder or bundled_encoder()
+
+    def embed(split: Split, what: str) -> npt.NDArray[np.float32]:
+        return embed_texts(
+            encoder,
+            split.texts,
+            cache_dir=cache_dir,
+            progress=progress(f"embed {what}", len(split)),
+        )
+
+    x_fit, x_val = embed(fit_split, "train"), embed(val_split, "validation")
+    y_fit = np.array([index[label] for label in fit_split.labels], dtype=np.int64)
+    y_val = np.array([index[label] for label in val_split.labels], dtype=np.int64)
+    macro = variant == "three_class"
+    score = macro_recall if macro else accuracy
+    candidates = list(heads or default_heads(balanced=macro))
+    tick = progress("fit heads", len(candidates))
+    tried: list[dict[str, Any]] = []
+    best: tuple[float, int, Any, HeadConfig] | None = None
+    for config in candidates:
+        head, epoch, value = fit_head(
+            x_fit, y_fit, len(labels), config, x_val=x_val, y_val=y_val, score=score
+        )
+        tried.append({"head": config.describe(), "best_epoch": epoch, "val_score": value})
+        if best is None or value > best[0]:
+            best = (value, epoch, head, config)
+        tick(1)
+    assert best is not None
+    _, best_epoch, head, config = best
+    val_logits = head.logits(x_val)
+    calibrator = fit_calibrator(val_logits, y_val, calibration)
+    if carved:
+        x_all = np.concatenate([x_fit, x_val])
+        y_all = np.concatenate([y_fit, y_val])
+        head, _, _ = fit_head(x_all, y_all, len(labels), config, epochs=best_epoch)
+
+    raw = np.exp(val_logits - val_logits.max(axis=1, keepdims=True))
+    raw /= raw.sum(axis=1, keepdims=True)
+    cal = calibrator.probabilities(val_logits)
+    pred = cal.argmax(axis=1)
+    correct = pred == y_val
+    oos = dataset.oos_label if dataset.oos_label in index else None
+    eligible = pred != index[oos] if oos is not None else np.ones(len(pred), dtype=bool)
+    if oos is not None:
+        # An out-of-scope example answered with an intent is an error; refusing it is right.
+        correct = correct & eligible
+    threshold = threshold_for_precision(
+        cal.max(axis=1), correct, target_precision, eligible=eligible
+    )
+    ece_before = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y_val)
+    ece_after = expected_calibration_error(cal.max(axis=1), pred == y_val)
+    val_metrics: dict[str, Any] = {
+        "accuracy": accuracy(y_val, pred),
+        "macro_recall": macro_recall(y_val, pred),
+        "ece_before": ece_before,
+        "ece_after": ece_after,
+    }
+    artifact = Artifact(
+        name=name,
+        specialist=specialist,
+        labels=labels,
+        head=head,
+        calibrator=calibrator,
+        threshold=threshold.value,
+        encoder_id=encoder.model_id,
+        oos_label=oos,
+        variant=variant,
+    )
+    card: dict[str, Any] = {
+        "name": name,
+        "specialist": specialist,
+        "variant": variant,
+        "encoder": encoder.model_id,
+        "head": config.describe(),
+        "head_selection": tried,
+        "labels": list(labels),
+        "oos_label": oos,
+        "data": {
+            "source": dataset.source,
+            "format": dataset.format,
+            "splits": {k: len(v) for k, v in dataset.splits.items()},
+            "notes": notes,
+        },
+        "calibration": {
+            **calibrator.to_json(),
+            "iso_x": len(calibrator.iso_x),
+            "iso_y": len(calibrator.iso_y),
+            "ece_before": ece_before,
+            "ece_after": ece_after,
+            "fitted_on": "validation",
+        },
+        "threshold": {
+            "value": threshold.value,
+            "target_precision": threshold.target_precision,
+            "precision": threshold.precision,
+            "coverage": threshold.coverage,
+            "reached": threshold.reached,
+        },
+        "metrics": {"validation": val_metrics},
+        "command": command,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    path = write_artifact(target, artifact, card)
+    artifact.path = path
+    artifact.card = card
+    return TrainResult(artifact, card, path)
