@@ -88,6 +88,12 @@ class ToolInfo(_Model):
     summary_fields: tuple[str, ...] | None = Field(
         default=None, description="Output keys that become result fields (None: all of them)."
     )
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The specialist's own calibrated acceptance threshold, when it has one.",
+    )
 
 
 class ToolOutput(_Model):

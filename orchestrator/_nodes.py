@@ -410,11 +410,7 @@ class NodeContext:
                 checks["label_in_set"] = in_set
                 if not in_set:
                     reasons.append(f"label {result.output['label']!r} is not in the label set")
-        threshold = (
-            self.spec.min_confidence(result.specialist)
-            if result.specialist in self.spec.specialists
-            else self.spec.policies.min_confidence
-        )
+        threshold = self.threshold(result.specialist)
         if result.confidence is None:
             # Third-party tools report no confidence: accepted only where the graph says so.
             checks["confidence"] = threshold == 0
@@ -433,6 +429,18 @@ class NodeContext:
             checks=checks,
             reasons=tuple(reasons),
         )
+
+    def threshold(self, binding: str) -> float:
+        """The binding's own min_confidence, else the specialist's calibrated threshold, else
+        the graph's policy."""
+        own = self.spec.specialists[binding].min_confidence if binding in self.spec.specialists \
+            else None
+        if own is not None:
+            return own
+        tool = self.tools.get(binding)
+        if tool is not None and tool.threshold is not None:
+            return tool.threshold
+        return self.spec.policies.min_confidence
 
     def after_verify(self, node: str, state: RunState) -> list[Send] | str:
         return self.dispatch(node, state)

@@ -67,6 +67,12 @@ class Specialist(ABC, Generic[InT, OutT]):
         """The closed label set of a classifier; ``None`` for open outputs."""
         return None
 
+    @property
+    def acceptance_threshold(self) -> float | None:
+        """A calibrated confidence threshold that comes with the model, if any; verification
+        uses it unless the graph sets ``min_confidence`` for the binding."""
+        return None
+
     def ensure_loaded(self) -> None:
         if not self._loaded:
             self.load()
@@ -87,4 +93,5 @@ class Specialist(ABC, Generic[InT, OutT]):
             output_schema=self.output_model.model_json_schema(),
             labels=self.labels,
             summary_fields=self.summary_fields,
+            threshold=self.acceptance_threshold,
         )

@@ -85,6 +85,11 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
         return self._opts.labels or self.default_labels()
 
     @property
+    def acceptance_threshold(self) -> float | None:
+        trained = self.artifact
+        return trained.threshold if trained is not None else None
+
+    @property
     def artifact(self) -> Artifact | None:
         """The trained artifact named in the options (read once), or ``None``."""
         if self._trained is None and self._opts.artifact:

@@ -289,3 +289,36 @@ def test_micro_batcher_coalesces_concurrent_calls_into_fewer_passes() -> None:
         t.join()
     assert results == {i: float(i + 1) for i in range(16)}  # every caller got its own row
     assert batcher.passes < 16 and max(seen) > 1
+
+
+def test_verification_uses_the_artifacts_calibrated_threshold(trained: Path) -> None:
+    store = trained / "store"
+    artifact = load_artifact("demo", store)
+    graph = f"""\
+name: thresholds
+specialists:
+  intent:
+    options: {{artifact: demo, store: "{store}"}}
+  strict:
+    uses: intent
+    min_confidence: 1.0
+    options: {{artifact: demo, store: "{store}"}}
+nodes:
+  triage:
+    kind: specialists
+    subtasks:
+      - {{id: a, specialist: intent}}
+      - {{id: b, specialist: strict}}
+edges:
+  - {{from: START, to: triage}}
+"""
+    result = Orchestrator(GraphSpec.from_text(graph), checkpointer="none", inprocess=True).run(
+        "book me a flight to madrid"
+    )
+    a = next(s for s in result.subtasks if s.id == "a")
+    b = next(s for s in result.subtasks if s.id == "b")
+    assert a.confidence is not None
+    # no min_confidence on the binding: the artifact's own threshold decides
+    assert a.verified == (a.confidence >= artifact.threshold)
+    # an explicit min_confidence wins over the artifact's threshold
+    assert not b.verified and any("below 1.00" in r for r in b.reasons)

@@ -82,6 +82,7 @@ class MCPToolset:
                     output_schema=output_schema,
                     labels=tuple(labels) if labels is not None else None,
                     summary_fields=tuple(summary) if summary else None,
+                    threshold=contract.get("threshold"),
                 )
             )
         return infos

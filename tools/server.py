@@ -168,6 +168,7 @@ def build_server(
                 "output_schema": info.output_schema,
                 "labels": list(info.labels) if info.labels is not None else None,
                 "summary_fields": list(info.summary_fields) if info.summary_fields else None,
+                "threshold": info.threshold,
             }
         }
         server.add_tool(
