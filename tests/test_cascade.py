@@ -93,9 +93,9 @@ def test_cascade_with_the_frontier_answers_escalated_items(trained: Path) -> Non
 
 
 def test_eval_cascade_cli(
-    trained: Path,
+    trained: Path,  # noqa: F811
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
