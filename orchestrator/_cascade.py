@@ -70,12 +70,14 @@ class CascadeReport:
 def _point(
     threshold: float, confidence: np.ndarray, correct: np.ndarray, scored: np.ndarray
 ) -> CascadePoint:
-    accepted = confidence >= threshold
-    kept = accepted & scored
-    accuracy = float(correct[kept].mean()) if kept.any() else None
+    # Share and accuracy are both over the scored items (CLINC150: the in-scope ones).
+    accepted = (confidence >= threshold) & scored
+    total = int(scored.sum())
+    accuracy = float(correct[accepted].mean()) if accepted.any() else None
+    share = 1 - accepted.sum() / total if total else 0.0
     return CascadePoint(
         threshold=threshold,
-        escalated_share=float(1 - accepted.mean()),
+        escalated_share=float(share),
         accepted_accuracy=accuracy,
         accepted=int(accepted.sum()),
     )
@@ -109,14 +111,14 @@ def evaluate_cascade(
     # CLINC150's published in-scope accuracy counts in-scope items only.
     scored = truth != oos if oos is not None else np.ones(len(truth), dtype=bool)
     note = (
-        "accuracy over in-scope items; out-of-scope items count towards the share escalated"
+        "in-scope items only, as CLINC150's in-scope accuracy is defined"
         if oos is not None
-        else "accuracy over all items"
+        else "all items"
     )
     points = [_point(t, confidence, correct, scored) for t in sorted(set(thresholds))]
     stored = _point(artifact.threshold, confidence, correct, scored)
     # The lowest threshold escalating at least 10%: the operating point the target names.
-    order = np.sort(confidence)
+    order = np.sort(confidence[scored])
     cut = float(order[int(np.ceil(0.10 * len(order))) - 1]) + 1e-9 if len(order) else 1.0
     ten = _point(cut, confidence, correct, scored) if len(order) else None
     report = CascadeReport(
@@ -216,7 +218,9 @@ def plot_cascade(report: CascadeReport, path: Path) -> Path:
     ax.axvline(10, color="grey", linestyle="--", linewidth=0.8, label="10% escalated")
     ax.set_xlabel("share escalated to the frontier (%)")
     ax.set_ylabel("accuracy of accepted answers (%)")
-    ax.set_title(f"Cascade on {report.dataset} ({report.split}, {report.items} items)")
+    ax.set_title(
+        f"Cascade on {report.dataset} ({report.split}, {report.scored_items} items scored)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
