@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator._graphspec import END, START, GraphSpec, SpecialistsNodeSpec
+from orchestrator._graphspec import END, START, ComposeNodeSpec, GraphSpec, SpecialistsNodeSpec
 
 __all__ = ["spec_mermaid"]
 
@@ -16,7 +16,11 @@ def spec_mermaid(spec: GraphSpec) -> str:
     for name, node in spec.nodes.items():
         if isinstance(node, SpecialistsNodeSpec):
             calls = ", ".join(f"{s.id}: {s.specialist}" for s in node.subtasks)
+            if node.planner == "frontier":
+                calls = f"planned by the frontier model; {calls}".rstrip("; ")
             lines.append(f'    {name}[["{name}<br/>{_label(calls)}"]]')
+        elif isinstance(node, ComposeNodeSpec):
+            lines.append(f'    {name}>"{name}<br/>composes {node.output}"]')
         else:
             sets = ", ".join(f"{k}={v}" for k, v in node.set.items())
             lines.append(f'    {name}["{name}<br/>{_label(sets)}"]')
