@@ -30,8 +30,15 @@ lint: install-dev
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --target build/typecheck .
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --strict -p orchestrator
 
+# Benchmarks (not part of the tests): each prints a table and writes JSON and a PNG plot
+# to benchmarks/results/; see benchmarks/README.md. The PNGs need the `eval` extra.
+BENCH_SCRIPTS := overhead specialists end_to_end mcp_transport triage_latency
 bench: install
-	$(BIN)/python benchmarks/triage_latency.py
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[eval,postgres]'
+	@for script in $(BENCH_SCRIPTS); do \
+		echo "== benchmarks/$$script.py"; \
+		$(BIN)/python benchmarks/$$script.py || exit 1; \
+	done
 
 # Regenerate the JSON Schema that editors use for graph files.
 schema: install

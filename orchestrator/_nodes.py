@@ -34,6 +34,7 @@ from orchestrator._contracts import (
     SpecialistResult,
     Subtask,
     ToolInfo,
+    ToolOutput,
     Verdict,
 )
 from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
@@ -129,6 +130,39 @@ def expression_context(state: RunState) -> dict[str, Any]:
     return context
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its local ``#/$defs/...`` references replaced by their targets.
+
+    jsonschema resolves a ``$ref`` on every validation, which doubled the cost of checking
+    a result; pydantic's schemas (a list of ``LabelScore``) use them. A recursive or
+    non-local reference keeps the schema as it is.
+    """
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                name = ref.removeprefix("#/$defs/")
+                if name == ref or name not in defs or name in seen or len(node) > 1:
+                    raise _KeepRefs
+                return walk(defs[name], (*seen, name))
+            return {k: walk(v, seen) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v, seen) for v in node]
+        return node
+
+    try:
+        inlined: dict[str, Any] = walk(schema, ())
+    except _KeepRefs:
+        return schema
+    return inlined
+
+
+class _KeepRefs(Exception):
+    """A reference that cannot be inlined: validate against the schema as written."""
+
+
 def _timing(node: str, kind: str, start: float) -> dict[str, Any]:
     return {"node": node, "kind": kind, "ms": (time.perf_counter() - start) * 1000}
 
@@ -198,6 +232,16 @@ class NodeContext:
         result = await self.call_subtask(sub)
         return {"results": {sub.id: result.model_dump(mode="json")}}
 
+    async def _attempt(self, sub: Subtask, timeout: float) -> ToolOutput:
+        # asyncio.timeout rather than wait_for: no extra task per call.
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.toolset.call_tool(sub.specialist, sub.input)
+        except TimeoutError:
+            raise ToolTimeoutError(
+                f"{sub.specialist!r} did not answer within {timeout:g} s"
+            ) from None
+
     async def call_subtask(self, sub: Subtask) -> SpecialistResult:
         policies = self.spec.policies
         timeout = (
@@ -208,22 +252,24 @@ class NodeContext:
         attempts = 0
         start = time.perf_counter()
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(policies.retries + 1),
-                wait=wait_exponential(multiplier=policies.retry_backoff_s, max=30),
-                retry=retry_if_exception_type((ToolTransportError, ToolTimeoutError)),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    try:
-                        out = await asyncio.wait_for(
-                            self.toolset.call_tool(sub.specialist, sub.input), timeout
-                        )
-                    except TimeoutError:
-                        raise ToolTimeoutError(
-                            f"{sub.specialist!r} did not answer within {timeout:g} s"
-                        ) from None
+            try:
+                attempts += 1
+                out = await self._attempt(sub, timeout)
+            except (ToolTransportError, ToolTimeoutError):
+                if policies.retries == 0:
+                    raise
+                # Only a failed call pays for tenacity: the first attempt above is the fast
+                # path every call takes.
+                await asyncio.sleep(policies.retry_backoff_s)
+                async for retry in AsyncRetrying(
+                    stop=stop_after_attempt(policies.retries),
+                    wait=wait_exponential(multiplier=policies.retry_backoff_s * 2, max=30),
+                    retry=retry_if_exception_type((ToolTransportError, ToolTimeoutError)),
+                    reraise=True,
+                ):
+                    with retry:
+                        attempts += 1
+                        out = await self._attempt(sub, timeout)
         except Exception as exc:  # a failing specialist is recorded, never fatal to the run
             kind = type(exc).__name__
             if not isinstance(exc, RunError):
@@ -401,7 +447,8 @@ class NodeContext:
         if tool is not None:
             validator = self._validators.get(tool.name)
             if validator is None:
-                validator = self._validators[tool.name] = Draft202012Validator(tool.output_schema)
+                schema = _inline_refs(tool.output_schema)
+                validator = self._validators[tool.name] = Draft202012Validator(schema)
             errors = [e.message for e in validator.iter_errors(result.output)]
             checks["schema"] = not errors
             reasons.extend(f"output does not match its schema: {m}" for m in errors[:3])
@@ -433,8 +480,11 @@ class NodeContext:
     def threshold(self, binding: str) -> float:
         """The binding's own min_confidence, else the specialist's calibrated threshold, else
         the graph's policy."""
-        own = self.spec.specialists[binding].min_confidence if binding in self.spec.specialists \
+        own = (
+            self.spec.specialists[binding].min_confidence
+            if binding in self.spec.specialists
             else None
+        )
         if own is not None:
             return own
         tool = self.tools.get(binding)

@@ -124,6 +124,12 @@ class Orchestrator:
         return cls(GraphSpec.from_text(text, registry=registry), **kwargs)
 
     @property
+    def _may_pause(self) -> bool:
+        """Whether a run can stop for a person (only a ``human`` escalation rung does)."""
+        spec = self.spec
+        return any(r.kind == "human" for key in spec.specialists for r in spec.ladder(key))
+
+    @property
     def planner_name(self) -> str:
         return self._planner.name
 
@@ -268,7 +274,9 @@ class Orchestrator:
                 "configurable": {"thread_id": tid},
                 "recursion_limit": self.spec.policies.max_steps * 4,
             }
-            mode, graph_input = await self._input_for(graph, config, request, metadata, tid)
+            mode, graph_input = await self._input_for(
+                graph, config, request, metadata, tid, fresh=thread_id is None
+            )
             if review is not None and mode != "review":
                 raise ConfigurationError(f"thread {tid!r} is not waiting for a review")
             if mode == "review":
@@ -312,7 +320,8 @@ class Orchestrator:
                 if final is None or "request" not in final:
                     final = (await graph.aget_state(config)).values
             assert final is not None
-            pending = await _pending_review(graph, config)
+            # Only a review node pauses a run: without one, skip the checkpoint read.
+            pending = await _pending_review(graph, config) if self._may_pause else []
             if pending:
                 yield event("awaiting_human", pending=pending)
             result = build_run_result(
@@ -343,15 +352,19 @@ class Orchestrator:
         request: str | RunRequest | None,
         metadata: Mapping[str, Any] | None,
         tid: str,
+        *,
+        fresh: bool = False,
     ) -> tuple[str, dict[str, Any] | None]:
         """("start", input), ("resume", None) or ("done", stored state) for this thread.
 
         A thread holds one run. Asking again for a finished thread's request returns its
-        stored result without running anything; another request on it is refused.
+        stored result without running anything; another request on it is refused. A
+        ``fresh`` thread id (one this call just made up) has nothing stored, so the
+        checkpoint read is skipped.
         """
         stored: dict[str, Any] = {}
         unfinished = False
-        if graph.checkpointer is not None:
+        if graph.checkpointer is not None and not fresh:
             snapshot = await graph.aget_state(config)
             stored, unfinished = dict(snapshot.values or {}), bool(snapshot.next)
         given = request.text if isinstance(request, RunRequest) else request
