@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator._contracts import Subtask, ToolInfo
+from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
 from orchestrator.agents.answerer import FrontierAnswerer
 from orchestrator.specialists.artifacts import Artifact
@@ -197,7 +198,12 @@ def evaluate_cascade(
 
 
 def plot_cascade(report: CascadeReport, path: Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigurationError(
+            "plots need matplotlib: pip install 'orchestrator[eval]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from orchestrator._errors import ConfigurationError
 from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.calibration import expected_calibration_error
 from orchestrator.specialists.datasets import DataError, Split
@@ -189,7 +190,12 @@ def write_plots(
     report: dict[str, Any], folder: str | Path, title: str, *, top: int = 20
 ) -> list[Path]:
     """Risk-coverage and confusion PNGs; the confusion plot shows the `top` most confused labels."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigurationError(
+            "plots need matplotlib: pip install 'orchestrator[eval]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
