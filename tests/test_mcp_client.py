@@ -267,3 +267,28 @@ def test_binding_to_a_missing_tool_is_a_clear_error() -> None:
             await toolset.aclose()
 
     asyncio.run(main())
+
+
+def test_results_of_our_tools_skip_the_sdks_duplicate_schema_check() -> None:
+    from types import SimpleNamespace
+
+    from mcp.types import CallToolResult, Tool
+
+    from orchestrator.tools._pool import _skip_duplicate_validation
+    from orchestrator.tools.server import META_KEY
+
+    checked: list[str] = []
+
+    async def sdk_validate(name: str, result: CallToolResult) -> None:
+        checked.append(name)
+
+    session = SimpleNamespace(validate_tool_result=sdk_validate)
+    tools = {
+        "ours": Tool(name="ours", input_schema={"type": "object"}, _meta={META_KEY: {}}),
+        "theirs": Tool(name="theirs", input_schema={"type": "object"}),
+    }
+    _skip_duplicate_validation(SimpleNamespace(session=session), tools)  # type: ignore[arg-type]
+    result = CallToolResult(content=[])
+    for name in ("ours", "theirs", "unlisted"):
+        asyncio.run(session.validate_tool_result(name, result))
+    assert checked == ["theirs", "unlisted"]

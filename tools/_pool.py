@@ -29,6 +29,7 @@ from mcp.types import CallToolResult, Tool
 
 from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
 from orchestrator._graphspec import MCPServerSpec
+from orchestrator.tools.server import META_KEY
 
 __all__ = ["MCPSessionPool", "resolve_command"]
 
@@ -54,6 +55,27 @@ def _errlog() -> TextIO | int:
     return sys.stderr
 
 
+def _skip_duplicate_validation(client: Client, tools: dict[str, Tool]) -> None:
+    """Skip the SDK's jsonschema re-check of results from tools that carry our contract.
+
+    For a tool served by ``orchestrator serve`` the same data is checked twice more: the
+    toolset parses the envelope with pydantic and the graph's verifier checks the output
+    against the specialist's schema. The SDK's walk over ``structuredContent`` was the largest
+    share of the client's CPU per call (40%; 13.5 -> 2.4 ms for a 32-item batch result).
+    Third-party tools keep the SDK's check.
+    """
+    session = client.session
+    sdk_validate = session.validate_tool_result
+
+    async def validate(name: str, result: CallToolResult) -> None:
+        tool = tools.get(name)
+        if tool is not None and META_KEY in (tool.meta or {}):
+            return
+        await sdk_validate(name, result)
+
+    session.validate_tool_result = validate  # type: ignore[method-assign]
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The first real error inside (possibly nested) exception groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -74,10 +96,14 @@ async def _http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[An
 class _Session:
     """One client session, owned by its own task."""
 
-    def __init__(self, connect: Callable[[], Client], server: str, label: str) -> None:
+    def __init__(
+        self, connect: Callable[[], Client], server: str, label: str, tools: dict[str, Tool]
+    ) -> None:
         self._connect = connect
         self.server = server
         self.label = label
+        #: the server's tool listing, shared with the pool (filled once it is read)
+        self.tools = tools
         self.client: Client | None = None
         self.error: BaseException | None = None
         self.in_flight = 0
@@ -109,6 +135,7 @@ class _Session:
     async def _run(self) -> None:
         try:
             async with self._connect() as client:
+                _skip_duplicate_validation(client, self.tools)
                 self.client = client
                 self._ready.set()
                 await self._closing.wait()
@@ -181,7 +208,7 @@ class MCPSessionPool:
         if self._sessions:
             return
         self._sessions = [
-            _Session(self._client, self.name, f"{self.name}#{i}")
+            _Session(self._client, self.name, f"{self.name}#{i}", self.tools)
             for i in range(self.spec.pool_size)
         ]
         self._locks = [asyncio.Lock() for _ in self._sessions]
@@ -193,7 +220,7 @@ class MCPSessionPool:
         except BaseException:
             await self.aclose()
             raise
-        self.tools = {t.name: t for t in listing.tools}
+        self.tools.update((t.name, t) for t in listing.tools)
         log.debug("mcp server ready", server=self.name, tools=sorted(self.tools))
 
     async def _session(self) -> tuple[int, _Session]:
@@ -206,7 +233,7 @@ class MCPSessionPool:
                 session = self._sessions[index]
                 if not session.alive:
                     await session.close()
-                    fresh = _Session(self._client, self.name, session.label)
+                    fresh = _Session(self._client, self.name, session.label, self.tools)
                     await fresh.open(self.spec.connect_timeout_s)
                     self._sessions[index] = fresh
                     self.restarts += 1
