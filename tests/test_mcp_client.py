@@ -269,26 +269,31 @@ def test_binding_to_a_missing_tool_is_a_clear_error() -> None:
     asyncio.run(main())
 
 
-def test_results_of_our_tools_skip_the_sdks_duplicate_schema_check() -> None:
-    from types import SimpleNamespace
-
-    from mcp.types import CallToolResult, Tool
-
-    from orchestrator.tools._pool import _skip_duplicate_validation
-    from orchestrator.tools.server import META_KEY
+def test_results_of_our_tools_skip_the_sdks_duplicate_schema_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcp.client.session import ClientSession
 
     checked: list[str] = []
 
-    async def sdk_validate(name: str, result: CallToolResult) -> None:
+    async def sdk_validate(self: ClientSession, name: str, result: object) -> None:
         checked.append(name)
 
-    session = SimpleNamespace(validate_tool_result=sdk_validate)
-    tools = {
-        "ours": Tool(name="ours", input_schema={"type": "object"}, _meta={META_KEY: {}}),
-        "theirs": Tool(name="theirs", input_schema={"type": "object"}),
-    }
-    _skip_duplicate_validation(SimpleNamespace(session=session), tools)  # type: ignore[arg-type]
-    result = CallToolResult(content=[])
-    for name in ("ours", "theirs", "unlisted"):
-        asyncio.run(session.validate_tool_result(name, result))
-    assert checked == ["theirs", "unlisted"]
+    monkeypatch.setattr(ClientSession, "validate_tool_result", sdk_validate)
+    spec = MCPServerSpec(command=sys.executable, args=[SCRIPTED])
+    third = MCPServerSpec(command=sys.executable, args=[THIRD_PARTY])
+
+    async def main() -> None:
+        ours, theirs = MCPSessionPool("ours", spec), MCPSessionPool("theirs", third)
+        await asyncio.gather(ours.start(), theirs.start())
+        try:
+            result = await ours.call_tool("scripted", {"text": "refund"})
+            assert result.structured_content["output"]["label"] == "refund"  # type: ignore[index]
+            assert (await theirs.call_tool("add", {"a": 1, "b": 2})).structured_content == {
+                "result": 3
+            }
+        finally:
+            await asyncio.gather(ours.aclose(), theirs.aclose())
+
+    asyncio.run(main())
+    assert checked == ["add"]
