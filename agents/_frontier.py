@@ -241,8 +241,10 @@ class AnthropicFrontier(FrontierModel):
             }
         )
         start = time.perf_counter()
+        # The SDK types its parameters as TypedDicts; ours are plain dicts of the same shape.
+        create: Any = self._client.messages.create
         message, attempts = await self._with_retries(
-            lambda: self._client.messages.create(
+            lambda: create(
                 model=self.model,
                 max_tokens=self.spec.max_tokens,
                 system=[
@@ -363,8 +365,9 @@ class OpenAICompatibleFrontier(FrontierModel):
         subtask_id: str | None,
     ) -> Turn:
         start = time.perf_counter()
+        create: Any = self._client.chat.completions.create
         completion, attempts = await self._with_retries(
-            lambda: self._client.chat.completions.create(
+            lambda: create(
                 model=self.model,
                 messages=messages,
                 max_tokens=self.spec.max_tokens,

@@ -634,14 +634,15 @@ def eval_cascade(
             "-" if point.accepted_accuracy is None else f"{point.accepted_accuracy:.2%}",
         )
     out.print(table)
-    for label, point in (
+    marks: list[tuple[str, Any]] = [
         ("stored threshold", report.at_stored_threshold),
         ("10% escalated", report.at_10_percent),
-    ):
-        if point is not None and point.accepted_accuracy is not None:
+    ]
+    for label, mark in marks:
+        if mark is not None and mark.accepted_accuracy is not None:
             out.print(
-                f"{label:<17} {point.threshold:.3f}: {point.escalated_share:.1%} escalated,"
-                f" accepted answers {point.accepted_accuracy:.2%} accurate"
+                f"{label:<17} {mark.threshold:.3f}: {mark.escalated_share:.1%} escalated,"
+                f" accepted answers {mark.accepted_accuracy:.2%} accurate"
             )
     frontier_info = report.frontier
     if frontier_info.get("reached"):

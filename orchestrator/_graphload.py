@@ -217,9 +217,8 @@ def _model_at(data: Any, path: Loc) -> type[BaseModel] | None:
     if head == "nodes" and rest:
         node = data.get("nodes", {}).get(rest[0]) if isinstance(data, dict) else None
         kind = node.get("kind") if isinstance(node, dict) else None
-        node_model: type[BaseModel] = {"set": SetNodeSpec, "compose": ComposeNodeSpec}.get(
-            str(kind), SpecialistsNodeSpec
-        )
+        kinds: dict[str, type[BaseModel]] = {"set": SetNodeSpec, "compose": ComposeNodeSpec}
+        node_model = kinds.get(str(kind), SpecialistsNodeSpec)
         if len(rest) == 1:
             return node_model
         if len(rest) == 3 and rest[1] == "subtasks":

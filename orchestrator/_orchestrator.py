@@ -286,7 +286,8 @@ class Orchestrator:
                         "orchestrator resume --thread ID --approve | --reject | --answer JSON)"
                     )
                 assert graph_input is not None
-                graph_input = Command(resume=_check_review(review, graph_input["pending"]))
+                resume_with: Any = Command(resume=_check_review(review, graph_input["pending"]))
+                graph_input = resume_with
 
             def event(kind: str, node: str = "", **detail: Any) -> RunEvent:
                 elapsed = (time.perf_counter() - start) * 1000
