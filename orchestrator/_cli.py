@@ -178,6 +178,7 @@ def resume(
     if chosen > 1:
         raise ConfigurationError("give one of --approve, --reject or --answer")
     review: dict[str, Any] | None = None
+    parsed: dict[str, Any] | None = None
     if approve:
         review = {"*": {"action": "approve"}}
     elif reject:
@@ -191,16 +192,28 @@ def resume(
             ) from None
         if not isinstance(parsed, dict):
             raise ConfigurationError("--answer must be a JSON object")
-        review = {"__answer__": parsed}
     orc = Orchestrator.from_file(resolve_graph(graph), state_dir=state_dir)
-    if review is not None and "__answer__" in review:
-        review = asyncio.run(_answer_review(orc, thread, review["__answer__"]))
-    result = asyncio.run(_run_with_progress(orc, None, thread, show=not as_json, review=review))
+    result = asyncio.run(_resume(orc, thread, review, parsed, show=not as_json))
     if as_json:
         out.print_json(result.model_dump_json())
     else:
         render_result(result, out)
     return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
+
+
+async def _resume(
+    orc: Orchestrator,
+    thread: str,
+    review: dict[str, Any] | None,
+    answer: dict[str, Any] | None,
+    *,
+    show: bool,
+) -> RunResult:
+    # One open orchestrator (one set of MCP servers) both reads the pending review and runs.
+    async with orc:
+        if answer is not None:
+            review = await _answer_review(orc, thread, answer)
+        return await _run_with_progress(orc, None, thread, show=show, review=review)
 
 
 async def _answer_review(orc: Orchestrator, thread: str, answer: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def _tokens(value: object) -> int:
 
 def _frontier_entry(call: ModelCall, prices: PriceTable) -> LedgerEntry:
     price = prices.price(call.model)
-    entry = LedgerEntry(
+    return LedgerEntry(
         kind="frontier",
         role=call.role,
         subtask_id=call.subtask_id,
@@ -93,10 +93,9 @@ def _frontier_entry(call: ModelCall, prices: PriceTable) -> LedgerEntry:
         cache_read_tokens=call.cache_read_tokens,
         cache_write_tokens=call.cache_write_tokens,
         latency_ms=call.latency_ms,
-        cost_usd=0.0,
+        cost_usd=price.cost(call) if price else 0.0,
         priced=price is not None,
     )
-    return entry.model_copy(update={"cost_usd": price.cost(call) if price else 0.0})
 
 
 def build_ledger(

@@ -181,6 +181,10 @@ class NodeContext:
     composer: Composer | None = None
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Read on every routing decision: computed once per graph, not per run.
+        self._subtask_ids = frozenset(self.spec.subtasks())
+
     # -- plan ------------------------------------------------------------------------------
     async def plan(self, node: str, state: RunState) -> dict[str, Any]:
         start = time.perf_counter()
@@ -492,9 +496,6 @@ class NodeContext:
             return tool.threshold
         return self.spec.policies.min_confidence
 
-    def after_verify(self, node: str, state: RunState) -> list[Send] | str:
-        return self.dispatch(node, state)
-
     # -- merge -----------------------------------------------------------------------------
     def merge(self, node: str, state: RunState) -> dict[str, Any]:
         start = time.perf_counter()
@@ -540,7 +541,7 @@ class NodeContext:
         entered = next((d for d in reversed(state.get("decisions", [])) if d["to"] == node), None)
         # A rule's field depends on the conditions that led here and on the results its own
         # templates read.
-        subtasks = self.spec.subtasks()
+        subtasks = self._subtask_ids
         templated = {
             name
             for value in spec_node.set.values()
@@ -631,7 +632,7 @@ class NodeContext:
         default edge is taken *because* the conditions before it failed.
         """
         context = expression_context(state)
-        subtasks = self.spec.subtasks()
+        subtasks = self._subtask_ids
         default = END
         reads: set[str] = set()
         for edge in self.spec.edges_from(node):

@@ -129,10 +129,6 @@ class Orchestrator:
         spec = self.spec
         return any(r.kind == "human" for key in spec.specialists for r in spec.ladder(key))
 
-    @property
-    def planner_name(self) -> str:
-        return self._planner.name
-
     # -- resources --------------------------------------------------------------------------
     def _default_toolset(self) -> Toolset:
         """In-process specialists and MCP servers, as the graph's bindings say."""

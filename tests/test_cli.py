@@ -276,3 +276,50 @@ def test_resume_needs_a_paused_thread(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(args) == ExitCode.INVALID
     assert "no run to resume" in capsys.readouterr().err
     assert main([*args, "--reject"]) == ExitCode.INVALID
+
+
+def test_graph_list_and_specialists_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "list"]) == 0
+    assert "support_triage" in capsys.readouterr().out
+    assert main(["specialists", "list", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert {"intent", "sentiment"} <= set(listed)
+    assert listed["intent"]["input"] == ["text"] and "label" in listed["intent"]["output"]
+
+
+def test_serve_graph_picks_the_graphs_bindings_with_their_options(tmp_path: Path) -> None:
+    from orchestrator._cli import _served_specialists
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "name: g\nspecialists:\n  mood: {uses: sentiment, options: {top_k: 1}}\n"
+        "nodes:\n  n: {kind: specialists, subtasks: [{id: m, specialist: mood}]}\n"
+        "edges:\n  - {from: START, to: n}\n"
+    )
+    served = _served_specialists([], str(graph))
+    assert list(served) == ["mood"]
+    assert served["mood"].name == "sentiment" and served["mood"].options.top_k == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("scripted_default_registry")
+def test_run_prices_flag_uses_the_given_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = tmp_path / "reviewed.yaml"
+    graph.write_text(HUMAN_GRAPH)
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "default_frontier: claude-sonnet-5\nmodels:\n"
+        "  claude-sonnet-5: {input: 3, output: 15}\nlocal: {cpu_core_hour: 3600000}\n"
+    )
+    args = ["run", str(graph), "-i", "refund", "--checkpointer", "none", "--json"]
+    assert main([*args, "--prices", str(prices)]) == 0
+    ledger = json.loads(capsys.readouterr().out)["ledger"]
+    (entry,) = ledger["entries"]
+    # a CPU hour priced at 3,600,000 dollars: one dollar per millisecond of model time
+    assert entry["cost_usd"] == pytest.approx(entry["compute_ms"])
+    assert ledger["price_table"] == str(prices)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: {}\n")
+    assert main([*args, "--prices", str(bad)]) == ExitCode.INVALID
+    assert f"price table {bad} is invalid" in capsys.readouterr().err

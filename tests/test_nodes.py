@@ -315,7 +315,7 @@ def test_dispatch_renders_inputs_from_dependency_results(ctx: NodeContext, spec:
     assert isinstance(sends, list) and len(sends) == 1
     assert sends[0].arg["subtask"]["id"] == "b"
     assert sends[0].arg["subtask"]["input"] == {"text": "previous said refund"}
-    assert ctx.after_verify("work", _state(spec, results=results)) == sends
+    assert ctx.after_escalate("work", _state(spec, results=results)) == sends
 
 
 def test_dispatch_returns_the_merge_node_when_nothing_is_ready(
