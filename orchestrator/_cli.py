@@ -26,6 +26,7 @@ from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._version import __version__
 from orchestrator.graphs import shipped_graph, shipped_graphs
 from orchestrator.specialists._registry import default_registry
+from orchestrator.specialists.served import specialist_for_binding
 from orchestrator.tools.server import ServerLimits, run_server
 
 __all__ = ["ExitCode", "entrypoint", "main"]
@@ -517,7 +518,7 @@ def _served_specialists(names: list[str], graph: str | None) -> dict[str, Any]:
         spec = GraphSpec.from_file(resolve_graph(graph))
         known = set(registry.names())
         chosen = {
-            key: registry.create(spec.specialist_name(key), binding.options)
+            key: specialist_for_binding(registry, spec.specialist_name(key), binding)
             for key, binding in spec.specialists.items()
             if spec.specialist_name(key) in known and (not names or key in names)
         }

@@ -29,6 +29,7 @@ from orchestrator.agents.answerer import FrontierAnswerer, output_problems
 from orchestrator.agents.composer import Composer
 from orchestrator.agents.frontier_planner import FrontierPlanner
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
+from orchestrator.specialists.served import specialist_for_binding
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
 
@@ -138,7 +139,7 @@ class Orchestrator:
         for key, binding in self.spec.specialists.items():
             name = self.spec.specialist_name(key)
             if binding.via == "inprocess" or (self._inprocess and name in registered):
-                local[key] = self._registry.create(name, binding.options)
+                local[key] = specialist_for_binding(self._registry, name, binding)
             else:
                 remote[key] = (binding.via, self.spec.tool_name(key))
         if not remote:

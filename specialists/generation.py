@@ -23,6 +23,8 @@ class Generated(NamedTuple):
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Mean log-probability of the generated tokens, when the engine reports it.
+    mean_logprob: float | None = None
 
 
 @runtime_checkable

@@ -1,0 +1,279 @@
+"""`backend: vllm`: the request shapes only vLLM accepts, replayed from recorded responses."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx2
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator import GraphFileError, GraphSpec
+from orchestrator._errors import ConfigurationError
+from orchestrator._graphspec import ServedEndpointSpec
+from orchestrator.specialists import Prediction, Specialist, TextInput
+from orchestrator.specialists.generation import ChatMessage, Generated, JSONGenerator
+from orchestrator.specialists.intent import IntentSpecialist
+from orchestrator.specialists.sentiment import SentimentSpecialist
+from orchestrator.specialists.served import EndpointError, serve_remotely
+
+RECORDED = json.loads((Path(__file__).parent / "recordings" / "vllm_responses.json").read_text())[
+    "exchanges"
+]
+
+
+class Server:
+    """Answers with recorded vLLM responses, in order, and keeps every request."""
+
+    def __init__(self, *names: str) -> None:
+        self.answers = [RECORDED[name] for name in names]
+        self.requests: list[httpx2.Request] = []
+
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        return httpx2.Response(answer["status"], json=answer["body"])
+
+    @property
+    def transport(self) -> httpx2.MockTransport:
+        return httpx2.MockTransport(self.handler)
+
+    def body(self, index: int = -1) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.requests[index].content)
+        return data
+
+
+def endpoint(**fields: Any) -> ServedEndpointSpec:
+    base = {"base_url": "http://gpu-1:8000/v1", "model": "intent-lora", "retries": 1}
+    return ServedEndpointSpec.model_validate({**base, **fields})
+
+
+def test_a_classifier_chooses_a_label_through_structured_outputs() -> None:
+    server = Server("choice_billing")
+    served = serve_remotely(IntentSpecialist(), endpoint(), transport=server.transport)
+    prediction = served.predict_batch([TextInput(text="I was charged twice")])[0]
+    assert prediction.output.label == "billing"
+    assert prediction.confidence == pytest.approx(math.exp(-0.06))
+    assert prediction.tokens == 61
+    request = server.requests[0]
+    assert str(request.url) == "http://gpu-1:8000/v1/chat/completions"
+    body = server.body()
+    assert body["model"] == "intent-lora"
+    assert body["structured_outputs"] == {"choice": list(IntentSpecialist().labels)}
+    assert body["logprobs"] is True and body["temperature"] == 0
+    assert body["messages"][-1] == {"role": "user", "content": "I was charged twice"}
+    # The contract is the local specialist's; only the model moved.
+    assert served.name == "intent" and served.output_model is IntentSpecialist.output_model
+    assert served.model_id == "intent-lora@gpu-1:8000"
+    assert served.tool_info().labels == IntentSpecialist().labels
+
+
+def test_a_label_outside_the_label_set_is_an_error_naming_the_cause() -> None:
+    server = Server("choice_not_a_label")
+    served = serve_remotely(IntentSpecialist(), endpoint(), transport=server.transport)
+    with pytest.raises(EndpointError, match="'weather', which is not in the label set"):
+        served.predict_batch([TextInput(text="will it rain")])
+
+
+BINARY = {
+    "negative": {"description": "Unhappy."},
+    "positive": {"description": "Happy."},
+}
+
+
+def test_classify_endpoint_scores_a_batch_in_one_request() -> None:
+    server = Server("classify_two")
+    spec = endpoint(model="sentiment-cls", mode="classify")
+    sentiment = SentimentSpecialist({"labels": BINARY})
+    served = serve_remotely(sentiment, spec, transport=server.transport)
+    predictions = served.predict_batch([TextInput(text="great"), TextInput(text="awful")])
+    assert [p.output.label for p in predictions] == ["positive", "negative"]
+    assert [p.confidence for p in predictions] == [0.97, 0.88]
+    assert [s.label for s in predictions[1].output.ranked] == ["negative", "positive"]
+    assert str(server.requests[0].url) == "http://gpu-1:8000/classify"
+    assert server.body() == {"model": "sentiment-cls", "input": ["great", "awful"]}
+
+
+def test_classify_with_a_different_number_of_classes_says_which_labels_are_expected() -> None:
+    server = Server("classify_three_classes")
+    sentiment = SentimentSpecialist({"labels": BINARY})
+    spec = endpoint(model="sentiment-cls", mode="classify")
+    served = serve_remotely(sentiment, spec, transport=server.transport)
+    with pytest.raises(EndpointError, match="3 class probabilities, but 'sentiment' has 2"):
+        served.predict_batch([TextInput(text="fine")])
+
+
+class Mood(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str
+    score: float
+
+
+class MoodSpecialist(Specialist[TextInput, Mood]):
+    """A specialist with no classifier or generator of its own."""
+
+    name: ClassVar[str] = "mood"
+    description: ClassVar[str] = "The mood of a text."
+    input_model: ClassVar[type[BaseModel]] = TextInput
+    output_model: ClassVar[type[BaseModel]] = Mood
+
+    def predict_batch(self, inputs: Sequence[TextInput]) -> list[Prediction[Mood]]:
+        raise AssertionError("the local model must not run")
+
+
+def test_any_specialist_can_generate_its_output_schema() -> None:
+    server = Server("json_sentiment")
+    served = serve_remotely(MoodSpecialist(), endpoint(model="general"), transport=server.transport)
+    prediction = served.predict_batch([TextInput(text="the worst")])[0]
+    assert prediction.output == Mood(label="negative", score=0.9)
+    assert 0 < prediction.confidence < 1
+    body = server.body()
+    assert body["structured_outputs"] == {"json": Mood.model_json_schema()}
+    assert json.loads(body["messages"][-1]["content"]) == {"text": "the worst"}
+
+
+def test_the_portable_response_format_is_sent_to_other_servers() -> None:
+    server = Server("json_sentiment")
+    spec = endpoint(model="general", structured_outputs="response_format")
+    serve_remotely(MoodSpecialist(), spec, transport=server.transport).predict_batch(
+        [TextInput(text="the worst")]
+    )
+    body = server.body()
+    assert "structured_outputs" not in body
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"] == Mood.model_json_schema()
+
+
+def test_an_answer_cut_at_the_token_limit_is_an_error() -> None:
+    server = Server("json_cut_short")
+    served = serve_remotely(MoodSpecialist(), endpoint(model="general"), transport=server.transport)
+    with pytest.raises(EndpointError, match=r"raise `endpoint\.max_tokens`"):
+        served.predict_batch([TextInput(text="meh")])
+
+
+class EchoGenerator:
+    model_id = "local-echo"
+
+    def generate(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], *, max_tokens: int
+    ) -> Generated:
+        return Generated("{}")
+
+
+class Caller(Specialist[TextInput, Mood]):
+    """A generative specialist: its generator is swapped for the served one."""
+
+    name: ClassVar[str] = "caller"
+    description: ClassVar[str] = "Generates."
+    input_model: ClassVar[type[BaseModel]] = TextInput
+    output_model: ClassVar[type[BaseModel]] = Mood
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator: JSONGenerator = EchoGenerator()
+
+    def use_generator(self, generator: JSONGenerator) -> None:
+        self.generator = generator
+
+    def predict_batch(self, inputs: Sequence[TextInput]) -> list[Prediction[Mood]]:
+        schema = {"type": "object", "properties": {"label": {"enum": ["negative", "positive"]}}}
+        answer = self.generator.generate(
+            [{"role": "user", "content": inputs[0].text}], schema, max_tokens=32
+        )
+        return [Prediction(Mood.model_validate_json(answer.text), 1.0)]
+
+
+def test_a_generative_specialist_keeps_its_own_schema_and_prompts() -> None:
+    server = Server("json_sentiment")
+    caller = Caller()
+    served = serve_remotely(caller, endpoint(model="general"), transport=server.transport)
+    assert served is caller and caller.generator.model_id == "general@gpu-1:8000"
+    assert served.predict_batch([TextInput(text="awful")])[0].output.label == "negative"
+    body = server.body()
+    assert body["structured_outputs"]["json"]["properties"]["label"]["enum"] == [
+        "negative",
+        "positive",
+    ]
+    assert body["max_tokens"] == 32
+
+
+def test_overload_is_retried_and_a_missing_model_is_explained() -> None:
+    server = Server("overloaded", "choice_billing")
+    served = serve_remotely(IntentSpecialist(), endpoint(), transport=server.transport)
+    assert served.predict_batch([TextInput(text="charged twice")])[0].output.label == "billing"
+    assert len(server.requests) == 2
+
+    server = Server("model_not_found")
+    served = serve_remotely(IntentSpecialist(), endpoint(), transport=server.transport)
+    with pytest.raises(EndpointError, match=r"serve a model named 'intent-lora'.*does not exist"):
+        served.predict_batch([TextInput(text="charged twice")])
+
+
+def test_overload_that_persists_gives_up_after_the_retries() -> None:
+    server = Server("overloaded", "overloaded")
+    served = serve_remotely(IntentSpecialist(), endpoint(), transport=server.transport)
+    with pytest.raises(EndpointError, match="HTTP 503 after 2 attempts: The server is overloaded"):
+        served.predict_batch([TextInput(text="charged twice")])
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_a_server_that_is_down_is_a_clear_error() -> None:
+    spec = endpoint(base_url=f"http://127.0.0.1:{_closed_port()}/v1", retries=0)
+    served = serve_remotely(IntentSpecialist(), spec)
+    with pytest.raises(EndpointError, match=r"cannot reach .* is the server running"):
+        served.predict_batch([TextInput(text="hello")])
+
+
+def test_a_missing_api_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_KEY_FOR_TEST", raising=False)
+    with pytest.raises(ConfigurationError, match="VLLM_KEY_FOR_TEST, which is not set"):
+        serve_remotely(IntentSpecialist(), endpoint(api_key_env="VLLM_KEY_FOR_TEST"))
+
+
+def test_the_key_travels_as_a_bearer_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_KEY_FOR_TEST", "s3cret")
+    server = Server("choice_billing")
+    spec = endpoint(api_key_env="VLLM_KEY_FOR_TEST")
+    serve_remotely(IntentSpecialist(), spec, transport=server.transport).predict_batch(
+        [TextInput(text="charged")]
+    )
+    assert server.requests[0].headers["authorization"] == "Bearer s3cret"
+
+
+GRAPH = """
+version: 1
+name: served
+specialists:
+  intent:
+    backend: vllm
+{endpoint}
+nodes:
+  triage: {{kind: specialists, subtasks: [{{id: intent, specialist: intent}}]}}
+edges:
+  - {{from: START, to: triage}}
+  - {{from: triage, to: END}}
+"""
+
+
+def test_a_vllm_binding_without_an_endpoint_is_refused_with_its_line() -> None:
+    with pytest.raises(GraphFileError) as caught:
+        GraphSpec.from_text(GRAPH.format(endpoint=""), source="served.yaml")
+    message = str(caught.value)
+    assert "served.yaml:6:5" in message and "needs an `endpoint`" in message
+
+
+def test_a_vllm_binding_with_a_bad_url_is_refused() -> None:
+    text = GRAPH.format(endpoint="    endpoint: {base_url: gpu-1:8000, model: m}")
+    with pytest.raises(GraphFileError, match="must start with http"):
+        GraphSpec.from_text(text, source="served.yaml")
