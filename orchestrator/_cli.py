@@ -734,6 +734,10 @@ from orchestrator._cli_specialists import register as _register_specialist_comma
 
 _register_specialist_commands(app, specialists_app)
 
+from orchestrator._cli_serving import register as _register_serving_commands  # noqa: E402
+
+_register_serving_commands(specialists_app)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]) and return the exit code."""

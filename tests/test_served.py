@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import GraphFileError, GraphSpec
+from orchestrator._cli import ExitCode, main
 from orchestrator._errors import ConfigurationError
 from orchestrator._graphspec import ServedEndpointSpec
 from orchestrator.specialists import Prediction, Specialist, TextInput
@@ -277,3 +278,74 @@ def test_a_vllm_binding_with_a_bad_url_is_refused() -> None:
     text = GRAPH.format(endpoint="    endpoint: {base_url: gpu-1:8000, model: m}")
     with pytest.raises(GraphFileError, match="must start with http"):
         GraphSpec.from_text(text, source="served.yaml")
+
+
+def test_serve_command_groups_specialists_by_model_and_splits_the_gpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "specialists",
+            "serve-command",
+            "intent",
+            "sentiment",
+            "--gpu",
+            "--lora",
+            "intent=/models/intent-adapter",
+            "--api-key-env",
+            "VLLM_API_KEY",
+            "--json",
+        ]
+    )
+    assert code == 0
+    plan = json.loads(capsys.readouterr().out)
+    first, second = plan["servers"]
+    assert first["argv"][:3] == ["vllm", "serve", "Qwen/Qwen3-1.7B"]
+    assert "--structured-outputs-config.backend" in first["argv"]
+    assert first["argv"][first["argv"].index("--lora-modules") + 1] == (
+        "intent=/models/intent-adapter"
+    )
+    assert second["argv"][second["argv"].index("--runner") + 1] == "pooling"
+    assert first["argv"][first["argv"].index("--gpu-memory-utilization") + 1] == "0.45"
+    assert (first["port"], second["port"]) == (8000, 8001)
+    assert "--api-key ${VLLM_API_KEY}" in first["command"]
+    # The bindings it prints load as a graph file's specialists.
+    bindings = plan["graph"]["specialists"]
+    assert bindings["sentiment"]["endpoint"]["mode"] == "classify"
+    graph = GraphSpec.from_dict(
+        {
+            "version": 1,
+            "name": "gpu",
+            "specialists": bindings,
+            "nodes": {
+                "triage": {
+                    "kind": "specialists",
+                    "subtasks": [{"id": "intent", "specialist": "intent"}],
+                }
+            },
+            "edges": [{"from": "START", "to": "triage"}, {"from": "triage", "to": "END"}],
+        }
+    )
+    endpoint_spec = graph.specialists["intent"].endpoint
+    assert endpoint_spec is not None and endpoint_spec.base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_serve_command_without_gpu_prints_the_cpu_mcp_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["specialists", "serve-command", "intent", "--port", "9100"]) == 0
+    text = capsys.readouterr().out
+    assert "orchestrator serve intent --transport http --port 9100" in text
+    assert "url: http://127.0.0.1:9100/mcp" in text
+
+
+def test_serve_command_refuses_what_it_cannot_host(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["specialists", "serve-command", "intnt", "--gpu"]) == ExitCode.INVALID
+    assert "did you mean 'intent'" in capsys.readouterr().err
+    assert main(["specialists", "serve-command", "intent", "--lora", "intent"]) == (
+        ExitCode.INVALID
+    )
+    assert main(["specialists", "serve-command", "intent", "--gpu", "--lora", "x=y"]) == (
+        ExitCode.INVALID
+    )
+    assert "not being served: x" in capsys.readouterr().err
