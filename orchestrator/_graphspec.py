@@ -190,12 +190,12 @@ class ServedEndpointSpec(_Spec):
             "choice for classifiers."
         ),
     )
-    structured_outputs: Literal["vllm", "response_format"] = Field(
+    structured_outputs: Literal["vllm", "response_format", "json_object"] = Field(
         default="vllm",
         description=(
-            "How the schema or label set is sent: vLLM's `structured_outputs` request field, "
-            "or the portable `response_format` JSON schema that other OpenAI-compatible "
-            "servers accept."
+            "How the schema or label set is sent: vLLM's `structured_outputs` request field; "
+            "OpenAI's `response_format` of type json_schema; or `response_format` of type "
+            "json_object with a `schema`, as llama.cpp's servers take it."
         ),
     )
     max_tokens: int = Field(default=512, ge=1, le=32_768, description="Per generation.")

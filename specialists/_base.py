@@ -81,6 +81,10 @@ class Specialist(ABC, Generic[InT, OutT]):
     def load(self) -> None:
         """Load weights; called once before the first prediction."""
 
+    def close(self) -> None:
+        """Release what the specialist holds open (connections to a model server); called
+        when the toolset that owns it closes."""
+
     @abstractmethod
     def predict_batch(self, inputs: Sequence[InT]) -> list[Prediction[OutT]]:
         """Predict for several inputs at once (one forward pass where the model allows it)."""

@@ -217,9 +217,15 @@ class ServedGenerator:
     def model_id(self) -> str:
         return self._client.model_id
 
+    def close(self) -> None:
+        self._client.close()
+
     def schema_fields(self, schema: dict[str, Any]) -> dict[str, Any]:
-        if self._client.spec.structured_outputs == "vllm":
+        flavour = self._client.spec.structured_outputs
+        if flavour == "vllm":
             return {"structured_outputs": {"json": schema}}
+        if flavour == "json_object":
+            return {"response_format": {"type": "json_object", "schema": schema}}
         return {
             "response_format": {
                 "type": "json_schema",
@@ -281,6 +287,9 @@ class _ServedSpecialist(Specialist[Any, Any]):
 
     def load(self) -> None:
         """Nothing to load here: the weights live on the server."""
+
+    def close(self) -> None:
+        self._client.close()
 
 
 class _GeneratedOutput(_ServedSpecialist):

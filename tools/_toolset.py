@@ -92,4 +92,5 @@ class InProcessToolset:
         )
 
     async def aclose(self) -> None:
-        return None
+        for specialist in self._specialists.values():
+            specialist.close()
