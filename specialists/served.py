@@ -243,6 +243,7 @@ class ServedGenerator:
                 "max_tokens": min(max_tokens, spec.max_tokens),
                 "temperature": 0,
                 "logprobs": True,
+                "top_logprobs": 1,
                 **self.schema_fields(schema),
             }
         )
@@ -366,6 +367,7 @@ class _ServedClassifier(_ServedSpecialist):
                 "max_tokens": min(spec.max_tokens, 64),
                 "temperature": 0,
                 "logprobs": True,
+                "top_logprobs": 1,
                 **constraint,
             }
         )

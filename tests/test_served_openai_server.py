@@ -63,6 +63,9 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "2",
         "--verbose",
         "false",
+        # Token log-probabilities (the confidence of an answer) need every position's logits.
+        "--logits_all",
+        "true",
     ]
     with log.open("w") as sink:
         process = subprocess.Popen(
@@ -135,7 +138,7 @@ def test_a_classifier_answers_from_its_label_set(server_url: str) -> None:
     served.close()
     for prediction in predictions:
         assert prediction.output.label in IntentSpecialist().labels
-        assert 0.0 <= prediction.confidence <= 1.0
+        assert 0.0 < prediction.confidence <= 1.0
         assert prediction.tokens > 0
 
 
