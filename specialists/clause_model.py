@@ -17,6 +17,7 @@ calibration, thresholds, the contract split), ``weights.npz`` (head, IDF, standa
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -116,7 +117,7 @@ def grams(text: str) -> set[str]:
     """Lower-cased word unigrams and bigrams; every number is the word ``0``."""
     words = ["0" if w[0].isdigit() else w for w in _WORD.findall(text.lower())]
     out = set(words)
-    out.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    out.update(f"{a} {b}" for a, b in itertools.pairwise(words))
     return out
 
 
@@ -376,7 +377,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         "| part | contracts | segments |",
         "|---|---:|---:|",
     ]
-    lines += [f"| {k} | {v['contracts']} | {v['segments']} |" for k, v in card["data"]["parts"].items()]
+    lines += [
+        f"| {k} | {v['contracts']} | {v['segments']} |" for k, v in card["data"]["parts"].items()
+    ]
     for note in card["data"].get("notes", []):
         lines += ["", f"Note: {note}"]
     for section, metrics in card.get("metrics", {}).items():

@@ -479,9 +479,9 @@ def _outcomes(question: Question) -> tuple[list[float], list[float]]:
     return answer_best, unmatched
 
 
-def _curve(answer_best: npt.NDArray[np.float64], fp_probs: npt.NDArray[np.float64]) -> dict[
-    str, Any
-]:
+def _curve(
+    answer_best: npt.NDArray[np.float64], fp_probs: npt.NDArray[np.float64]
+) -> dict[str, Any]:
     tp = (answer_best[None, :] > THRESHOLDS[:, None]).sum(axis=1).astype(np.float64)
     fp = (fp_probs[None, :] > THRESHOLDS[:, None]).sum(axis=1).astype(np.float64)
     fn = len(answer_best) - tp
@@ -528,8 +528,12 @@ def cuad_metrics(questions: Sequence[Question], categories: Sequence[str]) -> di
     for c in categories:
         best, unmatched = by_cat[c]
         if not best:
-            per[c] = {"aupr": None, "prec_at_80_recall": None, "prec_at_90_recall": None,
-                      "answers": 0}
+            per[c] = {
+                "aupr": None,
+                "prec_at_80_recall": None,
+                "prec_at_90_recall": None,
+                "answers": 0,
+            }
             continue
         per[c] = _curve(np.asarray(best), np.asarray(unmatched))
     all_best = np.asarray([v for c in categories for v in by_cat[c][0]])
@@ -539,9 +543,7 @@ def cuad_metrics(questions: Sequence[Question], categories: Sequence[str]) -> di
 
 
 # -- evaluation --------------------------------------------------------------------------------
-def _questions(
-    model: ClauseModel, contract: Contract, scored: Any
-) -> list[Question]:
+def _questions(model: ClauseModel, contract: Contract, scored: Any) -> list[Question]:
     questions = []
     for j, category in enumerate(model.categories):
         probs = scored.probabilities[:, j] if len(scored.spans) else np.zeros(0)
@@ -582,7 +584,9 @@ def evaluate_clauses(
     elif split == "all":
         chosen = list(dataset.contracts)
     else:
-        raise ConfigurationError(f"unknown split {split!r} for --format cuad; use test, train or all")
+        raise ConfigurationError(
+            f"unknown split {split!r} for --format cuad; use test, train or all"
+        )
     if not chosen:
         raise DataError(f"{dataset.source}: no contracts in split {split!r}")
     tick = progress(f"extract clauses ({split})", len(chosen))
@@ -632,8 +636,10 @@ def evaluate_clauses(
             for c, row in per.items()
         },
         "curves": {
-            "overall": {"precision": overall.get("precision", []),
-                        "recall": overall.get("recall", [])},
+            "overall": {
+                "precision": overall.get("precision", []),
+                "recall": overall.get("recall", []),
+            },
             **{
                 c: {"precision": row["precision"], "recall": row["recall"]}
                 for c, row in per.items()
@@ -665,11 +671,17 @@ def write_pr_plot(report: dict[str, Any], folder: str | Path, title: str) -> lis
     )[:5]
     fig, ax = plt.subplots(figsize=(6.5, 4.8), dpi=100)
     overall = curves["overall"]
-    ax.plot(overall["recall"], overall["precision"], lw=2.5, color="black",
-            label=f"all categories (AUPR {report['metrics']['aupr']:.3f})")
+    ax.plot(
+        overall["recall"],
+        overall["precision"],
+        lw=2.5,
+        color="black",
+        label=f"all categories (AUPR {report['metrics']['aupr']:.3f})",
+    )
     for c in ranked:
-        ax.plot(curves[c]["recall"], curves[c]["precision"], lw=1.2,
-                label=f"{c} ({per[c]['aupr']:.3f})")
+        ax.plot(
+            curves[c]["recall"], curves[c]["precision"], lw=1.2, label=f"{c} ({per[c]['aupr']:.3f})"
+        )
     ax.axvline(0.8, color="grey", ls="--", lw=1, label="80% recall")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)

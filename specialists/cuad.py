@@ -177,8 +177,9 @@ def load_cuad(path: str | Path, *, limit: int | None = None) -> CuadDataset:
             reader = csv.DictReader(handle)
             header = reader.fieldnames
             if not header:
-                raise DataError(f"{file}: the file is empty; expected a header and one row per "
-                                "contract")
+                raise DataError(
+                    f"{file}: the file is empty; expected a header and one row per contract"
+                )
             if "Filename" not in header:
                 raise DataError(
                     f"{file}:1: no 'Filename' column (columns: {', '.join(header[:5])}, ...); "
@@ -225,9 +226,7 @@ def load_cuad(path: str | Path, *, limit: int | None = None) -> CuadDataset:
                 for category in categories:
                     cell = row.get(category)
                     if cell is None:
-                        raise DataError(
-                            f"{file}:{line}: the row has fewer columns than the header"
-                        )
+                        raise DataError(f"{file}:{line}: the row has fewer columns than the header")
                     parts = [
                         p.strip()
                         for clause in _parse_cell(cell, file, line, category)
@@ -244,11 +243,18 @@ def load_cuad(path: str | Path, *, limit: int | None = None) -> CuadDataset:
                     answers[category] = tuple(parts)
                     spans[category] = tuple(sorted(taken))
                 contracts.append(
-                    Contract(txt.stem, text, answers, spans, sum(len(a) for a in answers.values())
-                             - sum(len(s) for s in spans.values()))
+                    Contract(
+                        txt.stem,
+                        text,
+                        answers,
+                        spans,
+                        sum(len(a) for a in answers.values()) - sum(len(s) for s in spans.values()),
+                    )
                 )
     except UnicodeDecodeError as exc:
-        raise DataError(f"{file}: not UTF-8 text ({exc.reason}); is this the right --format?") from None
+        raise DataError(
+            f"{file}: not UTF-8 text ({exc.reason}); is this the right --format?"
+        ) from None
     except csv.Error as exc:
         raise DataError(f"{file}: malformed CSV ({exc}); is this the right --format?") from None
     if not contracts:
