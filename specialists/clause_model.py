@@ -39,6 +39,7 @@ __all__ = [
     "layout_features",
     "load_clause_model",
     "segment",
+    "segment_grams",
     "write_clause_model",
 ]
 
@@ -46,9 +47,9 @@ CLAUSE_ARTIFACT_FORMAT = 1
 Floats = npt.NDArray[np.float32]
 
 _LINE = re.compile(r"[^\n]+")
-# A sentence ends at . ; ! or ? followed by whitespace and an upper-case letter, a digit,
-# an opening bracket or a quote.
-_SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[\"'(\[A-Z0-9])")
+# A sentence ends at . ; ! or ? after two letters (so not after "1." or "2.1."), followed
+# by whitespace and an upper-case letter, a digit, an opening bracket or a quote.
+_SENTENCE_END = re.compile(r"(?<=[A-Za-z)\"'][A-Za-z)\"'][.;!?])\s+(?=[\"'(\[A-Z0-9])")
 _WORD = re.compile(r"[a-z]+|\d+")
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -63,6 +64,17 @@ DATE = re.compile(
 )
 #: Categories whose gold answers are a date inside a sentence: their spans are narrowed to it.
 DATE_CATEGORIES = frozenset({"Agreement Date", "Effective Date"})
+_KINDS = (
+    "Agreement|Contract|License|Licence|Amendment|Addendum|Lease|Plan|Memorandum|Arrangement|"
+    "Terms|Order|Deed|Guaranty|Guarantee|Note|Certificate|Undertaking|Charter|Statement of Work"
+)
+#: A contract's name as its title gives it: capitalised words ending in a kind of document,
+#: in capitals ("JOINT CONTENT LICENSE AGREEMENT") or in title case ("Collaboration
+#: Agreement", without a leading "This" or "The").
+DOCUMENT_NAME = (
+    re.compile(rf"(?:\b[A-Z][A-Z0-9&'.,/()-]*\s+){{0,8}}(?:{_KINDS.upper()})\b"),
+    re.compile(rf"(?:\b(?!This\b|The\b)[A-Z][\w&'.()-]*\s+){{0,6}}(?:{_KINDS})\b"),
+)
 LAYOUT_FEATURES = ("position", "early", "log_length", "has_date", "capitals", "short")
 
 
@@ -118,6 +130,21 @@ def grams(text: str) -> set[str]:
     words = ["0" if w[0].isdigit() else w for w in _WORD.findall(text.lower())]
     out = set(words)
     out.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    return out
+
+
+def segment_grams(
+    text: str, spans: Sequence[tuple[int, int]], *, context: bool = True
+) -> list[set[str]]:
+    """The :func:`grams` of each segment; with `context`, also those of the segment before
+    it, marked with a leading ``<`` (a heading, or the start of a clause that runs over several
+    sentences)."""
+    own = [grams(text[a:b]) for a, b in spans]
+    if not context:
+        return own
+    out = [set(own[0])] if own else []
+    for before, mine in itertools.pairwise(own):
+        out.append(mine | {f"<{g}" for g in before})
     return out
 
 
@@ -212,6 +239,8 @@ class ClauseModel:
     span_threshold: Floats = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     presence_threshold: Floats = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     segmenter: dict[str, int] = field(default_factory=lambda: {"min_chars": 30, "max_chars": 1000})
+    #: whether a segment's features include the n-grams of the segment before it
+    context: bool = True
     split: dict[str, Any] = field(default_factory=dict)
     name: str = "clauses"
     card: dict[str, Any] = field(default_factory=dict)
@@ -221,8 +250,7 @@ class ClauseModel:
         return segment(text, **self.segmenter)
 
     def featurize(self, text: str, spans: Sequence[tuple[int, int]]) -> tuple[Csr, Floats]:
-        sets = [grams(text[a:b]) for a, b in spans]
-        lexical = tfidf(sets, self.vocab, self.idf)
+        lexical = tfidf(segment_grams(text, spans, context=self.context), self.vocab, self.idf)
         layout = (layout_features(text, spans) - self.layout_mean) / self.layout_scale
         return lexical, layout.astype(np.float32)
 
@@ -258,7 +286,11 @@ class ClauseModel:
             "name": self.name,
             "specialist": "clauses",
             "labels": list(self.categories),
-            "features": {"lexical": len(vocab), "layout": list(LAYOUT_FEATURES)},
+            "features": {
+                "lexical": len(vocab),
+                "layout": list(LAYOUT_FEATURES),
+                "context": self.context,
+            },
             "segmenter": self.segmenter,
             "vocabulary": vocab,
             "calibration": {
@@ -274,9 +306,12 @@ class ClauseModel:
 
 def narrow(category: str, text: str, start: int, end: int) -> tuple[int, int]:
     """The part of a segment that answers `category`: the first date for the date
-    categories, the whole segment otherwise."""
-    if category in DATE_CATEGORIES:
-        found = DATE.search(text, start, end)
+    categories, the first document title for Document Name, the whole segment otherwise."""
+    patterns = (DATE,) if category in DATE_CATEGORIES else ()
+    if category == "Document Name":
+        patterns = DOCUMENT_NAME
+    for pattern in patterns:
+        found = pattern.search(text, start, end)
         if found is not None:
             return found.span()
     return start, end
@@ -336,6 +371,7 @@ def load_clause_model(name_or_path: str | Path, store: str | Path | None = None)
             span_threshold=np.asarray(raw["span_threshold"], dtype=np.float32),
             presence_threshold=np.asarray(raw["presence_threshold"], dtype=np.float32),
             segmenter={k: int(v) for k, v in raw["segmenter"].items()},
+            context=bool(raw["features"]["context"]),
             split=raw.get("split", {}),
             name=raw["name"],
             card=card,

@@ -39,10 +39,10 @@ from orchestrator.specialists.clause_model import (
     LAYOUT_FEATURES,
     ClauseModel,
     Csr,
-    grams,
     layout_features,
     narrow,
     segment,
+    segment_grams,
     sigmoid,
     tfidf,
     write_clause_model,
@@ -122,6 +122,8 @@ def _prepare(
     categories: Sequence[str],
     segmenter: dict[str, int],
     tick: Callable[[int], None],
+    *,
+    context: bool,
 ) -> _Part:
     spans: list[list[tuple[int, int]]] = []
     sets: list[set[str]] = []
@@ -131,7 +133,7 @@ def _prepare(
     for i, contract in enumerate(contracts):
         found = segment(contract.text, **segmenter)
         spans.append(found)
-        sets.extend(grams(contract.text[a:b]) for a, b in found)
+        sets.extend(segment_grams(contract.text, found, context=context))
         layouts.append(layout_features(contract.text, found))
         labels.append(segment_labels(contract, found, categories))
         doc.extend([i] * len(found))
@@ -191,6 +193,7 @@ def _fit_head(
     seed: int,
     tick: Callable[[int], None],
     batch: int = 256,
+    min_steps: int = 400,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """One-vs-rest logistic regression (sigmoid per category) trained with Adam."""
     rng = np.random.default_rng(seed)
@@ -206,7 +209,10 @@ def _fit_head(
     params = [w, b]
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     step = 0
-    for _ in range(epochs):
+    # Small data gets more passes: at least `min_steps` updates in all.
+    batches = max(1, -(-n // batch))
+    total = max(epochs, -(-min_steps // batches))
+    for epoch in range(total):
         order = rng.permutation(n)
         for start in range(0, n, batch):
             rows = order[start : start + batch]
@@ -225,7 +231,8 @@ def _fit_head(
                 m_hat = m / (1 - 0.9**step)
                 v_hat = v / (1 - 0.999**step)
                 param -= (learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)).astype(np.float32)
-        tick(1)
+        if epoch < epochs:
+            tick(1)
     return w, b
 
 
@@ -290,6 +297,7 @@ def train_clauses(
     epochs: int = 12,
     l2: float = 1e-4,
     learning_rate: float = 0.01,
+    context: bool = True,
     command: str = "",
     progress: StepProgress = _no_progress,
 ) -> ClauseTrainResult:
@@ -298,8 +306,12 @@ def train_clauses(
     train, test = split_contracts(dataset.contracts, test_fraction, seed=seed)
     fit, val = split_contracts(train, val_fraction, seed=seed + 1)
     segmenter = {"min_chars": 30, "max_chars": 1000}
-    fit_part = _prepare(fit, categories, segmenter, progress("segment train", len(fit)))
-    val_part = _prepare(val, categories, segmenter, progress("segment validation", len(val)))
+    fit_part = _prepare(
+        fit, categories, segmenter, progress("segment train", len(fit)), context=context
+    )
+    val_part = _prepare(
+        val, categories, segmenter, progress("segment validation", len(val)), context=context
+    )
     if not fit_part.labels.any():
         raise DataError(
             f"{dataset.source}: no highlighted clause was found in the training contracts; "
@@ -331,6 +343,7 @@ def train_clauses(
         weights=w,
         bias=b,
         segmenter=segmenter,
+        context=context,
         name=name,
     )
     tick = progress("calibrate", len(categories))
