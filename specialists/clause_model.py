@@ -180,12 +180,24 @@ class Csr:
     def rows(self) -> int:
         return len(self.indptr) - 1
 
-    def dense(self, rows: npt.NDArray[np.int64] | None = None) -> Floats:
-        picked = np.arange(self.rows) if rows is None else rows
-        out = np.zeros((len(picked), self.columns), dtype=np.float32)
-        for k, r in enumerate(picked):
-            a, b = self.indptr[r], self.indptr[r + 1]
-            out[k, self.indices[a:b]] = self.values[a:b]
+    def take(
+        self, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], Floats]:
+        """The entries of `rows` as (position of the row in `rows`, column, value)."""
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        row_ids = np.repeat(np.arange(len(rows)), lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        flat = np.repeat(starts, lengths) + offsets
+        return row_ids, self.indices[flat], self.values[flat]
+
+    def dot(self, weights: Floats) -> Floats:
+        """This matrix times dense `weights` (columns x k)."""
+        out = np.zeros((self.rows, weights.shape[1]), dtype=np.float32)
+        filled = self.indptr[:-1] < self.indptr[1:]
+        if filled.any():
+            products = weights[self.indices] * self.values[:, None]
+            out[filled] = np.add.reduceat(products, self.indptr[:-1][filled], axis=0)
         return out
 
 
@@ -254,14 +266,10 @@ class ClauseModel:
         layout = (layout_features(text, spans) - self.layout_mean) / self.layout_scale
         return lexical, layout.astype(np.float32)
 
-    def logits(self, lexical: Csr, layout: Floats, batch: int = 512) -> Floats:
-        """Raw scores, (segments, categories), computed `batch` segments at a time."""
+    def logits(self, lexical: Csr, layout: Floats) -> Floats:
+        """Raw scores, (segments, categories)."""
         v = len(self.vocab)
-        out = np.empty((lexical.rows, len(self.categories)), dtype=np.float32)
-        for start in range(0, lexical.rows, batch):
-            rows = np.arange(start, min(start + batch, lexical.rows))
-            x = lexical.dense(rows)
-            out[rows] = x @ self.weights[:v] + layout[rows] @ self.weights[v:] + self.bias
+        out: Floats = lexical.dot(self.weights[:v]) + layout @ self.weights[v:] + self.bias
         return out
 
     def calibrate(self, logits: Floats) -> Floats:

@@ -195,19 +195,42 @@ def _fit_head(
     batch: int = 256,
     min_steps: int = 400,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """One-vs-rest logistic regression (sigmoid per category) trained with Adam."""
+    """One-vs-rest logistic regression (sigmoid per category) trained with Adam.
+
+    The lexical features are sparse: each mini-batch works on the columns its segments use,
+    and Adam updates only those rows of the weights (the "lazy" variant; L2 applies to the
+    rows in the batch), which keeps a step cheap with tens of thousands of n-grams.
+    """
     rng = np.random.default_rng(seed)
     n, c = labels.shape
-    d = lexical.columns + layout.shape[1]
     y = labels.astype(np.float32)
     positives = y.sum(axis=0)
     # Rare categories are up-weighted (square root of the imbalance, at most 30x); the
     # Platt scaling fitted afterwards on validation data undoes the shift in probabilities.
     pos_weight = np.clip(np.sqrt((n - positives) / np.maximum(positives, 1)), 1.0, 30.0)
-    w = np.zeros((d, c), dtype=np.float32)
+    w_lex = np.zeros((lexical.columns, c), dtype=np.float32)
+    w_lay = np.zeros((layout.shape[1], c), dtype=np.float32)
     b = np.log(np.clip(positives, 1, None) / n).astype(np.float32)
-    params = [w, b]
-    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    moments = {
+        k: (np.zeros_like(p), np.zeros_like(p))
+        for k, p in (("lex", w_lex), ("lay", w_lay), ("b", b))
+    }
+
+    def adam(key: str, grad: npt.NDArray[np.float32], step: int, rows: Any = None) -> Any:
+        m, v = moments[key]
+        if rows is not None:
+            m_r, v_r = 0.9 * m[rows] + 0.1 * grad, 0.999 * v[rows] + 0.001 * grad * grad
+            m[rows], v[rows] = m_r, v_r
+        else:
+            m *= 0.9
+            m += 0.1 * grad
+            v *= 0.999
+            v += 0.001 * grad * grad
+            m_r, v_r = m, v
+        m_hat = m_r / (1 - 0.9**step)
+        v_hat = v_r / (1 - 0.999**step)
+        return (learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)).astype(np.float32)
+
     step = 0
     # Small data gets more passes: at least `min_steps` updates in all.
     batches = max(1, -(-n // batch))
@@ -216,24 +239,22 @@ def _fit_head(
         order = rng.permutation(n)
         for start in range(0, n, batch):
             rows = order[start : start + batch]
-            x = np.hstack([lexical.dense(rows), layout[rows]])
-            p = sigmoid(x @ w + b)
+            row_ids, cols, vals = lexical.take(rows)
+            used, inverse = np.unique(cols, return_inverse=True)
+            x = np.zeros((len(rows), len(used)), dtype=np.float32)
+            x[row_ids, inverse] = vals
+            lay = layout[rows]
+            p = sigmoid(x @ w_lex[used] + lay @ w_lay + b)
             yb = y[rows]
             weight = 1.0 + (pos_weight - 1.0) * yb
             g = ((p - yb) * weight / len(rows)).astype(np.float32)
-            grads = [x.T @ g + l2 * w, g.sum(axis=0)]
             step += 1
-            for param, grad, (m, v) in zip(params, grads, moments, strict=True):
-                m *= 0.9
-                m += 0.1 * grad
-                v *= 0.999
-                v += 0.001 * grad * grad
-                m_hat = m / (1 - 0.9**step)
-                v_hat = v / (1 - 0.999**step)
-                param -= (learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)).astype(np.float32)
+            w_lex[used] -= adam("lex", x.T @ g + l2 * w_lex[used], step, used)
+            w_lay -= adam("lay", lay.T @ g + l2 * w_lay, step)
+            b -= adam("b", g.sum(axis=0), step)
         if epoch < epochs:
             tick(1)
-    return w, b
+    return np.vstack([w_lex, w_lay]), b
 
 
 def platt(z: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.bool_]) -> tuple[float, float]:
