@@ -40,7 +40,9 @@ PACK: dict[str, tuple[str, str, str | None]] = {
 _TARGET_PRECISION = {"intent": 0.97, "sentiment": 0.95}
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Data file or folder.")]
-FormatOpt = Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}, cuad (clauses).")
+]
 StoreOpt = Annotated[
     Path, typer.Option("--store", help="Artifact store: artifacts are <store>/<name>.")
 ]
@@ -170,8 +172,32 @@ def train(
     store: StoreOpt = DEFAULT_STORE,
     cache_dir: CacheOpt = DEFAULT_CACHE_DIR,
     as_json: JsonOpt = False,
+    seed: Annotated[
+        int | None, typer.Option(help="cuad: seed of the train/test contract split.")
+    ] = None,
 ) -> int:
     """Train a specialist head on labelled data and write its artifact and model card."""
+    if fmt == "cuad":
+        from orchestrator._cli_clauses import train_cuad
+
+        return train_cuad(
+            name,
+            data,
+            specialist=specialist,
+            store=store,
+            target_precision=target_precision,
+            seed=seed,
+            as_json=as_json,
+            command=_command_line(
+                "specialists",
+                "train",
+                name,
+                data=data,
+                format=fmt,
+                target_precision=target_precision,
+                seed=seed,
+            ),
+        )
     card = _train_one(
         name,
         data,
@@ -272,6 +298,11 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> int:
     """Evaluate a trained artifact: quality, calibration, risk-coverage, latency."""
+    if fmt == "cuad":
+        from orchestrator._cli_clauses import evaluate_cuad
+
+        evaluate_cuad(name, data, split, store=store, plots=plots, as_json=as_json)
+        return 0
     result = _evaluate(
         name,
         data,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -179,6 +179,10 @@ class NodeContext:
     frontier_planner: Planner | None = None
     answerer: FrontierAnswerer | None = None
     composer: Composer | None = None
+    #: binding key -> the specialist's own output checks (``Specialist.verify_json``)
+    verifiers: Mapping[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = field(
+        default_factory=dict
+    )
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -461,6 +465,13 @@ class NodeContext:
                 checks["label_in_set"] = in_set
                 if not in_set:
                     reasons.append(f"label {result.output['label']!r} is not in the label set")
+        own_checks = self.verifiers.get(result.specialist)
+        if own_checks is not None and checks.get("schema", True):
+            problems = own_checks(result.input, result.output)
+            checks["specialist_checks"] = not problems
+            reasons.extend(problems[:5])
+            if len(problems) > 5:
+                reasons.append(f"... and {len(problems) - 5} more problem(s)")
         threshold = self.threshold(result.specialist)
         if result.confidence is None:
             # Third-party tools report no confidence: accepted only where the graph says so.

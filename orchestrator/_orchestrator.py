@@ -210,7 +210,20 @@ class Orchestrator:
             frontier_planner=FrontierPlanner(model, fallback=LocalPlanner()),
             answerer=FrontierAnswerer(model) if model else None,
             composer=Composer(model) if model else None,
+            verifiers=self._verifiers(),
         )
+
+    def _verifiers(self) -> dict[str, Any]:
+        """The output checks of every binding whose registered specialist has its own
+        (``Specialist.verify``); they run here whether the specialist runs in process or
+        behind an MCP server."""
+        registered = set(self._registry.names())
+        checks: dict[str, Any] = {}
+        for key, binding in self.spec.specialists.items():
+            name = self.spec.specialist_name(key)
+            if name in registered and self._registry.get(name).has_verify():
+                checks[key] = self._registry.create(name, binding.options).verify_json
+        return checks
 
     async def _tool_infos(self, toolset: Toolset) -> dict[str, ToolInfo]:
         published = {t.name: t for t in await toolset.list_tools()}

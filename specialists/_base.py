@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator._contracts import ToolInfo
 
@@ -88,6 +88,32 @@ class Specialist(ABC, Generic[InT, OutT]):
     @abstractmethod
     def predict_batch(self, inputs: Sequence[InT]) -> list[Prediction[OutT]]:
         """Predict for several inputs at once (one forward pass where the model allows it)."""
+
+    def verify(self, input: InT, output: OutT) -> list[str]:
+        """Problems with one answer that its schema cannot catch (a span that is not in the
+        source, an argument the function does not take); an empty list when there are none.
+
+        The framework's verify step calls it on every result bound to this specialist, its
+        own answers and those of escalations alike, and a problem fails verification with
+        the problem as the reason. It runs in the orchestrator's process, also when the
+        specialist itself is served over MCP, so it must be cheap and must not need
+        :meth:`load`.
+        """
+        return []
+
+    def verify_json(self, input: Mapping[str, Any], output: Mapping[str, Any]) -> list[str]:
+        """:meth:`verify` on the JSON form of a call: arguments and output."""
+        try:
+            parsed_input = self.input_model.model_validate(dict(input))
+            parsed_output = self.output_model.model_validate(dict(output))
+        except ValidationError as exc:
+            return [f"cannot check the output against its input: {exc.errors()[0]['msg']}"]
+        return self.verify(parsed_input, parsed_output)  # type: ignore[arg-type]
+
+    @classmethod
+    def has_verify(cls) -> bool:
+        """Whether the class adds checks of its own (overrides :meth:`verify`)."""
+        return cls.verify is not Specialist.verify
 
     def tool_info(self) -> ToolInfo:
         return ToolInfo(
