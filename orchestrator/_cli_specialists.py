@@ -77,7 +77,9 @@ def _command_line(*parts: str, **flags: object) -> str:
     """The command that reproduces a run (flags left at their defaults are omitted)."""
     words = ["orchestrator", *parts]
     for key, value in flags.items():
-        if value not in (None, False):
+        if value is True:
+            words.append(f"--{key.replace('_', '-')}")
+        elif value not in (None, False):
             words += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(words)
 
@@ -97,6 +99,7 @@ def _train_one(
     label_column: str,
     show_progress: bool,
     command: str,
+    finetune: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     kind = specialist or (
         name if name in ("intent", "sentiment") else SPECIALIST_OF_FORMAT.get(fmt)
@@ -111,7 +114,38 @@ def _train_one(
             f"--calibration {calibration!r}: use temperature, isotonic or none"
         )
     method: Method = calibration  # type: ignore[assignment]
+    if finetune is not None:
+        from orchestrator.specialists.finetune import require_torch
+
+        require_torch()  # before loading the data
     dataset = load_dataset(data, fmt, text_column=text_column, label_column=label_column)
+    options: dict[str, Any] = {
+        "target_precision": target_precision or _TARGET_PRECISION[kind],
+        "calibration": method,
+        "cache_dir": cache_dir,
+    }
+    if finetune is not None:
+        from orchestrator.specialists.finetune import (
+            FinetuneConfig,
+            finetune_artifact,
+        )
+
+        settings = dict(finetune)
+        max_train = settings.pop("max_train", None)
+        with _progress(show_progress) as progress:
+            result = finetune_artifact(
+                dataset,
+                name,
+                store / name,
+                specialist=kind,
+                variant=variant,
+                config=FinetuneConfig(**settings),
+                max_train=max_train,
+                command=command,
+                progress=progress,
+                **options,
+            )
+        return {"path": str(result.path), **result.card}
     with _progress(show_progress) as progress:
         result = train_artifact(
             dataset,
@@ -119,11 +153,9 @@ def _train_one(
             store / name,
             specialist=kind,
             variant=variant,
-            target_precision=target_precision or _TARGET_PRECISION[kind],
-            calibration=method,
-            cache_dir=cache_dir,
             command=command,
             progress=progress,
+            **options,
         )
     return {"path": str(result.path), **result.card}
 
@@ -148,6 +180,14 @@ def _print_card(card: dict[str, Any]) -> None:
         + ")",
     )
     table.add_row("val accuracy", f"{card['metrics']['validation']['accuracy']:.4f}")
+    tuned = card.get("finetune")
+    if tuned:
+        table.add_row(
+            "fine-tuning",
+            f"{tuned['steps']} steps in {tuned['seconds']:.0f} s, best epoch {tuned['best_epoch']};"
+            f" val {tuned['val_score_onnx_fp32']:.4f} fp32 / {tuned['val_score_onnx_int8']:.4f}"
+            f" int8 ONNX -> kept {tuned['onnx']}",
+        )
     out.print(table)
 
 
@@ -175,9 +215,27 @@ def train(
     seed: Annotated[
         int | None, typer.Option(help="cuad: seed of the train/test contract split.")
     ] = None,
+    finetune: Annotated[
+        bool,
+        typer.Option(
+            "--finetune",
+            help="Fine-tune the encoder too (torch: the `train` extra), export it to int8 ONNX "
+            "inside the artifact.",
+        ),
+    ] = False,
+    epochs: Annotated[int, typer.Option(help="--finetune: passes over the data.")] = 2,
+    lr: Annotated[float, typer.Option(help="--finetune: encoder learning rate.")] = 5e-5,
+    max_length: Annotated[int, typer.Option(help="--finetune: tokens per text.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="--finetune: texts per step.")] = 32,
+    max_train: Annotated[
+        int | None, typer.Option(help="--finetune: subsample the training split (stratified).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="--finetune: torch CPU threads.")] = None,
 ) -> int:
     """Train a specialist head on labelled data and write its artifact and model card."""
     if fmt == "cuad":
+        if finetune:
+            raise ConfigurationError("--finetune applies to the text classifiers, not to cuad")
         from orchestrator._cli_clauses import train_cuad
 
         return train_cuad(
@@ -198,6 +256,18 @@ def train(
                 seed=seed,
             ),
         )
+    tuned = (
+        {
+            "epochs": epochs,
+            "learning_rate": lr,
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "max_train": max_train,
+            "threads": threads,
+        }
+        if finetune
+        else None
+    )
     card = _train_one(
         name,
         data,
@@ -223,7 +293,20 @@ def train(
             calibration=None if calibration == "temperature" else calibration,
             text_column=None if text_column == "text" else text_column,
             label_column=None if label_column == "label" else label_column,
+            finetune=finetune,
+            **(
+                {
+                    "epochs": epochs,
+                    "lr": lr,
+                    "max_length": max_length,
+                    "batch_size": batch_size,
+                    "max_train": max_train,
+                }
+                if finetune
+                else {}
+            ),
         ),
+        finetune=tuned,
     )
     if as_json:
         out.print_json(json.dumps(card))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._base import Prediction, Specialist, TextInput
 from orchestrator.specialists._fewshot import FewShotHead, LabelSpec
-from orchestrator.specialists.artifacts import Artifact, load_artifact
+from orchestrator.specialists.artifacts import Artifact, artifact_encoder, load_artifact
 from orchestrator.specialists.batching import MicroBatcher
 from orchestrator.specialists.encoder import TextEncoder, Vectors, bundled_encoder
 
@@ -123,9 +123,10 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
         return f"{self.name}:{head}/{encoder_id}"
 
     def load(self) -> None:
-        if self._encoder is None:
-            self._encoder = bundled_encoder()
         trained = self.artifact
+        if self._encoder is None:
+            # A fine-tuned artifact carries its own encoder; otherwise the shared bundled one.
+            self._encoder = artifact_encoder(trained) if trained else bundled_encoder()
         if trained is not None and trained.encoder_id != self._encoder.model_id:
             raise ConfigurationError(
                 f"artifact {trained.name!r} was trained on encoder {trained.encoder_id!r}, "

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists.calibration import Calibrator
+from orchestrator.specialists.encoder import OnnxSentenceEncoder, TextEncoder, bundled_encoder
 from orchestrator.specialists.heads import Head
 
 __all__ = [
     "ARTIFACT_FORMAT",
     "DEFAULT_STORE",
     "Artifact",
+    "artifact_encoder",
     "load_artifact",
     "resolve_artifact",
     "update_model_card",
@@ -59,6 +62,9 @@ class Artifact:
     variant: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    encoder_file: str | None = None
+    """A fine-tuned encoder inside the artifact (ONNX, with ``tokenizer.json`` beside it);
+    ``None`` means the bundled encoder."""
 
     def probabilities(self, features: Floats) -> Floats:
         """Calibrated probabilities over :attr:`labels`."""
@@ -76,7 +82,7 @@ class Artifact:
             "head": self.head.state(),
             "calibration": self.calibrator.to_json(),
             "threshold": self.threshold,
-        }
+        } | ({"encoder_file": self.encoder_file} if self.encoder_file else {})
 
 
 def resolve_artifact(name_or_path: str | Path, store: str | Path | None = None) -> Path:
@@ -120,7 +126,31 @@ def load_artifact(name_or_path: str | Path, store: str | Path | None = None) -> 
         variant=raw.get("variant"),
         card=card,
         path=path,
+        encoder_file=raw.get("encoder_file"),
     )
+
+
+def artifact_encoder(artifact: Artifact, *, fresh: bool = False) -> TextEncoder:
+    """The encoder `artifact` was trained on: its own fine-tuned ONNX file, or the bundled one.
+
+    ``fresh`` builds a new session with an empty cache (for timing) instead of a shared one.
+    """
+    if not artifact.encoder_file:
+        return OnnxSentenceEncoder.bundled() if fresh else bundled_encoder()
+    if artifact.path is None:
+        raise ConfigurationError(f"artifact {artifact.name!r} has no directory to load from")
+    if fresh:
+        return _artifact_encoder(artifact.path, artifact.encoder_file, artifact.encoder_id)
+    return _shared_encoder(str(artifact.path.resolve()), artifact.encoder_file, artifact.encoder_id)
+
+
+def _artifact_encoder(path: Path, file: str, model_id: str) -> OnnxSentenceEncoder:
+    return OnnxSentenceEncoder(path / file, path / "tokenizer.json", model_id=model_id)
+
+
+@lru_cache(maxsize=8)
+def _shared_encoder(path: str, file: str, model_id: str) -> OnnxSentenceEncoder:
+    return _artifact_encoder(Path(path), file, model_id)
 
 
 def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
@@ -145,7 +175,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
     lines += [
         f"- **Specialist:** `{card['specialist']}`"
         + (f" ({card['variant']})" if card.get("variant") else ""),
-        f"- **Encoder:** `{card['encoder']}` (frozen) + head: {card['head']}",
+        f"- **Encoder:** `{card['encoder']}` "
+        + ("(fine-tuned, in this directory)" if card.get("finetune") else "(frozen)")
+        + f" + head: {card['head']}",
         f"- **Data:** `{card['data']['source']}` (format `{card['data']['format']}`)",
         f"- **Labels:** {len(card['labels'])}"
         + (f"; out-of-scope label `{card['oos_label']}`" if card.get("oos_label") else ""),
@@ -171,6 +203,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
     lines += [f"| {k} | {v} |" for k, v in card["data"]["splits"].items()]
     for note in card["data"].get("notes", []):
         lines += ["", f"Note: {note}"]
+    if card.get("finetune"):
+        lines += ["", "## Fine-tuning", "", "```json", json.dumps(card["finetune"], indent=2)]
+        lines += ["```"]
     for section, metrics in card.get("metrics", {}).items():
         lines += ["", f"## Metrics: {section}", "", "| metric | value |", "|---|---:|"]
         for key, value in metrics.items():
@@ -188,11 +223,21 @@ def _write_card(folder: Path, card: dict[str, Any]) -> None:
     (folder / "model_card.md").write_text(_card_markdown(card), encoding="utf-8")
 
 
-def write_artifact(target: str | Path, artifact: Artifact, card: dict[str, Any]) -> Path:
-    """Write `artifact` and its model card to `target` atomically; returns the path."""
+def write_artifact(
+    target: str | Path,
+    artifact: Artifact,
+    card: dict[str, Any],
+    files: dict[str, Path] | None = None,
+) -> Path:
+    """Write `artifact` and its model card to `target` atomically; returns the path.
+
+    ``files`` (name in the artifact -> source file) are copied in too, e.g. a fine-tuned encoder.
+    """
     target = Path(target)
 
     def fill(folder: Path) -> None:
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, folder / name)
         (folder / "artifact.json").write_text(
             json.dumps(artifact.manifest(), indent=2) + "\n", encoding="utf-8"
         )

@@ -17,11 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.artifacts import Artifact
+from orchestrator.specialists.artifacts import Artifact, artifact_encoder
 from orchestrator.specialists.calibration import expected_calibration_error
 from orchestrator.specialists.datasets import DataError, Split
 from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR, embed_texts
-from orchestrator.specialists.encoder import OnnxSentenceEncoder, TextEncoder, bundled_encoder
+from orchestrator.specialists.encoder import TextEncoder
 from orchestrator.specialists.heads import softmax
 from orchestrator.specialists.training import StepProgress
 
@@ -97,14 +97,14 @@ def _timing(artifact: Artifact, texts: list[str]) -> dict[str, float]:
 
     inputs = [TextInput(text=t) for t in texts]
     # Fresh encoders: their caches have never seen these texts.
-    single = _fresh_specialist(artifact, OnnxSentenceEncoder.bundled())
+    single = _fresh_specialist(artifact, artifact_encoder(artifact, fresh=True))
     single.predict_batch(inputs[:2])  # warm-up: first run allocates onnxruntime buffers
     times: list[float] = []
     for item in inputs[2:]:
         start = time.perf_counter()
         single.predict_batch([item])
         times.append((time.perf_counter() - start) * 1000)
-    batched = _fresh_specialist(artifact, OnnxSentenceEncoder.bundled())
+    batched = _fresh_specialist(artifact, artifact_encoder(artifact, fresh=True))
     start = time.perf_counter()
     for i in range(0, len(inputs), 32):
         batched.predict_batch(inputs[i : i + 32])
@@ -136,7 +136,7 @@ def evaluate_artifact(
             f"labels in the evaluation data that the artifact does not know: "
             f"{', '.join(unknown[:5])}; was it trained on this dataset?"
         )
-    encoder = bundled_encoder()
+    encoder = artifact_encoder(artifact)
     x = embed_texts(
         encoder, split.texts, cache_dir=cache_dir, progress=progress("embed", len(split))
     )

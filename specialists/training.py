@@ -104,8 +104,14 @@ def train_artifact(
     command: str = "",
     encoder: TextEncoder | None = None,
     progress: StepProgress = _no_progress,
+    encoder_files: dict[str, Path] | None = None,
+    card_extra: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train, calibrate and write one artifact to `target` (atomically)."""
+    """Train, calibrate and write one artifact to `target` (atomically).
+
+    ``encoder_files`` ship a fine-tuned `encoder` inside the artifact: ``encoder.onnx`` (or the
+    first ``*.onnx`` name given) and ``tokenizer.json``. ``card_extra`` is merged into the card.
+    """
     if specialist not in ("intent", "sentiment"):
         raise DataError(f"unknown specialist {specialist!r} to train; use intent or sentiment")
     dataset = replace(dataset, splits=dict(dataset.splits), notes=list(dataset.notes))
@@ -199,6 +205,7 @@ def train_artifact(
         encoder_id=encoder.model_id,
         oos_label=oos,
         variant=variant,
+        encoder_file=next((f for f in encoder_files or {} if f.endswith(".onnx")), None),
     )
     card: dict[str, Any] = {
         "name": name,
@@ -233,8 +240,9 @@ def train_artifact(
         "metrics": {"validation": val_metrics},
         "command": command,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **(card_extra or {}),
     }
-    path = write_artifact(target, artifact, card)
+    path = write_artifact(target, artifact, card, encoder_files)
     artifact.path = path
     artifact.card = card
     return TrainResult(artifact, card, path)

@@ -1,0 +1,175 @@
+"""Fine-tuning the encoder, ONNX export and int8 quantisation, on a tiny randomly initialised
+BERT that the test writes itself (so it runs in seconds and needs no pretrained weights).
+
+Needs the ``train`` extra (torch, onnx); skipped without it, except the error message test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from orchestrator._cli import main
+from orchestrator.specialists import TextInput
+from orchestrator.specialists.artifacts import load_artifact
+from orchestrator.specialists.datasets import Split, TextDataset
+from orchestrator.specialists.encoder import OnnxSentenceEncoder, _bundled_paths
+from orchestrator.specialists.intent import IntentSpecialist
+
+TOPICS = {
+    "weather": ["the weather in {c}", "will it rain in {c}", "how hot is it in {c} today"],
+    "flights": ["book a flight to {c}", "flights from here to {c}", "cheap plane ticket to {c}"],
+}
+CITIES = ["paris", "tokyo", "lima", "oslo", "cairo", "rome", "delhi", "quito", "accra", "seoul"]
+TINY = {
+    "vocab_size": 30522,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+    "type_vocab_size": 2,
+}
+
+
+def _write_safetensors(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> None:
+    header: dict[str, Any] = {}
+    offset = 0
+    blobs = []
+    for name, array in tensors.items():
+        blob = np.ascontiguousarray(array, dtype=np.float32).tobytes()
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        offset += len(blob)
+        blobs.append(blob)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+
+
+def _tiny_checkpoint(folder: Path) -> Path:
+    """A random 2-layer BERT in the checkpoint layout of all-MiniLM-L6-v2, plus its tokenizer."""
+    rng = np.random.default_rng(0)
+    h, inner = TINY["hidden_size"], TINY["intermediate_size"]
+    tensors = {
+        "embeddings.word_embeddings.weight": rng.normal(0, 0.5, (TINY["vocab_size"], h)),
+        "embeddings.position_embeddings.weight": rng.normal(0, 0.02, (128, h)),
+        "embeddings.token_type_embeddings.weight": rng.normal(0, 0.02, (2, h)),
+        "embeddings.LayerNorm.weight": np.ones(h),
+        "embeddings.LayerNorm.bias": np.zeros(h),
+    }
+    shapes = {
+        "attention.self.query": (h, h),
+        "attention.self.key": (h, h),
+        "attention.self.value": (h, h),
+        "attention.output.dense": (h, h),
+        "intermediate.dense": (inner, h),
+        "output.dense": (h, inner),
+    }
+    for layer in range(TINY["num_hidden_layers"]):
+        prefix = f"encoder.layer.{layer}"
+        for module, shape in shapes.items():
+            tensors[f"{prefix}.{module}.weight"] = rng.normal(0, 0.1, shape)
+            tensors[f"{prefix}.{module}.bias"] = np.zeros(shape[0])
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            tensors[f"{prefix}.{norm}.weight"] = np.ones(h)
+            tensors[f"{prefix}.{norm}.bias"] = np.zeros(h)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_safetensors(folder / "model.safetensors", tensors)
+    (folder / "config.json").write_text(json.dumps(TINY), encoding="utf-8")
+    (folder / "tokenizer.json").write_bytes(_bundled_paths()[1].read_bytes())
+    return folder
+
+
+def _dataset() -> TextDataset:
+    texts = [p.format(c=c) for patterns in TOPICS.values() for p in patterns for c in CITIES]
+    labels = [label for label, patterns in TOPICS.items() for _ in patterns for _ in CITIES]
+    return TextDataset("tiny", "jsonl", "tiny.jsonl", {"train": Split(texts, labels)})
+
+
+def test_finetune_without_torch_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "hi", "label": "a"}\n', encoding="utf-8")
+    args = ["train", "x", "--data", str(data), "--format", "jsonl", "--specialist", "intent"]
+    code = main(["specialists", *args, "--finetune", "--store", str(tmp_path / "store")])
+    assert code != 0
+    assert "pip install 'orchestrator[train]'" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+
+
+def test_export_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from orchestrator.specialists.finetune import load_pretrained
+    from orchestrator.specialists.onnx_export import export_encoder, quantize_int8
+
+    folder = _tiny_checkpoint(tmp_path / "tiny")
+    model = load_pretrained(folder, dropout=0.0).eval()
+    fp32 = export_encoder(model, tmp_path / "fp32.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "int8.onnx")
+    texts = ["book a flight to lima", "is it going to rain in oslo tomorrow morning", "hi"]
+    onnx_fp32 = OnnxSentenceEncoder(fp32, folder / "tokenizer.json", model_id="a").encode(texts)
+    onnx_int8 = OnnxSentenceEncoder(int8, folder / "tokenizer.json", model_id="b").encode(texts)
+    # The same mean pooling in torch, on the same tokens.
+    encoder = OnnxSentenceEncoder(fp32, folder / "tokenizer.json", model_id="c")
+    encodings = encoder._tokenizer.encode_batch(texts)
+    ids = torch.tensor([e.ids for e in encodings])
+    mask = torch.tensor([e.attention_mask for e in encodings])
+    with torch.no_grad():
+        hidden = model(ids, mask)
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    expected = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    np.testing.assert_allclose(onnx_fp32, expected, atol=1e-4)
+    assert (onnx_int8 * onnx_fp32).sum(axis=1).min() > 0.9
+    assert int8.stat().st_size < fp32.stat().st_size
+
+
+def test_tiny_finetune_exports_loads_and_predicts(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from orchestrator.specialists.finetune import FinetuneConfig, finetune_artifact
+
+    folder = _tiny_checkpoint(tmp_path / "tiny")
+    config = FinetuneConfig(
+        epochs=3, learning_rate=1e-3, head_learning_rate=1e-2, batch_size=8, max_length=16
+    )
+    result = finetune_artifact(
+        _dataset(),
+        "tiny-ft",
+        tmp_path / "store" / "tiny-ft",
+        specialist="intent",
+        config=config,
+        pretrained=folder,
+        cache_dir=None,
+        command="orchestrator specialists train tiny-ft --finetune",
+    )
+    files = {p.name for p in result.path.iterdir()}
+    assert {"encoder.onnx", "tokenizer.json", "artifact.json", "head.npz"} <= files
+    tuned = result.card["finetune"]
+    assert tuned["epochs"] == 3 and len(tuned["history"]) == 3 and tuned["steps"] > 0
+    assert tuned["onnx"] in ("int8", "fp32")
+    assert {"val_score_onnx_fp32", "val_score_onnx_int8"} <= set(tuned)
+    assert "fine-tuned" in (result.path / "model_card.md").read_text()
+    artifact = load_artifact(result.path)
+    assert artifact.encoder_file == "encoder.onnx"
+    assert artifact.encoder_id.startswith("finetuned:tiny-ft@")
+    spec = IntentSpecialist({"artifact": str(result.path)})
+    preds = spec.predict_batch(
+        [TextInput(text="will it rain in lima"), TextInput(text="book a flight to oslo")]
+    )
+    assert spec.model_id.endswith(artifact.encoder_id)  # the artifact's encoder, not the bundled
+    assert [p.output.label for p in preds] == ["weather", "flights"]  # type: ignore[attr-defined]
