@@ -21,6 +21,7 @@ __all__ = ["SpecialistRegistry", "default_registry", "register_specialist"]
 _BUILTINS = {
     "intent": "orchestrator.specialists.intent:IntentSpecialist",
     "sentiment": "orchestrator.specialists.sentiment:SentimentSpecialist",
+    "function_call": "orchestrator.specialists.function_call:FunctionCallSpecialist",
 }
 
 
