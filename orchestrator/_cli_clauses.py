@@ -55,7 +55,7 @@ def train_cuad(
             name,
             store / name,
             seed=DEFAULT_SEED if seed is None else seed,
-            target_precision=0.5 if target_precision is None else target_precision,
+            target_precision=0.8 if target_precision is None else target_precision,
             command=command,
             progress=progress,
         )

@@ -251,8 +251,9 @@ class ClauseModel:
     span_threshold: Floats = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     presence_threshold: Floats = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     segmenter: dict[str, int] = field(default_factory=lambda: {"min_chars": 30, "max_chars": 1000})
-    #: whether a segment's features include the n-grams of the segment before it
-    context: bool = True
+    #: whether a segment's features include the n-grams of the segment before it (off by
+    #: default: it did not help on CUAD)
+    context: bool = False
     split: dict[str, Any] = field(default_factory=dict)
     name: str = "clauses"
     card: dict[str, Any] = field(default_factory=dict)
@@ -315,7 +316,7 @@ class ClauseModel:
 def narrow(category: str, text: str, start: int, end: int) -> tuple[int, int]:
     """The part of a segment that answers `category`: the first date for the date
     categories, the first document title for Document Name, the whole segment otherwise."""
-    patterns = (DATE,) if category in DATE_CATEGORIES else ()
+    patterns: tuple[re.Pattern[str], ...] = (DATE,) if category in DATE_CATEGORIES else ()
     if category == "Document Name":
         patterns = DOCUMENT_NAME
     for pattern in patterns:

@@ -312,13 +312,13 @@ def train_clauses(
     seed: int = DEFAULT_SEED,
     test_fraction: float = 0.2,
     val_fraction: float = 0.15,
-    target_precision: float = 0.5,
-    per_category: int = 120,
+    target_precision: float = 0.8,
+    per_category: int = 3000,
     min_df: int = 3,
-    epochs: int = 12,
+    epochs: int = 20,
     l2: float = 1e-4,
     learning_rate: float = 0.01,
-    context: bool = True,
+    context: bool = False,
     command: str = "",
     progress: StepProgress = _no_progress,
 ) -> ClauseTrainResult:
@@ -723,7 +723,7 @@ def write_pr_plot(report: dict[str, Any], folder: str | Path, title: str) -> lis
     ax.set_ylabel("precision (monotone, as CUAD's evaluate.py)")
     ax.set_title(f"{title}: precision-recall")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
     out = folder / "pr_curve.png"
     fig.savefig(out)
