@@ -134,7 +134,7 @@ def grams(text: str) -> set[str]:
 
 
 def segment_grams(
-    text: str, spans: Sequence[tuple[int, int]], *, context: bool = True
+    text: str, spans: Sequence[tuple[int, int]], *, context: bool = False
 ) -> list[set[str]]:
     """The :func:`grams` of each segment; with `context`, also those of the segment before
     it, marked with a leading ``<`` (a heading, or the start of a clause that runs over several

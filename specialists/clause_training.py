@@ -72,8 +72,8 @@ DEVIATIONS = (
     "gold answers come from master_clauses.csv; a discontinuous highlight (parts joined by "
     "<omitted>) is scored as one answer per part",
     "predictions are whole segments (sentences or lines), narrowed to the first date for "
-    "Agreement Date and Effective Date; the n-best list of a question is its 20 most "
-    "probable segments",
+    "Agreement Date and Effective Date and to the title for Document Name, with independent "
+    "calibrated probabilities; the n-best list of a question is its 20 most probable segments",
 )
 StepProgress = Callable[[str, int], Callable[[int], None]]
 Ints = npt.NDArray[np.int64]
@@ -257,21 +257,23 @@ def _fit_head(
     return np.vstack([w_lex, w_lay]), b
 
 
-def platt(z: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.bool_]) -> tuple[float, float]:
-    """(a, b) minimising the log-loss of sigmoid(a*z + b); Newton steps with a small ridge."""
+def platt(
+    z: npt.NDArray[np.floating[Any]], y: npt.NDArray[np.bool_], *, ridge: float = 1.0
+) -> tuple[float, float]:
+    """(a, b) minimising the log-loss of sigmoid(a*z + b), with Platt's smoothed targets and
+    a ridge pulling (a, b) towards (1, 0) so that separable data gives a finite answer."""
     if len(z) == 0 or y.all() or not y.any():
         return 1.0, float(np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5)))
-    # Platt's targets keep the fit finite on separable data.
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     t = np.where(y, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
     z = z.astype(np.float64)
     a, b = 1.0, 0.0
-    for _ in range(50):
+    for _ in range(100):
         p = 1 / (1 + np.exp(-np.clip(a * z + b, -40, 40)))
-        g = np.array([np.dot(p - t, z), np.sum(p - t)])
+        g = np.array([np.dot(p - t, z) + ridge * (a - 1.0), np.sum(p - t) + ridge * b])
         s = p * (1 - p)
-        h = np.array([[np.dot(s, z * z), np.dot(s, z)], [np.dot(s, z), s.sum()]]) + 1e-6 * np.eye(2)
-        delta = np.linalg.solve(h, g)
+        h = np.array([[np.dot(s, z * z), np.dot(s, z)], [np.dot(s, z), s.sum()]])
+        delta = np.clip(np.linalg.solve(h + ridge * np.eye(2), g), -5.0, 5.0)
         a, b = a - delta[0], b - delta[1]
         if np.abs(delta).max() < 1e-7:
             break

@@ -28,6 +28,7 @@ from orchestrator.specialists.clause_training import (
     Question,
     cuad_metrics,
     jaccard,
+    platt,
     segment_labels,
 )
 from orchestrator.specialists.clauses import (
@@ -211,6 +212,17 @@ def test_segment_labels_need_half_of_the_shorter_span() -> None:
     contract = Contract("c", text, {"X": ("x",)}, {"X": ((10, 20),)})
     labels = segment_labels(contract, [(0, 14), (0, 16), (15, 90), (50, 60)], ["X"])
     assert labels[:, 0].tolist() == [False, True, True, False]
+
+
+def test_platt_recovers_the_scaling_and_stays_finite_on_separable_data() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, 20_000)
+    y = rng.random(20_000) < 1 / (1 + np.exp(-(0.5 * z - 1)))
+    a, b = platt(z, y)
+    assert a == pytest.approx(0.5, abs=0.05) and b == pytest.approx(-1.0, abs=0.08)
+    separable = np.r_[np.full(20, 5.0), np.full(5, -5.0)]
+    a, b = platt(separable, np.r_[np.ones(20, bool), np.zeros(5, bool)])
+    assert 0 < a < 5 and abs(b) < 5
 
 
 # -- the CUAD metric ---------------------------------------------------------------------------
@@ -445,6 +457,10 @@ edges:
 def test_the_base_specialist_has_no_checks_of_its_own() -> None:
     assert not Specialist.has_verify() and _Quoter.has_verify()
     assert ClausesSpecialist.has_verify()
+
+
+def test_clauses_is_a_registered_built_in() -> None:
+    assert SpecialistRegistry().get("clauses") is ClausesSpecialist
 
 
 def test_verify_step_runs_the_specialists_own_checks() -> None:
