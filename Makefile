@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (Python >= 3.11 with venv):
 #   make demo   installs orchestrator and runs the support-triage graph on the bundled CPU models
-#   make test   installs orchestrator with its dev tools and runs the tests
+#   make test   installs orchestrator with its dev tools and optional backends, runs the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,8 +14,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
 
+# The tests cover the optional backends too: `train` (torch 2.13.0 for encoder fine-tuning)
+# and `llm` (llama-cpp-python, which compiles from source once, about 10 minutes on 2 cores;
+# pip keeps the built wheel in its cache).
 install-dev: $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,train,llm]'
 
 demo: install
 	$(BIN)/orchestrator run support_triage --input "$(MESSAGE)"
