@@ -427,6 +427,10 @@ def card_markdown(card: dict[str, Any]) -> str:
     ]
     for note in card["data"].get("notes", []):
         lines += ["", f"Note: {note}"]
+    deviations = card.get("deviations_from_official_cuad_evaluation", [])
+    if deviations:
+        lines += ["", "## Where the evaluation departs from CUAD's evaluate.py", ""]
+        lines += [f"- {d}" for d in deviations]
     for section, metrics in card.get("metrics", {}).items():
         lines += ["", f"## Metrics: {section}", "", "| metric | value |", "|---|---:|"]
         for key, value in metrics.items():
