@@ -7,6 +7,7 @@ be tested on its own. :class:`NodeContext` carries what they need at run time.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import structlog
 from jsonschema import Draft202012Validator
 from langgraph.types import Send, interrupt
+from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -183,6 +185,10 @@ class NodeContext:
     verifiers: Mapping[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = field(
         default_factory=dict
     )
+    #: binding key -> the registered output model, where the tool publishes exactly its
+    #: schema: checked by pydantic (strict, JSON rules) instead of jsonschema, many times
+    #: faster on large outputs and the same contract.
+    output_models: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -453,11 +459,7 @@ class NodeContext:
             )
         tool = self.tools.get(result.specialist)
         if tool is not None:
-            validator = self._validators.get(tool.name)
-            if validator is None:
-                schema = _inline_refs(tool.output_schema)
-                validator = self._validators[tool.name] = Draft202012Validator(schema)
-            errors = [e.message for e in validator.iter_errors(result.output)]
+            errors = self._schema_errors(result.specialist, tool, result.output)
             checks["schema"] = not errors
             reasons.extend(f"output does not match its schema: {m}" for m in errors[:3])
             if tool.labels is not None and "label" in result.output:
@@ -491,6 +493,23 @@ class NodeContext:
             checks=checks,
             reasons=tuple(reasons),
         )
+
+    def _schema_errors(self, binding: str, tool: ToolInfo, output: dict[str, Any]) -> list[str]:
+        model = self.output_models.get(binding)
+        if model is not None:
+            try:
+                model.model_validate_json(json.dumps(output), strict=True)
+            except ValidationError as exc:
+                return [
+                    f"{'.'.join(str(part) for part in e['loc']) or 'output'}: {e['msg']}"
+                    for e in exc.errors()
+                ]
+            return []
+        validator = self._validators.get(tool.name)
+        if validator is None:
+            schema = _inline_refs(tool.output_schema)
+            validator = self._validators[tool.name] = Draft202012Validator(schema)
+        return [e.message for e in validator.iter_errors(output)]
 
     def threshold(self, binding: str) -> float:
         """The binding's own min_confidence, else the specialist's calibrated threshold, else

@@ -14,6 +14,7 @@ import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._compiler import build_state_graph
@@ -211,7 +212,23 @@ class Orchestrator:
             answerer=FrontierAnswerer(model) if model else None,
             composer=Composer(model) if model else None,
             verifiers=self._verifiers(),
+            output_models=self._output_models(tools),
         )
+
+    def _output_models(self, tools: dict[str, ToolInfo]) -> dict[str, type[BaseModel]]:
+        """Registered output models of the bindings whose tool publishes exactly that schema
+        (their results are then checked by pydantic rather than jsonschema)."""
+        registered = set(self._registry.names())
+        models: dict[str, type[BaseModel]] = {}
+        for key in self.spec.specialists:
+            name = self.spec.specialist_name(key)
+            tool = tools.get(key)
+            if tool is None or name not in registered:
+                continue
+            model = self._registry.get(name).output_model
+            if tool.output_schema == model.model_json_schema():
+                models[key] = model
+        return models
 
     def _verifiers(self) -> dict[str, Any]:
         """The output checks of every binding whose registered specialist has its own
