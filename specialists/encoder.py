@@ -79,7 +79,7 @@ class OnnxSentenceEncoder:
         intra_op_threads: int | None = None,
         cache_size: int = 4096,
     ) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
         from tokenizers import Tokenizer
 
         for label, path in (("model", model_path), ("tokenizer", tokenizer_path)):
