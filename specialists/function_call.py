@@ -142,7 +142,9 @@ class FunctionCallOptions(BaseModel):
         default=None,
         description="A GGUF file for the local backend (default: the bundled SmolLM2-135M).",
     )
-    n_threads: int = Field(default=2, ge=1, le=64, description="llama.cpp CPU threads.")
+    n_threads: int = Field(
+        default=1, ge=1, le=64, description="llama.cpp CPU threads (1 suits a shared CPU)."
+    )
 
 
 # -- reading values out of the request ----------------------------------------------------
