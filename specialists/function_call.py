@@ -220,10 +220,14 @@ def spans_in(text: str, *, max_words: int = 5, limit: int = 48) -> list[str]:
 _SEP = r"(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)"
 _LIST_SEP = re.compile(_SEP)
 _NUM = r"[-$€£]?\d+(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
-_CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
 _QUOTE = r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,60}[\"'\u201d\u2019]"
 _NUM_LIST = re.compile(rf"(?<![\w.]){_NUM}(?:{_SEP}{_NUM})+")
-_NAME_LISTS = [re.compile(rf"(?<![\w.]){item}(?:{_SEP}{item})+") for item in (_CAP, _QUOTE)]
+_CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
+# Names joined by "and"/"or" (not "between A and B", and not "City, Country" pairs).
+_NAME_LISTS = [
+    re.compile(rf"(?<!between )(?<![\w.]){_CAP}(?:\s+(?:and|or)\s+{_CAP})+"),
+    re.compile(rf"(?<![\w.]){_QUOTE}(?:{_SEP}{_QUOTE})+"),
+]
 
 
 def _number_mentions(text: str) -> int:
@@ -453,13 +457,22 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         return {"enum": spans} if spans else {"type": "string", "maxLength": 80}
 
     def included(self, spec: FunctionSpec, text: str) -> list[str]:
-        """Required parameters, and the optional ones the request speaks of."""
+        """Required parameters, and the optional ones the request speaks of: one of their
+        choices is named, a word of their name is used, or the request holds more numbers
+        than the required numeric parameters take (an optional number is then given)."""
         keep = list(spec.required)
         text_words = _words(text)
+        numeric = ("integer", "number")
+        surplus = _number_mentions(text) - sum(
+            1 for p in keep if spec.properties[p].get("type") in numeric
+        )
         for name, schema in spec.properties.items():
             if name in keep:
                 continue
-            enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
+            items = schema.get("items") or {}
+            enum = [
+                e for e in [*schema.get("enum", []), *items.get("enum", [])] if isinstance(e, str)
+            ]
             enum += _described_choices(schema)
             if enum:
                 if any(_mentions(text, e) for e in enum):
@@ -467,6 +480,9 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 continue
             if any(_stem_in(w, text_words) for w in _name_words(name)):
                 keep.append(name)
+            elif schema.get("type") in numeric and surplus > 0:
+                keep.append(name)
+                surplus -= 1
         return keep
 
     def count_calls(self, spec: FunctionSpec, text: str, params: Sequence[str]) -> int:
