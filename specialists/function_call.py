@@ -437,7 +437,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             item_schema = self.value_schema(items, text, spans, numbers) if items else {}
             if not item_schema:
                 item_schema = {"enum": spans} if spans else {"type": "string"}
-            return {"type": "array", "items": item_schema, "minItems": 1, "maxItems": 12}
+            most = min(12, len(item_schema.get("enum", ())) or 12)
+            return {"type": "array", "items": item_schema, "minItems": 1, "maxItems": most}
         if kind == "object":
             props = schema.get("properties")
             if not props:
@@ -594,6 +595,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             elif kind == "number" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             elif kind == "array" and isinstance(value, list):
+                # A small model repeats itself; a list argument rarely holds a value twice.
+                value = [v for i, v in enumerate(value) if v not in value[:i]]
                 item_kind = (schema.get("items") or {}).get("type")
                 if item_kind == "number":
                     value = [
