@@ -191,7 +191,7 @@ def numbers_in(text: str) -> list[int | float]:
 def spans_in(text: str, *, max_words: int = 5, limit: int = 48) -> list[str]:
     """Candidate string values: quoted strings and word n-grams of the text, without leading
     or trailing stop words, most specific (quoted, capitalised, longer) first."""
-    quoted = [q.strip() for q in _QUOTED.findall(text) if q.strip()]
+    quoted = [q.strip() for q in _QUOTED.findall(text) if q.strip() and "\\" not in q]
     tokens = text.split()
     ranked: dict[str, float] = {}
     for q in quoted:
@@ -200,8 +200,8 @@ def spans_in(text: str, *, max_words: int = 5, limit: int = 48) -> list[str]:
         for j in range(i + 1, min(len(tokens), i + max_words) + 1):
             words = tokens[i:j]
             span = " ".join(words).strip(_EDGE)
-            if not span or len(span) > 120:
-                continue
+            if not span or len(span) > 120 or '"' in span or "\\" in span:
+                continue  # quotes inside a value: the quoted part is a candidate of its own
             first = words[0].strip(_EDGE)
             last = words[-1].strip(_EDGE)
             if first.lower() in _STOP and not first[:1].isupper():

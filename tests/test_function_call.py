@@ -328,6 +328,9 @@ def test_request_readers() -> None:
     spans = spans_in("Play songs by 'Taylor Swift' in New York")
     assert spans[0] == "Taylor Swift"
     assert "New York" in spans and "in New York" not in spans
+    quoted = spans_in('compare "AGCT" and "AGGT" please')
+    assert quoted[:2] == ["AGGT", "AGCT"] or quoted[:2] == ["AGCT", "AGGT"]
+    assert not any('"' in span for span in quoted)  # would break the grammar's literals
 
 
 def test_evaluation_with_scripted_generator(
