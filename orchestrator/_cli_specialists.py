@@ -500,27 +500,41 @@ def _evaluate_bfcl(
     from orchestrator.specialists.bfcl import CATEGORIES, evaluate_bfcl
 
     if name != "function_call":
-        raise ConfigurationError(f"--format bfcl evaluates the function_call specialist, not {name!r}")
+        raise ConfigurationError(
+            f"--format bfcl evaluates the function_call specialist, not {name!r}"
+        )
     unknown = sorted(set(categories or []) - set(CATEGORIES))
     if unknown:
-        raise ConfigurationError(
-            f"unknown BFCL category {unknown}; known: {', '.join(CATEGORIES)}"
-        )
+        raise ConfigurationError(f"unknown BFCL category {unknown}; known: {', '.join(CATEGORIES)}")
     specialist = default_registry().create(name)
     with _progress(not as_json) as progress:
         report = evaluate_bfcl(
-            specialist, data, categories or list(CATEGORIES), part=part, limit=limit,
+            specialist,
+            data,
+            categories or list(CATEGORIES),
+            part=part,
+            limit=limit,
             progress=progress,
         )
     report["command"] = _command_line(
-        "eval", name, data=data, format="bfcl", limit=limit,
+        "eval",
+        name,
+        data=data,
+        format="bfcl",
+        limit=limit,
         part=None if part == "all" else part,
     ) + "".join(f" --category {c}" for c in categories or [])
     if as_json:
         out.print_json(json.dumps(report))
         return 0
     table = Table(
-        "category", "questions", "accuracy", "refused", "function choice", "p50 ms", "p95 ms",
+        "category",
+        "questions",
+        "accuracy",
+        "refused",
+        "function choice",
+        "p50 ms",
+        "p95 ms",
         title=f"function_call on BFCL v4 ({part}) in {data}",
     )
     for cat, row in report["categories"].items():

@@ -144,8 +144,9 @@ def _type_problem(
         if nested is None:
             return None, is_variable
         for option in acceptable:
+            items: list[Any] = value if isinstance(value, list) else []
             if isinstance(option, list) and all(
-                _type_problem(param, item, option, nested, None)[0] is None for item in value
+                _type_problem(param, item, option, nested, None)[0] is None for item in items
             ):
                 return None, is_variable
         return (
@@ -186,12 +187,15 @@ def _value_problem(
         return _dict_problem(param, value, acceptable)
     if expected is list and nested is dict:
         for option in acceptable:
-            if isinstance(option, list) and len(option) == len(value):
-                if all(
+            if (
+                isinstance(option, list)
+                and len(option) == len(value)
+                and all(
                     _dict_problem(param, item, [want]) is None
                     for item, want in zip(value, option, strict=True)
-                ):
-                    return None
+                )
+            ):
+                return None
         return f"parameter {param!r}: {value!r} matches no acceptable list of dicts"
     if expected is str:
         options = [standardize_string(a) for a in acceptable if isinstance(a, str)]
@@ -200,8 +204,8 @@ def _value_problem(
         return f"parameter {param!r}: {value!r} is not one of {list(acceptable)!r}"
     if expected is list:
         normalised = [_norm(v) for v in value]
-        options = [[_norm(v) for v in a] for a in acceptable if isinstance(a, list)]
-        if normalised in options:
+        lists = [[_norm(v) for v in a] for a in acceptable if isinstance(a, list)]
+        if normalised in lists:
             return None
         return f"parameter {param!r}: {value!r} is not one of {list(acceptable)!r}"
     if value in acceptable:
@@ -344,7 +348,9 @@ def evaluate_bfcl(
         times: list[float] = []
         failures: list[dict[str, Any]] = []
         for item in items:
-            request = FunctionCallInput(request=item.messages, functions=item.functions)
+            request = FunctionCallInput.model_validate(
+                {"request": item.messages, "functions": item.functions}
+            )
             start = time.perf_counter()
             prediction = specialist.predict_batch([request])[0]
             elapsed = time.perf_counter() - start

@@ -142,27 +142,31 @@ class FunctionCallOptions(BaseModel):
         default=None,
         description="A GGUF file for the local backend (default: the bundled SmolLM2-135M).",
     )
-    n_threads: int = Field(default=2, ge=1, le=64, description="llama.cpp CPU threads.")
+    n_threads: int = Field(
+        default=1, ge=1, le=64, description="llama.cpp CPU threads (1 suits a shared CPU)."
+    )
 
 
 # -- reading values out of the request ----------------------------------------------------
 
 _STOP = frozenset(
-    "a an the of to in on at for by with from and or but is are was were be been am i me my "
-    "you your we our it its this that these those what which who whom how when where why can "
-    "could would should will shall do does did please find get give tell show me us their "
-    "there here as into about than then also any some all each per via using use".split()
+    re.findall(
+        r"\S+",
+        "a an the of to in on at for by with from and or but is are was were be been am i me my "
+        "you your we our it its this that these those what which who whom how when where why can "
+        "could would should will shall do does did please find get give tell show me us their "
+        "there here as into about than then also any some all each per via using use",
+    )
 )
-_WORD = re.compile(r"[\w$€£%@#&+'’./:-]+|[^\w\s]", re.UNICODE)
-_NUMBER = re.compile(r"(?<![\w.])[-−]?\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?%)?")
+_NUMBER = re.compile(r"(?<![\w.])[-\u2212]?\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?%)?")
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
     "once": 1, "twice": 2, "first": 1, "second": 2, "third": 3, "dozen": 12,
 }  # fmt: skip
-_QUOTED = re.compile(r"[\"'“‘`]([^\"'”’`]{1,120})[\"'”’`]")
-_EDGE = " \t\n,.;:!?()[]{}\"'“”‘’`"
+_QUOTED = re.compile(r"[\"'\u201c\u2018`]([^\"'\u201d\u2019`]{1,120})[\"'\u201d\u2019`]")
+_EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
 
 
 def numbers_in(text: str) -> list[int | float]:
@@ -171,7 +175,7 @@ def numbers_in(text: str) -> list[int | float]:
     for match in _NUMBER.finditer(text):
         whole = match.group(1).replace(",", "")
         frac = match.group(2) or ""
-        negative = match.group(0).lstrip("$").startswith(("-", "−"))
+        negative = match.group(0).lstrip("$").startswith(("-", "\u2212"))
         value: int | float = float(whole + frac) if frac else int(whole)
         if negative:
             value = -value
@@ -184,10 +188,10 @@ def numbers_in(text: str) -> list[int | float]:
     return list(dict.fromkeys(found))
 
 
-def spans_in(text: str, *, max_words: int = 6, limit: int = 160) -> list[str]:
+def spans_in(text: str, *, max_words: int = 5, limit: int = 48) -> list[str]:
     """Candidate string values: quoted strings and word n-grams of the text, without leading
     or trailing stop words, most specific (quoted, capitalised, longer) first."""
-    quoted = [q.strip() for q in _QUOTED.findall(text) if q.strip()]
+    quoted = [q.strip() for q in _QUOTED.findall(text) if q.strip() and "\\" not in q]
     tokens = text.split()
     ranked: dict[str, float] = {}
     for q in quoted:
@@ -196,8 +200,8 @@ def spans_in(text: str, *, max_words: int = 6, limit: int = 160) -> list[str]:
         for j in range(i + 1, min(len(tokens), i + max_words) + 1):
             words = tokens[i:j]
             span = " ".join(words).strip(_EDGE)
-            if not span or len(span) > 120:
-                continue
+            if not span or len(span) > 120 or '"' in span or "\\" in span:
+                continue  # quotes inside a value: the quoted part is a candidate of its own
             first = words[0].strip(_EDGE)
             last = words[-1].strip(_EDGE)
             if first.lower() in _STOP and not first[:1].isupper():
@@ -216,16 +220,41 @@ def spans_in(text: str, *, max_words: int = 6, limit: int = 160) -> list[str]:
 _SEP = r"(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)"
 _LIST_SEP = re.compile(_SEP)
 _NUM = r"[-$€£]?\d+(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
-_CAP = r"[A-Z][\w'’.-]*(?:\s+[A-Z0-9][\w'’.-]*){0,3}"
-_QUOTE = r"[\"'“‘][^\"'”’]{1,60}[\"'”’]"
-_LISTS = [re.compile(rf"(?<![\w.]){item}(?:{_SEP}{item})+") for item in (_NUM, _CAP, _QUOTE)]
+_QUOTE = r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,60}[\"'\u201d\u2019]"
+_NUM_LIST = re.compile(rf"(?<![\w.]){_NUM}(?:{_SEP}{_NUM})+")
+_CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
+# Names joined by "and"/"or" (not "between A and B", and not "City, Country" pairs).
+_NAME_LISTS = [
+    re.compile(rf"(?<!between )(?<![\w.]){_CAP}(?:\s+(?:and|or)\s+{_CAP})+"),
+    re.compile(rf"(?<![\w.]){_QUOTE}(?:{_SEP}{_QUOTE})+"),
+]
+
+
+def _number_mentions(text: str) -> int:
+    """Numbers written with digits, not counting those inside names ("Maroon 5")."""
+    count = 0
+    for match in _NUMBER.finditer(text):
+        before = text[: match.start()].rstrip().split()
+        inside_name = (
+            len(before) > 1
+            and before[-1][:1].isupper()
+            and not before[-1].endswith((".", ":"))
+            and not before[-2].endswith((".", "?", "!"))
+        )
+        if inside_name:
+            continue
+        count += 1
+    return count
 
 
 # Verbs and nouns that many function names share; they say little about which one applies.
 _GENERIC = frozenset(
-    "calculate get find compute determine retrieve search fetch create check info details "
-    "data information list estimate lookup query api function tool service make generate "
-    "calc update total".split()
+    re.findall(
+        r"\S+",
+        "calculate get find compute determine retrieve search fetch create check info details "
+        "data information list estimate lookup query api function tool service make generate calc "
+        "update total",
+    )
 )
 #: Relevance model: weights of similarity, specific-name overlap, numbers coverage; bias.
 _GATE = (8.8667, 3.4856, 4.5747, -9.7387)
@@ -260,7 +289,9 @@ def _described_choices(schema: Mapping[str, Any]) -> list[str]:
     match = _ALLOWED.search(str(schema.get("description", "")))
     if not match:
         return []
-    return [q for q in re.findall(r"'([^']{1,60})'|\"([^\"]{1,60})\"", match.group(1)) for q in q if q]
+    return [
+        q for q in re.findall(r"'([^']{1,60})'|\"([^\"]{1,60})\"", match.group(1)) for q in q if q
+    ]
 
 
 # -- the specialist ------------------------------------------------------------------------
@@ -347,9 +378,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         specific = [w for w in _name_words(spec.name) if w not in _GENERIC]
         if not specific:
             specific = list(_name_words(spec.name))
-        overlap = (
-            float(np.mean([_stem_in(w, text_words) for w in specific])) if specific else 0.0
-        )
+        overlap = float(np.mean([_stem_in(w, text_words) for w in specific])) if specific else 0.0
         numeric = sum(
             1 for p in spec.required if spec.properties[p].get("type") in ("integer", "number")
         )
@@ -390,7 +419,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         self, schema: Mapping[str, Any], text: str, spans: list[str], numbers: list[int | float]
     ) -> dict[str, Any]:
         """The schema one value must follow, narrowed to what the request contains."""
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             mentioned = [e for e in schema["enum"] if isinstance(e, str) and _mentions(text, e)]
             return {"enum": mentioned or list(schema["enum"])}
         kind = schema.get("type")
@@ -408,7 +437,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             item_schema = self.value_schema(items, text, spans, numbers) if items else {}
             if not item_schema:
                 item_schema = {"enum": spans} if spans else {"type": "string"}
-            return {"type": "array", "items": item_schema, "minItems": 1, "maxItems": 12}
+            most = min(12, len(item_schema.get("enum", ())) or 12)
+            return {"type": "array", "items": item_schema, "minItems": 1, "maxItems": most}
         if kind == "object":
             props = schema.get("properties")
             if not props:
@@ -428,13 +458,22 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         return {"enum": spans} if spans else {"type": "string", "maxLength": 80}
 
     def included(self, spec: FunctionSpec, text: str) -> list[str]:
-        """Required parameters, and the optional ones the request speaks of."""
+        """Required parameters, and the optional ones the request speaks of: one of their
+        choices is named, a word of their name is used, or the request holds more numbers
+        than the required numeric parameters take (an optional number is then given)."""
         keep = list(spec.required)
         text_words = _words(text)
+        numeric = ("integer", "number")
+        surplus = _number_mentions(text) - sum(
+            1 for p in keep if spec.properties[p].get("type") in numeric
+        )
         for name, schema in spec.properties.items():
             if name in keep:
                 continue
-            enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
+            items = schema.get("items") or {}
+            enum = [
+                e for e in [*schema.get("enum", []), *items.get("enum", [])] if isinstance(e, str)
+            ]
             enum += _described_choices(schema)
             if enum:
                 if any(_mentions(text, e) for e in enum):
@@ -442,27 +481,46 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 continue
             if any(_stem_in(w, text_words) for w in _name_words(name)):
                 keep.append(name)
+            elif schema.get("type") in numeric and surplus > 0:
+                keep.append(name)
+                surplus -= 1
         return keep
 
     def count_calls(self, spec: FunctionSpec, text: str, params: Sequence[str]) -> int:
-        """How many calls of ``spec`` the text asks for: the longest list of like values
-        ("for 10, 20 and 30 years", "in Paris and Rome"), or of enum values the text names."""
-        count = 1
-        scalar = [
-            p for p in params if spec.properties.get(p, {}).get("type") not in ("array", "object")
-        ]
+        """How many calls of ``spec`` the text asks for.
+
+        The largest of: the enum values of one parameter that the text names ("in celsius and
+        fahrenheit"); the numbers in the text per numeric parameter, when they divide evenly
+        ("3 and 4, 5 and 12" for two sides) or when one list of numbers varies while the other
+        parameters take one value each ("at 5% for 10, 20 and 30 years"); and the longest list
+        of names or quoted values ("Taylor Swift and Maroon 5"), unless an array parameter
+        takes the list."""
+        props = spec.properties
+        scalar = [p for p in params if props.get(p, {}).get("type") not in ("array", "object")]
         if not scalar:
             return 1
+        count = 1
         for name in scalar:
-            schema = spec.properties.get(name, {})
+            schema = props.get(name, {})
             enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
             enum += _described_choices(schema)
             if enum:
                 count = max(count, sum(1 for e in set(enum) if _mentions(text, e)))
-        for pattern in _LISTS:
-            for match in pattern.finditer(text):
-                items = len(_LIST_SEP.split(match.group(0)))
-                count = max(count, items)
+        numeric = sum(1 for p in scalar if props[p].get("type") in ("integer", "number"))
+        mentions = _number_mentions(text)
+        if numeric and mentions > numeric:
+            longest = max(
+                (len(_LIST_SEP.split(m.group(0))) for m in _NUM_LIST.finditer(text)), default=1
+            )
+            if mentions % numeric == 0:
+                count = max(count, mentions // numeric)
+            elif longest >= 2 and mentions == longest + numeric - 1:
+                count = max(count, longest)
+        has_array = any(props.get(p, {}).get("type") == "array" for p in params)
+        if not has_array and any(props[p].get("type", "string") == "string" for p in scalar):
+            for pattern in _NAME_LISTS:
+                for match in pattern.finditer(text):
+                    count = max(count, len(_LIST_SEP.split(match.group(0))))
         return min(count, self.opts.max_calls)
 
     def call_schema(
@@ -472,8 +530,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         numbers = numbers_in(context)
         params = self.included(spec, text)
         properties = {
-            name: self.value_schema(spec.properties[name], text, spans, numbers)
-            for name in params
+            name: self.value_schema(spec.properties[name], text, spans, numbers) for name in params
         }
         args = {
             "type": "object",
@@ -488,28 +545,31 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
     # -- prompting -------------------------------------------------------------------------
     @staticmethod
     def describe(spec: FunctionSpec, params: Sequence[str]) -> str:
-        lines = [f"Function: {spec.name}", f"Description: {spec.description}"]
+        # Short on purpose: every prompt token costs time on a CPU, and the grammar already
+        # holds the parameter names and the allowed values.
+        lines = [f"Function: {spec.name}"]
         for name in params:
             schema = spec.properties.get(name, {})
-            kind = schema.get("type", "any")
-            extra = f" one of {schema['enum']}" if schema.get("enum") else ""
-            desc = str(schema.get("description", ""))[:200]
-            lines.append(f"- {name} ({kind}{extra}): {desc}")
+            desc = str(schema.get("description", "")).split(". ")[0][:90]
+            lines.append(f"- {name} ({schema.get('type', 'any')}): {desc}")
         return "\n".join(lines)
 
     def messages(
         self, spec: FunctionSpec, params: Sequence[str], text: str, count: int
     ) -> list[ChatMessage]:
-        task = (
-            f"{self.describe(spec, params)}\nCalls: {count}\nRequest: {text}"
-        )
+        task = f"{self.describe(spec, params)}\nCalls: {count}\nRequest: {text}"
         return [*_FEW_SHOT, {"role": "user", "content": task}]
 
-    def fill(
-        self, spec: FunctionSpec, text: str, context: str
-    ) -> tuple[list[dict[str, Any]], int]:
+    def fill(self, spec: FunctionSpec, text: str, context: str) -> tuple[list[dict[str, Any]], int]:
         assert self._generator is not None
         schema, params, count = self.call_schema(spec, text, context)
+        fixed = {
+            name: sub["enum"][0]
+            for name, sub in schema["items"]["properties"].items()
+            if len(sub.get("enum", ())) == 1
+        }
+        if count == 1 and len(fixed) == len(params):
+            return [self.coerce(spec, fixed)], 0  # nothing left to choose
         generated = self._generator.generate(
             self.messages(spec, params, text, count), schema, max_tokens=self.opts.max_new_tokens
         )
@@ -535,6 +595,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             elif kind == "number" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             elif kind == "array" and isinstance(value, list):
+                # A small model repeats itself; a list argument rarely holds a value twice.
+                value = [v for i, v in enumerate(value) if v not in value[:i]]
                 item_kind = (schema.get("items") or {}).get("type")
                 if item_kind == "number":
                     value = [
@@ -608,7 +670,7 @@ _FEW_SHOT: list[ChatMessage] = [
     },
     {
         "role": "user",
-        "content": "Function: book_table\nDescription: Reserve a table at a restaurant.\n"
+        "content": "Function: book_table\n"
         "- restaurant (string): Name of the restaurant.\n- guests (integer): Number of "
         "people.\n- time (string): Time of the booking.\nCalls: 1\n"
         "Request: Book a table for 4 at Luigi's Trattoria at 7 pm tonight.",
@@ -619,9 +681,9 @@ _FEW_SHOT: list[ChatMessage] = [
     },
     {
         "role": "user",
-        "content": "Function: convert_currency\nDescription: Convert an amount between "
-        "currencies.\n- amount (number): The amount to convert.\n- source (string): Currency "
-        "code to convert from.\n- target (string): Currency code to convert to.\nCalls: 2\n"
+        "content": "Function: convert_currency\n- amount (number): The amount to convert.\n"
+        "- source (string): Currency code to convert from.\n"
+        "- target (string): Currency code to convert to.\nCalls: 2\n"
         "Request: How much is 250 USD in EUR, and 80 USD in JPY?",
     },
     {
