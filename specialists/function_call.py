@@ -336,6 +336,11 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         """Fill arguments with another engine (for example a vLLM server)."""
         self._generator = generator
 
+    def close(self) -> None:
+        close = getattr(self._generator, "close", None)
+        if callable(close):
+            close()
+
     def load(self) -> None:
         with self._load_lock:
             if self._encoder is None:

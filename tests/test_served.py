@@ -349,3 +349,34 @@ def test_serve_command_refuses_what_it_cannot_host(capsys: pytest.CaptureFixture
         ExitCode.INVALID
     )
     assert "not being served: x" in capsys.readouterr().err
+
+
+def test_function_call_fills_arguments_on_the_server_under_its_schema() -> None:
+    from orchestrator.specialists.function_call import FunctionCallInput, FunctionCallSpecialist
+
+    server = Server("json_weather_call")
+    specialist = FunctionCallSpecialist()
+    served = serve_remotely(specialist, endpoint(model="function_call"), transport=server.transport)
+    weather = {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "City name"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city"],
+        },
+    }
+    item = FunctionCallInput(request="What's the weather in Paris in celsius?", functions=[weather])
+    (prediction,) = served.predict_batch([item])
+    (call,) = prediction.output.calls
+    assert (call.name, call.arguments) == ("get_weather", {"city": "Paris", "unit": "celsius"})
+    assert served.verify(item, prediction.output) == []
+    # The constraints travel as JSON Schema: the city can only be a span of the request.
+    schema = server.body()["structured_outputs"]["json"]
+    city = schema["items"]["properties"]["city"]["enum"]
+    assert "Paris" in city and all(span in item.request for span in city)
+    assert "function_call@gpu-1:8000" in served.model_id
+    served.close()
