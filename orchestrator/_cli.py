@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import os
 import sys
@@ -87,10 +88,12 @@ def resolve_graph(name_or_path: str) -> Path:
     shipped = shipped_graph(name_or_path)
     if shipped is not None:
         return shipped
-    names = ", ".join(shipped_graphs()) or "none"
+    known = list(shipped_graphs())
+    close = difflib.get_close_matches(name_or_path, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigurationError(
-        f"no graph file {name_or_path!r}: give a path to a .yaml file or the name of a shipped "
-        f"graph ({names})"
+        f"no graph file {name_or_path!r}{hint} Give a path to a .yaml file or the name of a "
+        f"shipped graph ({', '.join(known) or 'none'})"
     )
 
 

@@ -80,7 +80,8 @@ def test_run_needs_an_input(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_unknown_graph_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "support_triag", "--input", "x"]) == ExitCode.INVALID
-    assert "shipped graph (support_triage" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "did you mean 'support_triage'?" in error and "support_triage" in error
 
 
 def test_run_input_file_missing(capsys: pytest.CaptureFixture[str]) -> None:
