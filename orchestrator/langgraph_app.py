@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator._orchestrator import Orchestrator
 from orchestrator.graphs import shipped_graphs
 
-__all__ = ["support_triage"]
+__all__ = ["contract_review", "support_triage"]
 
 
 async def _shipped(name: str) -> Any:
@@ -25,3 +25,8 @@ async def _shipped(name: str) -> Any:
 async def support_triage() -> Any:
     """The shipped support-triage graph, compiled."""
     return await _shipped("support_triage")
+
+
+async def contract_review() -> Any:
+    """The shipped contract-review graph, compiled (needs a trained clauses artifact)."""
+    return await _shipped("contract_review")
