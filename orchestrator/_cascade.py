@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from orchestrator._contracts import Subtask, ToolInfo
-from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
 from orchestrator.agents.answerer import FrontierAnswerer
 from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.datasets import Split
 from orchestrator.specialists.embeddings import embed_texts
 from orchestrator.specialists.encoder import bundled_encoder
+from orchestrator.specialists.plotting import pyplot
 
 __all__ = ["CascadePoint", "CascadeReport", "evaluate_cascade", "plot_cascade"]
 
@@ -198,15 +198,7 @@ def evaluate_cascade(
 
 
 def plot_cascade(report: CascadeReport, path: Path) -> Path:
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigurationError(
-            "plots need matplotlib: pip install 'orchestrator[eval]'"
-        ) from None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     xs = [p.escalated_share * 100 for p in report.points if p.accepted_accuracy is not None]
     ys = [p.accepted_accuracy * 100 for p in report.points if p.accepted_accuracy is not None]

@@ -49,6 +49,7 @@ from orchestrator.specialists.clause_model import (
 )
 from orchestrator.specialists.cuad import Contract, CuadDataset, split_contracts
 from orchestrator.specialists.datasets import DataError
+from orchestrator.specialists.plotting import pyplot
 
 __all__ = [
     "DEFAULT_SEED",
@@ -689,14 +690,7 @@ def evaluate_clauses(
 def write_pr_plot(report: dict[str, Any], folder: str | Path, title: str) -> list[Path]:
     """``pr_curve.png``: the pooled precision-recall curve and the five categories with the
     highest AUPR, with the 80% recall line."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigurationError(
-            "plots need matplotlib: pip install 'orchestrator[eval]'"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

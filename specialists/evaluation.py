@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator._errors import ConfigurationError
 from orchestrator.specialists.artifacts import Artifact, artifact_encoder
 from orchestrator.specialists.calibration import expected_calibration_error
 from orchestrator.specialists.datasets import DataError, Split
 from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR, embed_texts
 from orchestrator.specialists.encoder import TextEncoder
 from orchestrator.specialists.heads import softmax
+from orchestrator.specialists.plotting import pyplot
 from orchestrator.specialists.training import StepProgress
 
 __all__ = [
@@ -190,15 +190,7 @@ def write_plots(
     report: dict[str, Any], folder: str | Path, title: str, *, top: int = 20
 ) -> list[Path]:
     """Risk-coverage and confusion PNGs; the confusion plot shows the `top` most confused labels."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigurationError(
-            "plots need matplotlib: pip install 'orchestrator[eval]'"
-        ) from None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
