@@ -530,7 +530,22 @@ def _served_specialists(names: list[str], graph: str | None) -> dict[str, Any]:
         return chosen
     for name in names:
         registry.get(name)  # an unknown name fails here, with a did-you-mean
-    return {name: registry.create(name) for name in names or registry.names()}
+    if names:
+        return {name: registry.create(name) for name in names}
+    # "Everything registered": a specialist that cannot load here (no trained artifact, an
+    # extra not installed) is left out with its reason, rather than stopping the others.
+    ready: dict[str, Any] = {}
+    for name in registry.names():
+        specialist = registry.create(name)
+        try:
+            specialist.ensure_loaded()
+        except ConfigurationError as exc:
+            err.print(f"not serving {name}: {exc}", markup=False)
+            continue
+        ready[name] = specialist
+    if not ready:
+        raise ConfigurationError("no registered specialist can load here")
+    return ready
 
 
 @app.command()

@@ -93,6 +93,11 @@ class LlamaJSONGenerator:
     def model_id(self) -> str:
         return self._model_id
 
+    def close(self) -> None:
+        """Free the model now rather than when the garbage collector gets to it."""
+        with self._lock:
+            self._model.close()
+
     def _grammar(self, schema: dict[str, Any]) -> Any:
         key = json.dumps(schema, sort_keys=True)
         grammar = self._grammars.get(key)

@@ -324,3 +324,16 @@ def test_run_prices_flag_uses_the_given_table(
     bad.write_text("models: {}\n")
     assert main([*args, "--prices", str(bad)]) == ExitCode.INVALID
     assert f"price table {bad} is invalid" in capsys.readouterr().err
+
+
+def test_serving_everything_leaves_out_what_cannot_load_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator._cli import _served_specialists
+
+    monkeypatch.chdir(tmp_path)  # an empty artifact store: clauses has no trained model here
+    served = _served_specialists([], None)
+    assert {"intent", "sentiment"} <= set(served) and "clauses" not in served
+    assert "not serving clauses" in capsys.readouterr().err
+    for specialist in served.values():
+        specialist.close()
