@@ -155,19 +155,10 @@ def _fmt(value: Any) -> str:
 def _record(path: Path, split: str, metrics: dict[str, Any], rows: dict[str, Any]) -> None:
     """Add the split's metrics and per-category table to the model card (JSON and Markdown,
     each file replaced atomically)."""
-    import os
-    import tempfile
-
+    from orchestrator.specialists.artifacts import rewrite_model_card
     from orchestrator.specialists.clause_model import card_markdown
 
     card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
     card.setdefault("metrics", {})[split] = metrics
     card.setdefault("per_category", {})[split] = rows
-    for filename, text in (
-        ("model_card.json", json.dumps(card, indent=2) + "\n"),
-        ("model_card.md", card_markdown(card)),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{filename}.tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path / filename)
+    rewrite_model_card(path, card, card_markdown)

@@ -101,6 +101,7 @@ def serve_command(
                     "model": s.model,
                     "port": s.port,
                     "specialists": s.specialists,
+                    "reasons": s.reasons,
                 }
                 for s in servers
             ],
@@ -112,6 +113,8 @@ def serve_command(
     for index, server in enumerate(plan["servers"]):
         what = ", ".join(server["specialists"])
         out.print(f"# server {index + 1}: {what}", markup=False)
+        for name, why in server.get("reasons", {}).items():
+            out.print(f"#   {name}: {why}", markup=False)
         out.print(server["command"], markup=False)
         out.print()
     out.print("# in the graph file:", markup=False)

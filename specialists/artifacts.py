@@ -38,6 +38,7 @@ __all__ = [
     "artifact_encoder",
     "load_artifact",
     "resolve_artifact",
+    "rewrite_model_card",
     "update_model_card",
     "write_artifact",
 ]
@@ -253,9 +254,20 @@ def update_model_card(path: str | Path, section: str, metrics: dict[str, Any]) -
     path = Path(path)
     card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
     card.setdefault("metrics", {})[section] = metrics
+    rewrite_model_card(path, card)
+
+
+def rewrite_model_card(
+    path: str | Path,
+    card: dict[str, Any],
+    render: Callable[[dict[str, Any]], str] = _card_markdown,
+) -> None:
+    """Replace an artifact's ``model_card.json`` and ``model_card.md`` (``render`` writes the
+    Markdown), each file atomically."""
+    path = Path(path)
     for filename, text in (
         ("model_card.json", json.dumps(card, indent=2) + "\n"),
-        ("model_card.md", _card_markdown(card)),
+        ("model_card.md", render(card)),
     ):
         fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{filename}.tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -65,9 +65,10 @@ class GPUServer:
     model: str
     port: int
     specialists: list[str]
-    mode: Mode
     argv: list[str] = field(default_factory=list)
     bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: specialist -> why this model and mode suit it
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def command(self) -> str:
@@ -124,7 +125,6 @@ def plan_gpu_servers(
         server_port = port + index
         adapters = {name: lora[name] for name, _ in members if name in lora}
         plain = [name for name, _ in members if name not in adapters]
-        server_mode: Mode = "classify" if pooling else members[0][1].mode
         served_names = plain or [base.rsplit("/", 1)[-1]]
         argv = ["vllm", "serve", base, "--served-model-name", *served_names]
         argv += ["--host", bind_host, "--port", str(server_port)]
@@ -139,7 +139,7 @@ def plan_gpu_servers(
             argv += ["--lora-modules", *(f"{n}={p}" for n, p in adapters.items())]
         if api_key_env:
             argv += ["--api-key", f"${{{api_key_env}}}"]
-        server = GPUServer(base, server_port, [n for n, _ in members], server_mode, argv)
+        server = GPUServer(base, server_port, [n for n, _ in members], argv)
         for name, chosen in members:
             endpoint: dict[str, Any] = {
                 "base_url": f"http://{public_host}:{server_port}/v1",
@@ -149,5 +149,6 @@ def plan_gpu_servers(
             if api_key_env:
                 endpoint["api_key_env"] = api_key_env
             server.bindings[name] = {"backend": "vllm", "endpoint": endpoint}
+            server.reasons[name] = chosen.why
         servers.append(server)
     return servers

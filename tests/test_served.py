@@ -309,6 +309,7 @@ def test_serve_command_groups_specialists_by_model_and_splits_the_gpu(
     assert first["argv"][first["argv"].index("--gpu-memory-utilization") + 1] == "0.45"
     assert (first["port"], second["port"]) == (8000, 8001)
     assert "--api-key ${VLLM_API_KEY}" in first["command"]
+    assert "classes negative, neutral, positive" in second["reasons"]["sentiment"]
     # The bindings it prints load as a graph file's specialists.
     bindings = plan["graph"]["specialists"]
     assert bindings["sentiment"]["endpoint"]["mode"] == "classify"
