@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import DATA_DIR, fmt_spread, machine, print_table, spread, write_json
-from end_to_end import CheckpointClock, breakdown, closed_loop
+from end_to_end import CheckpointClock, breakdown, closed_loop, print_breakdown
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from orchestrator import GraphSpec, Orchestrator, RunResult, configure_logging
@@ -158,12 +158,7 @@ def report(result: dict[str, Any]) -> None:
             for r in result["rows"]
         ],
     )
-    where = result["breakdown_c1_median_ms"]
-    print_table(
-        "Where the time goes at C=1 (median ms per run)",
-        ["phase", "ms"],
-        [[key, f"{where[key]:.2f}"] for key in (*PHASES, "other", "total") if key in where],
-    )
+    print_breakdown(result["breakdown_c1_median_ms"], PHASES)
     print(f"statuses: {result['statuses']}")
 
 

@@ -236,6 +236,15 @@ def plot(result: dict[str, Any], target: Path) -> Path | None:
     return target
 
 
+def print_breakdown(where: dict[str, float], phases: Sequence[str]) -> None:
+    """The C=1 table of where a run's time goes."""
+    print_table(
+        "Where the time goes at C=1 (median ms per run)",
+        ["phase", "ms"],
+        [[key, f"{where[key]:.2f}"] for key in (*phases, "other", "total") if key in where],
+    )
+
+
 def report(result: dict[str, Any], requests: int) -> None:
     print_table(
         f"support_triage end to end, MCP stdio, SQLite exit, {requests} requests per block "
@@ -254,12 +263,7 @@ def report(result: dict[str, Any], requests: int) -> None:
             for r in result["rows"]
         ],
     )
-    where = result["breakdown_c1_median_ms"]
-    print_table(
-        "Where the time goes at C=1 (median ms per run)",
-        ["phase", "ms"],
-        [[key, f"{where[key]:.2f}"] for key in (*PHASES, "other", "total")],
-    )
+    print_breakdown(result["breakdown_c1_median_ms"], PHASES)
     for kind, value in sorted(result["c1_by_escalation"].items()):
         print(f"C=1 {kind}: {value['runs']} runs, p50 {value['p50_ms']:.1f} ms")
     print(f"statuses: {result['statuses']}")
