@@ -3,17 +3,23 @@
 How it works (local CPU backend):
 
 1. **Choose.** The bundled sentence encoder compares the request (and each of its clauses) with
-   every function's name and description. Below a calibrated similarity the answer is an
+   every function's name and description. Below a calibrated relevance the answer is an
    explicit "no function applies"; a clause that clearly matches another function adds a call.
-2. **Constrain.** For each chosen function, a JSON Schema for its arguments is built from the
-   request: string values must be spans that occur in the request, numbers must be numbers in
-   the request, enums stay enums, and optional parameters are left out unless the request
-   mentions them. Several calls of one function (a request that lists several items) are an
-   array with exactly that many items.
-3. **Fill.** A small generative model (SmolLM2-135M-Instruct through llama.cpp) writes the
-   arguments under a grammar built from that schema, so the output always parses and
-   validates. The model is a :class:`~orchestrator.specialists.generation.JSONGenerator`, and
-   can be swapped (``use_generator``) for a vLLM server that enforces the same schema.
+2. **Count.** Lists in the request ("Paris, Rome and Berlin", "10, 20 and 30 years"), named
+   choices ("in celsius and fahrenheit") and requests that go on with "also"/"another" give
+   the number of calls; the request is then cut into one version per call.
+3. **Fill.** By default (``filler='extract'``) the values are read straight from the request
+   (:mod:`~orchestrator.specialists.argument_extraction`): numbers, names, quoted strings,
+   dates, formulas and lists are scored against each parameter from the words around them and
+   assigned jointly. On BFCL this is both more accurate and about twenty times faster than
+   letting the bundled SmolLM2-135M write the arguments.
+   With a generative model (``filler='generate'``, or ``'hybrid'`` for what reading cannot
+   settle) a JSON Schema for the arguments is built from the request (strings limited to spans
+   of it, numbers to its numbers, enums kept), and the model writes under a grammar from that
+   schema, so the output always parses and validates. The model is a
+   :class:`~orchestrator.specialists.generation.JSONGenerator`: the bundled GGUF through
+   llama.cpp, or a vLLM server that enforces the same schema (``use_generator``; attaching
+   one makes ``filler='auto'`` generate).
 """
 
 from __future__ import annotations
@@ -28,6 +34,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.specialists._base import Prediction, Specialist
+from orchestrator.specialists.argument_extraction import (
+    BRACKETS,
+    DATES,
+    STOP_WORDS,
+    assign_arguments,
+    date_format,
+    parse_date,
+    read_lists,
+)
 from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
 from orchestrator.specialists.function_schema import (
     FunctionSpec,
@@ -145,19 +160,27 @@ class FunctionCallOptions(BaseModel):
     n_threads: int = Field(
         default=1, ge=1, le=64, description="llama.cpp CPU threads (1 suits a shared CPU)."
     )
+    filler: Literal["auto", "extract", "hybrid", "generate"] = Field(
+        default="auto",
+        description="How arguments are filled: 'extract' reads every value straight from the "
+        "request (no generative model; the most accurate and fastest with the bundled "
+        "SmolLM2-135M); 'generate' lets the generative model write them all under the schema; "
+        "'hybrid' reads what it can settle and lets the model choose among the few best "
+        "candidates for the rest; 'auto' is 'generate' when a generator was attached (a vLLM "
+        "server, say) and 'extract' otherwise.",
+    )
+    margin: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=10.0,
+        description="hybrid: how far a read value must score above the runner-up to be taken "
+        "without asking the generative model.",
+    )
 
 
 # -- reading values out of the request ----------------------------------------------------
 
-_STOP = frozenset(
-    re.findall(
-        r"\S+",
-        "a an the of to in on at for by with from and or but is are was were be been am i me my "
-        "you your we our it its this that these those what which who whom how when where why can "
-        "could would should will shall do does did please find get give tell show me us their "
-        "there here as into about than then also any some all each per via using use",
-    )
-)
+_STOP = STOP_WORDS
 _NUMBER = re.compile(r"(?<![\w.])[-\u2212]?\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?%)?")
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -226,8 +249,68 @@ _CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
 # Names joined by "and"/"or" (not "between A and B", and not "City, Country" pairs).
 _NAME_LISTS = [
     re.compile(rf"(?<!between )(?<![\w.]){_CAP}(?:\s+(?:and|or)\s+{_CAP})+"),
+    # "Paris, Rome and Berlin": commas count only in a list that ends with "and"/"or".
+    re.compile(rf"(?<![\w.]){_CAP}(?:\s*,\s*{_CAP})+\s*,?\s+(?:and|or)\s+{_CAP}"),
     re.compile(rf"(?<![\w.]){_QUOTE}(?:{_SEP}{_QUOTE})+"),
 ]
+
+
+def _unrepeated(args: dict[str, Any]) -> dict[str, Any]:
+    """A small model repeats itself; a generated list rarely holds a value twice."""
+    return {
+        k: [x for i, x in enumerate(v) if x not in v[:i]] if isinstance(v, list) else v
+        for k, v in args.items()
+    }
+
+
+def _named_choices(text: str, choices: Sequence[Any]) -> list[Any]:
+    """The choices the request names: exactly, or by the stems of all their words
+    ("disabled access" for "Disabled Access"; "vegetarian" for "Vegetarian")."""
+    text_words = _words(text)
+    return [
+        c
+        for c in choices
+        if isinstance(c, str)
+        and (
+            _mentions(text, c)
+            or (bool(_words(c)) and all(_stem_in(w, text_words) for w in _words(c)))
+        )
+    ]
+
+
+# Lowercase items joined by commas and a final "and"/"or": "navy, purple and maroon".
+_WORD_LISTS = re.compile(
+    r"(?<![\w.])[a-z][\w-]*(?:\s*,\s*[a-z][\w-]*)+\s*,?\s+(?:and|or)\s+[a-z][\w-]*(?![\w-])"
+)
+# Where a request goes on with another one.
+_NEXT_REQUEST = re.compile(
+    r"(?<=[.?!])\s+(?=(?:also|and|plus|then|additionally|next|finally|lastly)\b)"
+    r"|(?:\s*,\s*|\s+and\s+)(?:then\s+)?(?:also|additionally|as well as|plus)\b,?\s+"
+    r"|,?\s+\band\s+(?=another\b)|,?\s+\band\s+then\b\s+",
+    re.IGNORECASE,
+)
+
+
+def _has_value(text: str) -> bool:
+    """A number, a quoted string or a capitalised word after the first."""
+    words = text.split()[1:]
+    return bool(numbers_in(text) or _QUOTED.search(text) or any(w[:1].isupper() for w in words))
+
+
+def _name_lists(text: str) -> list[re.Match[str]]:
+    """Lists of names or quoted values, each from its start: not the tail of a longer name
+    ("York City and Los Angeles"), and not "between A and B"."""
+    found = []
+    for pattern in _NAME_LISTS:
+        for match in pattern.finditer(text):
+            before = text[: match.start()].rstrip().split()
+            previous = before[-1] if before else ""
+            if previous[:1].isupper() and not previous.endswith((".", ",", ":", ";", "?", "!")):
+                continue
+            if previous.lower() == "between":
+                continue
+            found.append(match)
+    return found
 
 
 def _number_mentions(text: str) -> int:
@@ -273,8 +356,33 @@ def _name_words(name: str) -> set[str]:
     return {p.lower() for p in parts if len(p) > 2 and p.lower() not in _STOP}
 
 
+_SCALAR = ("string", "integer", "number")
+# A formula with a variable ("3x^2 + 2x - 1", "y = 2*x + 3"): one value, not several numbers.
+_MATH = re.compile(
+    r"(?:[a-z]\s*=\s*)?[\w.]*[a-z]\^?\d*(?:\s*[-+*/^]\s*[\w.^()]+)+|\b\d+[a-z]\^\d+\b"
+)
+
+
+_NEGATIVE_FLAGS = frozenset({"avoid", "exclude", "skip", "disable", "hide", "ignore", "omit", "no"})
+
+
+def _flag(text: str, name: str) -> bool:
+    """The value of a flag the request speaks of: true, unless it is negated ("without
+    traffic", "don't include tolls"); for a flag named for a negative ("avoid_tolls"), a
+    negated mention ("without toll roads") sets it."""
+    words = _name_words(name)
+    stems = "|".join(re.escape(w.rstrip("s")[:5]) for w in words) or re.escape(name)
+    pattern = (
+        rf"\b(?:no|not|without|exclud\w*|don't|do not|never|skip|avoid\w*)\b\W+"
+        rf"(?:\w+\W+){{0,3}}(?:{stems})"
+    )
+    negated = re.search(pattern, text, re.IGNORECASE) is not None
+    negative = bool(words & _NEGATIVE_FLAGS) or name.lower().startswith("no_")
+    return negated if negative else not negated
+
+
 def _stem_in(word: str, text_words: set[str]) -> bool:
-    stem = word[:5] if len(word) > 5 else word
+    stem = word.rstrip("s")[:5] or word
     return any(w.startswith(stem) for w in text_words)
 
 
@@ -319,6 +427,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         super().__init__(options)
         self._encoder = encoder
         self._generator = generator
+        self._attached = generator is not None
         self._load_lock = threading.Lock()
 
     @property
@@ -329,12 +438,22 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
     @property
     def model_id(self) -> str:
         encoder = self._encoder.model_id if self._encoder else "bundled-encoder"
+        if self.filler == "extract":
+            return f"{self.name}:{encoder}+reader"
         generator = self._generator.model_id if self._generator else "bundled-gguf"
         return f"{self.name}:{encoder}+{generator}"
 
     def use_generator(self, generator: JSONGenerator) -> None:
         """Fill arguments with another engine (for example a vLLM server)."""
         self._generator = generator
+        self._attached = True
+
+    @property
+    def filler(self) -> str:
+        """The filler in use ('auto' resolved)."""
+        if self.opts.filler != "auto":
+            return self.opts.filler
+        return "generate" if self._attached else "extract"
 
     def close(self) -> None:
         close = getattr(self._generator, "close", None)
@@ -345,7 +464,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         with self._load_lock:
             if self._encoder is None:
                 self._encoder = bundled_encoder()
-            if self._generator is None:
+            if self._generator is None and self.filler != "extract":
                 from orchestrator.specialists.llama_engine import LlamaJSONGenerator
 
                 self._generator = LlamaJSONGenerator(
@@ -481,10 +600,12 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             ]
             enum += _described_choices(schema)
             if enum:
-                if any(_mentions(text, e) for e in enum):
+                if _named_choices(text, enum):
                     keep.append(name)
                 continue
-            if any(_stem_in(w, text_words) for w in _name_words(name)):
+            wants_date = date_format(str(schema.get("description", ""))) is not None
+            dated = wants_date and parse_date(text) is not None
+            if dated or any(_stem_in(w, text_words) for w in _name_words(name)):
                 keep.append(name)
             elif schema.get("type") in numeric and surplus > 0:
                 keep.append(name)
@@ -511,22 +632,35 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             enum += _described_choices(schema)
             if enum:
                 count = max(count, sum(1 for e in set(enum) if _mentions(text, e)))
+        arrays = [p for p in params if props.get(p, {}).get("type") == "array"]
+        brackets = len(BRACKETS.findall(text))
+        if arrays and brackets > len(arrays):
+            count = max(count, brackets // len(arrays))
+        # A formula, a bracketed list or a date is one value, however many numbers it holds.
+        text = DATES.sub(" ", _MATH.sub(" ", BRACKETS.sub(" ", text)))
         numeric = sum(1 for p in scalar if props[p].get("type") in ("integer", "number"))
         mentions = _number_mentions(text)
         if numeric and mentions > numeric:
             longest = max(
                 (len(_LIST_SEP.split(m.group(0))) for m in _NUM_LIST.finditer(text)), default=1
             )
-            if mentions % numeric == 0:
-                count = max(count, mentions // numeric)
-            elif longest >= 2 and mentions == longest + numeric - 1:
+            if longest >= 2 and mentions == longest + numeric - 1:
                 count = max(count, longest)
+            elif mentions % numeric == 0:
+                count = max(count, mentions // numeric)
         has_array = any(props.get(p, {}).get("type") == "array" for p in params)
         if not has_array and any(props[p].get("type", "string") == "string" for p in scalar):
-            for pattern in _NAME_LISTS:
-                for match in pattern.finditer(text):
-                    count = max(count, len(_LIST_SEP.split(match.group(0))))
-        return min(count, self.opts.max_calls)
+            for match in [*_name_lists(text), *_WORD_LISTS.finditer(text)]:
+                count = max(count, len(_LIST_SEP.split(match.group(0))))
+        return min(max(count, len(self.requests_in(text))), self.opts.max_calls)
+
+    @staticmethod
+    def requests_in(text: str) -> list[str]:
+        """The parts of a text that each ask for something of their own: split where it goes
+        on with "also", "another", "plus", "then" or a new question."""
+        parts = [p.strip() for p in _NEXT_REQUEST.split(text) if p and len(p.strip()) > 8]
+        # A part without a value of its own ("Also provide an estimate") adds no call.
+        return [p for p in parts if _has_value(p)] if len(parts) > 1 else parts
 
     def call_schema(
         self, spec: FunctionSpec, text: str, context: str
@@ -565,9 +699,150 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         task = f"{self.describe(spec, params)}\nCalls: {count}\nRequest: {text}"
         return [*_FEW_SHOT, {"role": "user", "content": task}]
 
+    def read_arguments(
+        self, spec: FunctionSpec, text: str, params: Sequence[str], schema: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        """Values read straight from the request, and for each parameter that could not be
+        settled with a clear margin, its best candidates (best first; may be empty)."""
+        properties: Mapping[str, Any] = schema["items"]["properties"]
+        values: dict[str, Any] = {}
+        open_: dict[str, list[Any]] = {}
+        scalar: list[str] = []
+        lists: list[str] = []
+        for name in params:
+            narrowed = properties[name]
+            declared = spec.properties.get(name, {})
+            kind = declared.get("type")
+            if "enum" in narrowed and (declared.get("enum") or kind not in _SCALAR):
+                options = list(narrowed["enum"])
+                if len(options) == 1 or not declared.get("enum"):
+                    values[name] = options[0] if len(options) == 1 else options
+                else:
+                    open_[name] = options
+            elif kind == "boolean":
+                values[name] = _flag(text, name)
+            elif kind == "array" and not (declared.get("items") or {}).get("enum"):
+                lists.append(name)
+            elif kind == "array":
+                named = _named_choices(text, (declared.get("items") or {}).get("enum", []))
+                if named:
+                    values[name] = named
+                else:
+                    open_[name] = []
+            elif kind in _SCALAR and not _described_choices(declared):
+                scalar.append(name)
+            elif "enum" in narrowed and len(narrowed["enum"]) == 1:
+                values[name] = narrowed["enum"][0]
+            else:
+                open_[name] = list(narrowed.get("enum", []))[:3]
+        if lists:
+            read = read_lists(text, spec.properties, lists)
+            for name in lists:
+                if name in read:
+                    values[name] = read[name]
+                else:
+                    open_[name] = []
+        if scalar:
+            choices = assign_arguments(
+                text,
+                spec.properties,
+                scalar,
+                spec.required,
+                margin=self.opts.margin,
+                similarity=self._similarity,
+            )
+            for name, choice in choices.items():
+                if choice.value is None and choice.confident:
+                    continue  # an optional parameter nothing in the request speaks for
+                if choice.value is not None and choice.confident:
+                    values[name] = choice.value
+                elif choice.value is None:
+                    open_[name] = []
+                else:
+                    ranked = list(dict.fromkeys(c.mention.value for c in choice.ranked))
+                    open_[name] = [choice.value, *[v for v in ranked if v != choice.value]][:3]
+        return values, open_
+
+    def _similarity(self, queries: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        assert self._encoder is not None
+        vectors = self._encoder.encode([*queries, *texts])
+        result: np.ndarray = vectors[: len(queries)] @ vectors[len(queries) :].T
+        return result
+
+    def extracted(
+        self, spec: FunctionSpec, values: dict[str, Any], open_: Mapping[str, list[Any]]
+    ) -> dict[str, Any]:
+        """Arguments from reading alone: undecided parameters take their best candidate;
+        those with none are left out (a required one is then missing, which verification
+        reports)."""
+        args = dict(values)
+        args.update({name: options[0] for name, options in open_.items() if options})
+        return self.coerce(spec, args)
+
+    def split_request(
+        self, spec: FunctionSpec, text: str, params: Sequence[str], count: int
+    ) -> list[str]:
+        """``count`` versions of a request that asks for several calls, each keeping one of
+        them: a list of names or numbers ("Boston, Paris and Rome") is replaced by each of its
+        items in turn (several such lists are zipped: "Taylor Swift and Maroon 5 ... 20 and
+        15 minutes respectively"); or the request is split where a new one begins ("... and
+        another flight from ..."); otherwise the numbers are shared out in order."""
+        found = [*_name_lists(text), *_NUM_LIST.finditer(text), *_WORD_LISTS.finditer(text)]
+        zipped: list[tuple[int, int, list[str]]] = []
+        for match in sorted(found, key=lambda m: (m.start(), -m.end())):
+            items = [i.strip(_EDGE) for i in _LIST_SEP.split(match.group(0)) if i.strip(_EDGE)]
+            if len(items) == count and all(match.start() >= end for _, end, _ in zipped):
+                zipped.append((match.start(), match.end(), items))
+        if zipped:
+            variants = []
+            for i in range(count):
+                variant, last = "", 0
+                for start, end, items in zipped:
+                    variant += text[last:start] + items[i]
+                    last = end
+                variants.append(variant + text[last:])
+            return variants
+        parts = self.requests_in(text)
+        if len(parts) == count:
+            return parts
+        for name in params:
+            schema = spec.properties.get(name, {})
+            enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
+            named = [e for e in enum + _described_choices(schema) if _mentions(text, e)]
+            if len(set(named)) == count:
+                variants = []
+                for keep in dict.fromkeys(named):
+                    variant = text
+                    for other in set(named) - {keep}:
+                        variant = re.sub(rf"(?i)(?<!\w){re.escape(other)}(?!\w)", "", variant)
+                    variants.append(variant)
+                return variants
+        numbers = list(_NUMBER.finditer(text))
+        per_call = max(1, len(numbers) // count)
+        variants = []
+        for i in range(count):
+            kept = range(i * per_call, (i + 1) * per_call)
+            parts, last = [], 0
+            for j, match in enumerate(numbers):
+                if j not in kept:
+                    parts.append(text[last : match.start()])
+                    last = match.end()
+            variants.append("".join(parts) + text[last:])
+        return variants
+
     def fill(self, spec: FunctionSpec, text: str, context: str) -> tuple[list[dict[str, Any]], int]:
-        assert self._generator is not None
         schema, params, count = self.call_schema(spec, text, context)
+        filler = self.filler
+        if count == 1 and filler != "generate":
+            values, open_ = self.read_arguments(spec, text, params, schema)
+            if filler == "extract" or not open_:
+                return [self.extracted(spec, values, open_)], 0
+            properties = schema["items"]["properties"]
+            for name, value in values.items():
+                properties[name] = {"enum": [value]}
+            for name, options in open_.items():
+                if options and all(isinstance(o, (str, int, float)) for o in options):
+                    properties[name] = {"enum": options}
         fixed = {
             name: sub["enum"][0]
             for name, sub in schema["items"]["properties"].items()
@@ -575,6 +850,12 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         }
         if count == 1 and len(fixed) == len(params):
             return [self.coerce(spec, fixed)], 0  # nothing left to choose
+        if filler == "extract" or self._generator is None:
+            calls = []
+            for variant in self.split_request(spec, text, params, count):
+                values, open_ = self.read_arguments(spec, variant, params, schema)
+                calls.append(self.extracted(spec, values, open_))
+            return calls, 0
         generated = self._generator.generate(
             self.messages(spec, params, text, count), schema, max_tokens=self.opts.max_new_tokens
         )
@@ -585,7 +866,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             return [], tokens  # the token budget ran out mid-object
         if isinstance(calls, dict):
             calls = [calls]
-        return [self.coerce(spec, c) for c in calls if isinstance(c, dict)], tokens
+        return [self.coerce(spec, _unrepeated(c)) for c in calls if isinstance(c, dict)], tokens
 
     @staticmethod
     def coerce(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, Any]:
@@ -600,8 +881,6 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             elif kind == "number" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             elif kind == "array" and isinstance(value, list):
-                # A small model repeats itself; a list argument rarely holds a value twice.
-                value = [v for i, v in enumerate(value) if v not in value[:i]]
                 item_kind = (schema.get("items") or {}).get("type")
                 if item_kind == "number":
                     value = [

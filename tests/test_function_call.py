@@ -263,9 +263,19 @@ class Scripted:
 
 @pytest.fixture(scope="module")
 def specialist() -> FunctionCallSpecialist:
-    spec = default_registry().create("function_call")
+    """The generative filler: every argument goes through the (scripted) generator."""
+    spec = default_registry().create("function_call", {"filler": "generate"})
     assert isinstance(spec, FunctionCallSpecialist)
     spec.use_generator(Scripted())
+    spec.ensure_loaded()
+    return spec
+
+
+@pytest.fixture(scope="module")
+def reader() -> FunctionCallSpecialist:
+    """The reading filler: no generative model at all."""
+    spec = default_registry().create("function_call", {"filler": "extract"})
+    assert isinstance(spec, FunctionCallSpecialist)
     spec.ensure_loaded()
     return spec
 
@@ -346,6 +356,224 @@ def test_evaluation_with_scripted_generator(
     assert report["latency_p50_ms"] > 0
 
 
+# -- reading arguments without a generative model -----------------------------------------
+ROUTE = {
+    "name": "route.estimate_time",
+    "description": "Estimate the travel time between two places.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "start_location": {"type": "string", "description": "The starting point."},
+            "end_location": {"type": "string", "description": "The destination."},
+            "stops": {"type": "array", "items": {"type": "string"}, "description": "Stops."},
+            "avoid_tolls": {"type": "boolean", "description": "Avoid toll roads."},
+        },
+        "required": ["start_location", "end_location"],
+    },
+}
+INTEREST = {
+    "name": "calculate_compound_interest",
+    "description": "Compound interest on a deposit.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "principal": {"type": "integer", "description": "The initial deposit."},
+            "rate": {"type": "float", "description": "The annual interest rate as a decimal."},
+            "years": {"type": "integer", "description": "The number of years."},
+        },
+        "required": ["principal", "rate", "years"],
+    },
+}
+GCD = {
+    "name": "math.gcd",
+    "description": "Greatest common divisor of two numbers.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "num1": {"type": "integer", "description": "The first number."},
+            "num2": {"type": "integer", "description": "The second number."},
+        },
+        "required": ["num1", "num2"],
+    },
+}
+EXCHANGE = {
+    "name": "currency.convert",
+    "description": "Convert an amount between currencies on a given date.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "amount": {"type": "float", "description": "The amount."},
+            "from_currency": {"type": "string", "description": "Currency code to convert from."},
+            "to_currency": {"type": "string", "description": "Currency code to convert to."},
+            "date": {"type": "string", "description": "The rate's date, format YYYY-MM-DD."},
+        },
+        "required": ["amount", "from_currency", "to_currency"],
+    },
+}
+STATS = {
+    "name": "stats.t_test",
+    "description": "Two-sample t-test.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "group1": {"type": "array", "items": {"type": "integer"}, "description": "Sample 1."},
+            "group2": {"type": "array", "items": {"type": "integer"}, "description": "Sample 2."},
+            "alpha": {"type": "float", "description": "Significance level."},
+        },
+        "required": ["group1", "group2"],
+    },
+}
+
+
+def _calls(specialist: FunctionCallSpecialist, request: str, functions: list[Any]) -> list[Any]:
+    item = FunctionCallInput(request=request, functions=functions)
+    prediction = specialist.predict_batch([item])[0]
+    assert specialist.verify(item, prediction.output) == []
+    assert prediction.tokens == 0  # nothing was generated
+    return [{c.name: c.arguments} for c in prediction.output.calls]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "functions", "expected"),
+    [
+        (
+            "What's the weather in Paris in celsius?",
+            [WEATHER],
+            {"get_weather": {"city": "Paris", "unit": "celsius"}},
+        ),
+        (
+            "Triangle area with base 10 and height 2.5",
+            [AREA],
+            {"calculate_triangle_area": {"base": 10, "height": 2.5}},
+        ),
+        (
+            "Estimate the travel time from San Francisco to Los Angeles with stops at Santa "
+            "Barbara and Monterey, without toll roads.",
+            [ROUTE],
+            {
+                "route.estimate_time": {
+                    "start_location": "San Francisco",
+                    "end_location": "Los Angeles",
+                    "stops": ["Santa Barbara", "Monterey"],
+                    "avoid_tolls": True,
+                }
+            },
+        ),
+        (
+            "Interest on a $5000 deposit at an annual rate of 3% for 5 years",
+            [INTEREST],
+            {"calculate_compound_interest": {"principal": 5000, "rate": 0.03, "years": 5}},
+        ),
+        (
+            "Find the greatest common divisor of two numbers, say 36 and 48.",
+            [GCD],
+            {"math.gcd": {"num1": 36, "num2": 48}},
+        ),
+        (
+            "Convert 200 euros to US dollars at the rate of March 11, 2022.",
+            [EXCHANGE],
+            {
+                "currency.convert": {
+                    "amount": 200.0,
+                    "from_currency": "EUR",
+                    "to_currency": "USD",
+                    "date": "2022-03-11",
+                }
+            },
+        ),
+        (
+            "Run a t-test on group A [3, 4, 5, 6, 4] and group B [7, 8, 9, 8, 7].",
+            [STATS],
+            {"stats.t_test": {"group1": [3, 4, 5, 6, 4], "group2": [7, 8, 9, 8, 7]}},
+        ),
+    ],
+)
+def test_reading_fills_arguments_without_a_model(
+    reader: FunctionCallSpecialist,
+    request_text: str,
+    functions: list[Any],
+    expected: dict[str, Any],
+) -> None:
+    assert _calls(reader, request_text, functions) == [expected]
+
+
+def test_reading_splits_parallel_requests(reader: FunctionCallSpecialist) -> None:
+    calls = _calls(reader, "What's the weather in Paris, Rome and Berlin?", [WEATHER])
+    assert calls == [
+        {"get_weather": {"city": "Paris"}},
+        {"get_weather": {"city": "Rome"}},
+        {"get_weather": {"city": "Berlin"}},
+    ]
+
+
+class Chooser(Scripted):
+    """Answers with the last choice the schema allows, to show whose choice is kept."""
+
+    def generate(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], *, max_tokens: int
+    ) -> Generated:
+        self.schemas.append(schema)
+        props = schema["items"]["properties"]
+        args = {name: sub["enum"][-1] for name, sub in props.items() if "enum" in sub}
+        return Generated(json.dumps([args] * schema["minItems"]), 10, 5)
+
+
+def test_hybrid_asks_the_model_only_what_reading_cannot_settle() -> None:
+    chooser = Chooser()
+    hybrid = FunctionCallSpecialist({"filler": "hybrid"}, generator=chooser)
+    settled = FunctionCallInput(
+        request="What's the weather in Paris in celsius?", functions=[WEATHER]
+    )
+    assert hybrid.predict_batch([settled])[0].tokens == 0
+    assert chooser.schemas == []
+    # Two names and two roles with no cue between them: the model chooses among the best few.
+    unsure = FunctionCallInput(
+        request="Estimate the travel time between Boston and New York.", functions=[ROUTE]
+    )
+    prediction = hybrid.predict_batch([unsure])[0]
+    assert prediction.tokens == 15
+    props = chooser.schemas[-1]["items"]["properties"]
+    assert 1 <= len(props["start_location"]["enum"]) <= 3
+    assert "Boston" in props["start_location"]["enum"] + props["end_location"]["enum"]
+    call = prediction.output.calls[0].arguments
+    assert call["start_location"] == props["start_location"]["enum"][-1]
+
+
+def test_argument_readers() -> None:
+    from orchestrator.specialists.argument_extraction import (
+        currency_code,
+        date_format,
+        format_date,
+        mentions_in,
+        parse_date,
+        read_lists,
+    )
+
+    assert parse_date("closing March.11, 2022") == (2022, 3, 11)
+    assert parse_date("on 2022/08/16") == (2022, 8, 16)
+    assert parse_date("the 13th of December 2019") == (2019, 12, 13)
+    assert parse_date("next Friday") is None
+    assert date_format("The date (month-day-year).") == "MM-DD-YYYY"
+    assert date_format("Format: yyyy-mm-dd.") == "YYYY-MM-DD"
+    assert format_date((2022, 8, 16), "MM-DD-YYYY") == "08-16-2022"
+    assert currency_code("US dollars") == "USD" and currency_code("euros") == "EUR"
+    assert currency_code("bananas") is None
+    numbers, strings = mentions_in("revenue of $1.2M at 5% in 2019, the function 3x^2 + 2x - 1")
+    values = [n.value for n in numbers]
+    assert 1_200_000 in values and 0.05 in values and 2019 in values
+    assert 3 not in values  # a coefficient of the formula, not a number of its own
+    assert "3x**2 + 2x - 1" in [m.value for m in strings if m.formula]
+    lists = read_lists(
+        "scores [85, 90, 88] for 'Ann', 'Bo' and 'Cy'",
+        {
+            "scores": {"type": "array", "items": {"type": "integer"}},
+            "names": {"type": "array", "items": {"type": "string"}},
+        },
+        ["scores", "names"],
+    )
+    assert lists == {"scores": [85, 90, 88], "names": ["Ann", "Bo", "Cy"]}
+
+
 # -- the real local backend ----------------------------------------------------------------
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestrator.specialists.llama_engine import LlamaJSONGenerator
@@ -361,7 +589,7 @@ def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
     from orchestrator.specialists.llama_engine import LlamaJSONGenerator
 
     generator = LlamaJSONGenerator(n_threads=2)
-    specialist = FunctionCallSpecialist(generator=generator)
+    specialist = FunctionCallSpecialist({"filler": "generate"}, generator=generator)
     item = FunctionCallInput(
         request=[
             {"role": "user", "content": "Find the area of a triangle with base 10 and height 5."}
@@ -373,3 +601,12 @@ def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
     assert specialist.verify(item, prediction.output) == []
     assert calls == [{"calculate_triangle_area": {"base": 10, "height": 5.0}}]
     assert prediction.tokens > 0
+
+
+def test_flags_follow_the_request() -> None:
+    from orchestrator.specialists.function_call import _flag
+
+    assert _flag("forecast including human impact", "include_human_impact") is True
+    assert _flag("forecast without the human impact", "include_human_impact") is False
+    assert _flag("route that avoids toll roads", "avoid_tolls") is True
+    assert _flag("route, no tolls please", "avoid_tolls") is True

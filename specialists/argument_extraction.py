@@ -1,0 +1,745 @@
+"""Reading argument values straight out of a request, without a generative model.
+
+Most arguments of a tool call are written in the request: "a base of 10 units and a height of
+5" holds ``base=10`` and ``height=5``. This module finds every value the request mentions (numbers,
+quoted strings, names, word spans), scores how well each fits each parameter from the words
+around it (the parameter's name and description words nearby, prepositions that mark a role such
+as "from" for an origin, capitals for names, the order in which the request and the function list
+them), and assigns values to parameters so that the total fit is best and no mention is used
+twice. What it cannot settle with a clear margin it reports, so that the caller can let a
+generative model choose among the few best candidates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = [
+    "STOP_WORDS",
+    "Candidate",
+    "Mention",
+    "ParameterChoice",
+    "assign_arguments",
+    "mentions_in",
+    "read_lists",
+]
+
+#: Words that carry no value of their own (shared with the function chooser).
+STOP_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        "a an the of to in on at for by with from and or but is are was were be been am i me my "
+        "you your we our it its this that these those what which who whom how when where why can "
+        "could would should will shall do does did please find get give tell show me us their "
+        "there here as into about than then also any some all each per via using use",
+    )
+)
+# ... and words that are rarely a value: request verbs and vague adjectives.
+_STOP = STOP_WORDS | frozenset(
+    re.findall(
+        r"\S+",
+        "want need like know let help calculate compute determine retrieve search fetch provide "
+        "out made different filed located based including available current currently latest "
+        "nearby specific certain given following provided upcoming famous popular recommended "
+        "good best highest lowest official possible detailed customized custom",
+    )
+)
+_EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<neg>[-\u2212])?\$?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
+    r"(?P<exp>[eE][-+]?\d+)?(?P<pct>\s?%)?(?:\s(?P<scale>thousand|million|billion)\b|(?P<short>[KMB])\b)?"
+)
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
+    "twice": 2, "dozen": 12,
+}  # fmt: skip
+_QUOTED = re.compile(r"[\"'\u201c\u2018`]([^\"'\u201d\u2019`\n]{1,200})[\"'\u201d\u2019`]")
+_WORD = re.compile(r"\S+")
+
+# Words before a value that say which role it plays.
+_ROLE_CUES: dict[str, tuple[str, ...]] = {
+    "from": ("start", "origin", "source", "from", "depart", "initial", "begin", "base_currency"),
+    "to": ("end", "destination", "target", "to", "arriv", "final", "dest"),
+    "in": ("location", "city", "place", "country", "region", "area", "state", "venue", "year"),
+    "at": ("location", "place", "venue", "time", "rate", "temperature", "city"),
+    "near": ("location", "near", "place", "city", "area"),
+    "by": ("author", "artist", "director", "composer", "creator", "band", "singer", "by"),
+    "for": ("duration", "period", "time", "years", "days", "months", "for"),
+    "of": ("name", "title", "number", "value", "amount"),
+    "on": ("date", "day", "platform", "topic", "subject"),
+    "about": ("topic", "subject", "query", "keyword"),
+    "with": ("with", "ingredient", "feature"),
+}
+# Parameters whose values are names: capitalised spans fit them best.
+_NAME_PARAMS = (
+    "name", "city", "location", "country", "state", "company", "team", "player", "artist",
+    "author", "title", "place", "destination", "origin", "start", "end", "source", "target",
+    "director", "band", "movie", "book", "song", "album", "restaurant", "hotel", "region",
+    "park", "museum", "brand", "species", "person", "university", "organization", "venue",
+    "league", "event", "symbol", "ticker", "currency", "language", "stock", "airport", "game",
+)  # fmt: skip
+DATES = re.compile(
+    r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|(?:jan|feb|mar|apr|may|"
+    r"jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}"
+    r"(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+    r"(?:,?\s+\d{4})?)",
+    re.IGNORECASE,
+)
+
+
+class Similarity(Protocol):
+    """Cosine similarities of each of ``queries`` with each of ``texts`` (a sentence encoder)."""
+
+    def __call__(
+        self, queries: Sequence[str], texts: Sequence[str], /
+    ) -> Sequence[Sequence[float]] | np.ndarray: ...
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_FORMAT = re.compile(r"\b(yyyy|mm|dd)([-/.])(mm|dd)\2(yyyy|mm|dd)\b", re.IGNORECASE)
+
+
+def parse_date(text: str) -> tuple[int, int, int] | None:
+    """(year, month, day) of a date written as "2022-03-11", "2022/08/16", "03/11/2022",
+    "March 11, 2022", "March.11, 2022", "11th of March 2022" or "June01 2023"."""
+    low = text.lower()
+    if match := re.search(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b", low):
+        year, month, day = (int(g) for g in match.groups())
+        return (year, month, day) if 1 <= month <= 12 and 1 <= day <= 31 else None
+    if match := re.search(r"\b(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\b", low):
+        first, second, year = (int(g) for g in match.groups())
+        month, day = (first, second) if first <= 12 else (second, first)
+        return (year, month, day) if 1 <= month <= 12 and 1 <= day <= 31 else None
+    month_word = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+    if match := re.search(rf"{month_word}\s*(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})", low):
+        month, day, year = (
+            _MONTHS.index(match.group(1)) + 1,
+            int(match.group(2)),
+            int(match.group(3)),
+        )
+        return (year, month, day) if 1 <= day <= 31 else None
+    if match := re.search(
+        rf"(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{month_word},?\s+(\d{{4}})", low
+    ):
+        day, month, year = (
+            int(match.group(1)),
+            _MONTHS.index(match.group(2)) + 1,
+            int(match.group(3)),
+        )
+        return (year, month, day) if 1 <= day <= 31 else None
+    return None
+
+
+def date_format(description: str) -> str | None:
+    """The date format a description asks for ("YYYY-MM-DD", "MM/DD/YYYY"...), if any."""
+    if match := _FORMAT.search(description):
+        return match.group(0).upper()
+    if match := re.search(
+        r"\b(year|month|day)-(year|month|day)-(year|month|day)\b", description, re.I
+    ):
+        parts = {"year": "YYYY", "month": "MM", "day": "DD"}
+        return "-".join(parts[g.lower()] for g in match.groups())
+    if re.search(r"iso[- ]?8601|e\.g\.,? '?\d{4}-\d{2}-\d{2}", description, re.IGNORECASE):
+        return "YYYY-MM-DD"
+    return None
+
+
+def format_date(date: tuple[int, int, int], fmt: str) -> str:
+    year, month, day = date
+    return (
+        fmt.replace("YYYY", f"{year:04d}").replace("MM", f"{month:02d}").replace("DD", f"{day:02d}")
+    )
+
+
+_FORMULA = re.compile(
+    r"(?:\b[a-z](?:\([a-z]\))?\s*=\s*)?(?:[\d.]*[a-z](?:\^\d+)?|\d+)(?:\s*[-+*/^]\s*(?:[\d.]*[a-z]"
+    r"(?:\^\d+)?|[\d.]+))+|\b\d+[a-z]\^\d+\b"
+)
+_CODE_PARAMS = (
+    "id", "code", "number", "docket", "serial", "ticket", "symbol", "sku", "isbn", "key", "ref",
+    "reference", "identifier", "path", "file", "url", "email", "username", "handle", "tag",
+)  # fmt: skip
+_CODE = re.compile(
+    r"(?=[\w/:.@-]*[a-z])(?=[\w/:.@-]*\d)[\w/:.@-]{3,}|[\w.-]+@[\w.-]+|\S+[/\\]\S+", re.I
+)
+_FORMULA_PARAMS = ("function", "equation", "expression", "polynomial", "formula", "func")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A value written in the request, with where it is (word positions ``[first, last]``)."""
+
+    value: Any
+    text: str
+    first: int
+    last: int
+    quoted: bool = False
+    #: A number written as a word ("two"): often a count in the prose, not an argument.
+    spelled: bool = False
+    #: Every word capitalised and not just the sentence's first word: a name.
+    name: bool = False
+    #: A name that is not part of a longer name ("New York" in "New York City" is not).
+    whole_name: bool = False
+    #: A formula ("3x^2 + 2x - 1", written with ** for powers as Python does).
+    formula: bool = False
+    #: An identifier, path or address ("rs6034464", "2022/AL2562", "C:/data/cars.csv").
+    code: bool = False
+    #: A percentage read as a fraction ("5%" as 0.05).
+    fraction: bool = False
+
+    def overlaps(self, other: Mention) -> bool:
+        return not (self.last < other.first or other.last < self.first)
+
+
+@dataclass
+class Candidate:
+    mention: Mention
+    score: float
+
+
+_CURRENCIES = {
+    "usd": "USD", "dollar": "USD", "us dollar": "USD", "eur": "EUR", "euro": "EUR",
+    "gbp": "GBP", "pound": "GBP", "british pound": "GBP", "pound sterling": "GBP",
+    "jpy": "JPY", "yen": "JPY", "japanese yen": "JPY", "cny": "CNY", "yuan": "CNY",
+    "rmb": "CNY", "chinese yuan": "CNY", "inr": "INR", "rupee": "INR", "indian rupee": "INR",
+    "cad": "CAD", "canadian dollar": "CAD", "aud": "AUD", "australian dollar": "AUD",
+    "chf": "CHF", "swiss franc": "CHF", "franc": "CHF", "mxn": "MXN", "peso": "MXN",
+    "mexican peso": "MXN", "krw": "KRW", "won": "KRW", "rub": "RUB", "ruble": "RUB",
+    "brl": "BRL", "real": "BRL", "sek": "SEK", "krona": "SEK", "nzd": "NZD",
+}  # fmt: skip
+
+
+def currency_code(text: str) -> str | None:
+    """ISO code of a currency named in words ("US dollars" -> "USD", "euros" -> "EUR")."""
+    key = re.sub(r"s$", "", text.lower().strip()).replace("u.s.", "us")
+    return _CURRENCIES.get(key)
+
+
+@dataclass
+class ParameterChoice:
+    """The best value for one parameter, and the candidates ranked (best first)."""
+
+    name: str
+    value: Any
+    confident: bool
+    ranked: list[Candidate] = field(default_factory=list)
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    return word[:5] if len(word) > 5 else word
+
+
+def _key_words(text: str) -> list[str]:
+    parts = re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", text)
+    return [p.lower() for p in parts if len(p) > 1 and p.lower() not in _STOP]
+
+
+@dataclass
+class _Request:
+    text: str
+    words: list[str]
+    starts: list[int]
+    lower: list[str]
+
+    @classmethod
+    def of(cls, text: str) -> _Request:
+        found = list(_WORD.finditer(text))
+        words = [m.group(0) for m in found]
+        return cls(
+            text=text,
+            words=words,
+            starts=[m.start() for m in found],
+            lower=[w.strip(_EDGE).lower() for w in words],
+        )
+
+    def word_at(self, char: int) -> int:
+        index = 0
+        for i, start in enumerate(self.starts):
+            if start <= char:
+                index = i
+        return index
+
+
+def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
+    """Numbers and string candidates (quoted strings, capitalised names, dates, word spans)
+    that the request holds, with their word positions."""
+    request = _Request.of(text)
+    numbers: list[Mention] = []
+    formulas = [m.span() for m in _FORMULA.finditer(text) if re.search(r"[a-z]", m.group(0))]
+    for match in _NUMBER.finditer(text):
+        if any(a <= match.start() < b for a, b in formulas):
+            continue  # a coefficient inside a formula is part of the formula
+        whole = match.group("whole").replace(",", "")
+        literal = whole + (match.group("frac") or "") + (match.group("exp") or "")
+        value: float = float(literal)
+        if match.group("scale"):
+            value *= _SCALES[match.group("scale").lower()]
+        elif match.group("short") and "$" in match.group(0):  # "$1.2M", not "300K"
+            value *= {"K": 1e3, "M": 1e6, "B": 1e9}[match.group("short")]
+            literal = str(value)
+        if match.group("neg"):
+            value = -value
+        first = request.word_at(match.start())
+        last = request.word_at(max(match.start(), match.end() - 1))
+        as_number: int | float = int(value) if value.is_integer() and "." not in literal else value
+        if "e" in literal.lower() and value.is_integer():
+            as_number = value
+        written = match.group(0).strip()
+        if match.group("short") and "$" not in written:
+            written = written[:-1]  # a unit ("300K"), not a scale
+        numbers.append(Mention(as_number, written, first, last))
+        if match.group("pct"):
+            fraction = round(value / 100, 10)
+            numbers.append(Mention(fraction, match.group(0).strip(), first, last, fraction=True))
+    for i, word in enumerate(request.lower):
+        if word in _NUMBER_WORDS:
+            numbers.append(Mention(_NUMBER_WORDS[word], word, i, i, spelled=True))
+    strings: list[Mention] = []
+    seen: set[tuple[str, int]] = set()
+
+    def add(span: str, first: int, last: int, quoted: bool = False) -> None:
+        span = span.strip(_EDGE) if not quoted else span.strip()
+        if span and (span, first) not in seen and len(span) <= 200:
+            seen.add((span, first))
+            name = _is_name(request, first, last)
+            whole = name and _is_whole_name(request, first, last)
+            code = first == last and _CODE.fullmatch(span) is not None
+            strings.append(
+                Mention(span, span, first, last, quoted, name=name, whole_name=whole, code=code)
+            )
+
+    for match in _QUOTED.finditer(text):
+        first = request.word_at(match.start())
+        add(match.group(1), first, request.word_at(match.end() - 1), quoted=True)
+    for match in _FORMULA.finditer(text):
+        formula = re.sub(r"^[a-z](?:\([a-z]\))?\s*=\s*", "", match.group(0).strip(" .,;"))
+        if any(c.isdigit() for c in formula) and re.search(r"[a-z]", formula):
+            first, last = request.word_at(match.start()), request.word_at(match.end() - 1)
+            strings.append(Mention(formula.replace("^", "**"), formula, first, last, formula=True))
+    for match in DATES.finditer(text):
+        add(match.group(0), request.word_at(match.start()), request.word_at(match.end() - 1))
+    n = len(request.words)
+    for i in range(n):
+        for j in range(i, min(n, i + 6)):
+            words = request.words[i : j + 1]
+            if any(w.endswith((".", "?", "!", ";", ",")) for w in words[:-1]):
+                break  # crosses a clause
+            head, tail = request.lower[i], request.lower[j]
+            if not head or not tail or tail in _STOP:
+                continue
+            if head in _STOP and not request.words[i][:1].isupper():
+                continue
+            add(" ".join(words), i, j)
+    return numbers, strings
+
+
+_CONNECTORS = frozenset({"of", "de", "la", "le", "the", "du", "van", "von", "del", "v.", "vs."})
+
+
+def _is_name(request: _Request, first: int, last: int) -> bool:
+    """Every word capitalised (connectors aside), and not only because a sentence starts."""
+    words = [w.strip(_EDGE) for w in request.words[first : last + 1]]
+    if not words or not words[0][:1].isupper() or not words[-1][:1].isupper():
+        return False
+    if not all(w[:1].isupper() or w[:1].isdigit() or w.lower() in _CONNECTORS for w in words):
+        return False
+    sentence_start = first == 0 or request.words[first - 1].endswith((".", "?", "!", ":"))
+    return not sentence_start or (len(words) > 1 and words[1][:1].isupper())
+
+
+def _is_whole_name(request: _Request, first: int, last: int) -> bool:
+    """A name that does not go on with another capitalised word on either side."""
+
+    def capital(i: int) -> bool:
+        return 0 <= i < len(request.words) and request.words[i][:1].isupper()
+
+    before = capital(first - 1) and not request.words[first - 1].endswith((",", ".", ":", ";"))
+    after = capital(last + 1) and not request.words[last].endswith((",", ".", ":", ";", "?"))
+    return not before and not after
+
+
+def _same_word(word: str, key: str) -> bool:
+    """A request word that stands for a key word: the same stem, or an abbreviation of
+    at least three letters ("atm" for "atmospheric")."""
+    if not word or not key:
+        return False
+    if _stem(word) == _stem(key):
+        return True
+    short, long = sorted((word, key), key=len)
+    return len(short) >= 3 and long.startswith(short)
+
+
+def _near(
+    request: _Request, mention: Mention, keys: Sequence[str], before: int, after: int
+) -> float:
+    """Evidence that ``keys`` label the mention: for each key, 1/distance of its nearest
+    occurrence within ``before`` words before (or, counting half, ``after`` words after)
+    the mention, summed over keys."""
+    total = 0.0
+    lo = max(0, mention.first - before)
+    hi = min(len(request.lower), mention.last + after + 1)
+    for key in dict.fromkeys(keys):
+        best = 0.0
+        for i in range(lo, hi):
+            if mention.first <= i <= mention.last or not _same_word(request.lower[i], key):
+                continue
+            if i < mention.first:
+                best = max(best, 1.0 / (mention.first - i))
+            else:
+                best = max(best, 0.5 / (i - mention.last))
+        total += best
+    return total
+
+
+def _counts_following(request: _Request, mention: Mention) -> bool:
+    """A spelled number followed by a plural noun and by at least that many numbers."""
+    following = request.lower[mention.last + 1 : mention.last + 2]
+    if not following or not following[0].endswith("s"):
+        return False
+    rest = " ".join(request.words[mention.last + 1 :])
+    return len(_NUMBER.findall(rest)) >= float(mention.value)
+
+
+def _preposition(request: _Request, mention: Mention) -> str:
+    return request.lower[mention.first - 1] if mention.first > 0 else ""
+
+
+@dataclass
+class _Param:
+    name: str
+    schema: Mapping[str, Any]
+    kind: str
+    name_keys: list[str]
+    desc_keys: list[str]
+    required: bool
+
+    @property
+    def is_currency(self) -> bool:
+        return any(k.startswith("curr") for k in self.name_keys)
+
+    @property
+    def is_name(self) -> bool:
+        return any(k.startswith(n) or n.startswith(k) for k in self.name_keys for n in _NAME_PARAMS)
+
+
+def _kind(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type", "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    return str(kind)
+
+
+def _param(name: str, schema: Mapping[str, Any], required: bool) -> _Param:
+    description = str(schema.get("description", "")).split(". ")[0]
+    name_keys = _key_words(name)
+    desc_keys = [w for w in _key_words(description) if w not in name_keys][:8]
+    return _Param(name, schema, _kind(schema), name_keys, desc_keys, required)
+
+
+def _fit(
+    request: _Request, param: _Param, mention: Mention, position: float, meaning: float = 0.0
+) -> float:
+    """How well a mention fits a parameter (higher is better); ``meaning`` is the encoder's
+    similarity between the parameter's description and the mention, when known."""
+    score = 2.0 * _near(request, mention, param.name_keys, 5, 3) + _MEANING_WEIGHT * meaning
+    score += 0.8 * _near(request, mention, param.desc_keys, 5, 3)
+    prep = _preposition(request, mention)
+    cues = _ROLE_CUES.get(prep, ())
+    if cues and any(k.startswith(c) or c.startswith(k) for k in param.name_keys for c in cues):
+        score += 1.0
+    if param.kind in ("integer", "number"):
+        if mention.fraction:
+            # "5%" is 0.05 to a rate, 5 to a parameter that asks for a percentage.
+            wants_percent = any(k.startswith("percent") for k in param.name_keys + param.desc_keys)
+            score += -0.4 if wants_percent else 0.4
+        if mention.spelled:
+            score -= 1.5
+            if _counts_following(request, mention):
+                score -= 3.0  # "two numbers, 36 and 48": a count of the values that follow
+        return score + 0.3 * position
+    text = mention.text
+    if param.is_currency:
+        score += 1.5 if currency_code(text) else -0.5
+    if mention.formula:
+        wants = bool(param.name_keys) and param.name_keys[-1] in _FORMULA_PARAMS
+        score += 2.5 if wants else -1.0
+    if mention.code:
+        score += 1.5 if any(k in _CODE_PARAMS for k in param.name_keys) else 0.0
+    if mention.quoted:
+        score += 1.2
+    if param.is_name:
+        score += 0.8 if mention.name else -0.4
+    if mention.name and not mention.whole_name and not mention.quoted:
+        score -= 2.0  # part of a longer name ("Yellowstone National" of "... Park")
+    if DATES.fullmatch(text):
+        is_date = any(k in ("date", "day", "when", "time", "start", "end") for k in param.name_keys)
+        score += (2.0 if parse_date(text) else 1.0) if is_date else -0.5
+    if not mention.name and any(
+        _stem(w) in {_stem(k) for k in param.name_keys} for w in text.lower().split()
+    ):
+        score -= 1.0  # the parameter's own name is a label next to the value, not the value
+    words = len(text.split())
+    if not mention.quoted:
+        # Whole names ("New York City") beat their parts; long word salads lose.
+        score += 0.15 * min(words, 3) if mention.name else -0.25 * (words - 1)
+    return score + 0.3 * position
+
+
+_MEANING_WEIGHT = 1.0
+_ORDER_WEIGHT = 0.3
+#: Score of leaving a parameter without a value: a required one almost always gets one; an
+#: optional one only from a mention with some evidence (a keyword nearby, a role, a type).
+_LEFT_OUT = {True: -3.0, False: 0.6}
+_NOTHING = Mention(None, "", -1, -1)
+
+
+def _assign(
+    request: _Request,
+    params: list[_Param],
+    mentions: list[Mention],
+    meaning: Mapping[tuple[str, str], float] | None = None,
+) -> dict[str, list[Candidate]]:
+    """Ranked candidates per parameter; the first of each is the best joint assignment."""
+    ranked: dict[str, list[Candidate]] = {}
+    scores: dict[tuple[int, int], float] = {}
+    for p, param in enumerate(params):
+        row: list[Candidate] = []
+        for m, mention in enumerate(mentions):
+            if param.kind == "integer" and not float(mention.value).is_integer():
+                continue
+            bonus = 0.0
+            similar = meaning.get((param.name, mention.text), 0.0) if meaning else 0.0
+            score = _fit(request, param, mention, bonus, similar)
+            scores[(p, m)] = score
+            row.append(Candidate(mention, score))
+        row.sort(key=lambda c: -c.score)
+        ranked[param.name] = row
+    best = _best_assignment(params, mentions, scores)
+    for p, param in enumerate(params):
+        if p not in best:
+            ranked[param.name] = [Candidate(_NOTHING, 0.0), *ranked[param.name]]
+            continue
+        chosen = next(c for c in ranked[param.name] if c.mention is mentions[best[p]])
+        ranked[param.name].remove(chosen)
+        ranked[param.name].insert(0, chosen)
+    return ranked
+
+
+def _best_assignment(
+    params: list[_Param], mentions: list[Mention], scores: dict[tuple[int, int], float]
+) -> dict[int, int]:
+    """Parameter -> mention, maximising the total score with no mention (or overlapping pair of
+    mentions) used twice. Exhaustive for small problems, greedy beyond."""
+    options = [
+        sorted(
+            (m for m in range(len(mentions)) if (p, m) in scores), key=lambda m: -scores[(p, m)]
+        )[:6]
+        for p in range(len(params))
+    ]
+    total_combinations = 1
+    for o in options:
+        total_combinations *= len(o) + 1
+    if total_combinations <= 20000:
+        best: dict[int, int] = {}
+        best_score = float("-inf")
+        for combo in itertools.product(*[[*o, -1] for o in options]):
+            used = [mentions[m] for m in combo if m >= 0]
+            if any(a.overlaps(b) for a, b in itertools.combinations(used, 2)):
+                continue
+            total = sum(
+                scores[(p, m)] if m >= 0 else _LEFT_OUT[params[p].required]
+                for p, m in enumerate(combo)
+            )
+            # Requests tend to give values in the order the function lists its parameters.
+            placed = [(p, mentions[m].first) for p, m in enumerate(combo) if m >= 0]
+            for (p1, w1), (p2, w2) in itertools.combinations(placed, 2):
+                total += _ORDER_WEIGHT if (p1 < p2) == (w1 < w2) else -_ORDER_WEIGHT
+            if total > best_score:
+                best_score = total
+                best = {p: m for p, m in enumerate(combo) if m >= 0}
+        return best
+    chosen: dict[int, int] = {}
+    pairs = sorted(scores, key=lambda pm: -scores[pm])
+    for p, m in pairs:
+        if p in chosen or any(mentions[m].overlaps(mentions[o]) for o in chosen.values()):
+            continue
+        if scores[(p, m)] > _LEFT_OUT[params[p].required]:
+            chosen[p] = m
+    return chosen
+
+
+def assign_arguments(
+    text: str,
+    parameters: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str],
+    required: Sequence[str] = (),
+    *,
+    margin: float = 0.5,
+    similarity: Similarity | None = None,
+) -> dict[str, ParameterChoice]:
+    """Values for the scalar parameters ``names`` (numbers and strings without an enum), read
+    from ``text``. A choice is ``confident`` when its score beats the runner-up by ``margin``.
+    ``similarity`` (parameter descriptions x candidate texts -> cosine matrix, from a sentence
+    encoder) helps tell which string fits which parameter."""
+    request = _Request.of(text)
+    numbers, strings = mentions_in(text)
+    params = [_param(n, parameters[n], n in required) for n in names]
+    numeric = [p for p in params if p.kind in ("integer", "number")]
+    textual = [p for p in params if p.kind == "string"]
+    ranked: dict[str, list[Candidate]] = {}
+    if numeric:
+        ranked.update(_assign(request, numeric, numbers))
+    if textual:
+        taken = [c[0].mention for c in ranked.values() if c]
+        free = [s for s in strings if not any(s.overlaps(t) for t in taken)] or strings
+        meaning: dict[tuple[str, str], float] = {}
+        if similarity is not None and free:
+            texts = list(dict.fromkeys(m.text for m in free))
+            described = [
+                f"{' '.join(p.name_keys)}: {p.schema.get('description', '')}"[:300] for p in textual
+            ]
+            matrix = similarity(described, texts)
+            for i, param in enumerate(textual):
+                for j, candidate in enumerate(texts):
+                    meaning[(param.name, candidate)] = float(matrix[i][j])
+        ranked.update(_assign(request, textual, free, meaning))
+    result: dict[str, ParameterChoice] = {}
+    for param in params:
+        row = ranked.get(param.name, [])
+        if not row:
+            result[param.name] = ParameterChoice(param.name, None, False, [])
+            continue
+        top = row[0]
+        if top.mention is _NOTHING:
+            result[param.name] = ParameterChoice(param.name, None, not param.required, row[1:])
+            continue
+        runner = max(
+            (c.score for c in row[1:] if c.mention.value != top.mention.value), default=None
+        )
+        confident = runner is None or top.score - runner >= margin
+        value = top.mention.value
+        if param.kind == "number" and isinstance(value, int):
+            value = float(value)
+        if param.kind == "string":
+            value = str(value)
+            if param.is_currency:
+                value = currency_code(value) or value
+            fmt = date_format(str(param.schema.get("description", "")))
+            date = parse_date(value) if fmt else None
+            if fmt and date:
+                value = format_date(date, fmt)
+        result[param.name] = ParameterChoice(param.name, value, confident, row)
+    return result
+
+
+# -- lists ------------------------------------------------------------------------------
+
+BRACKETS = re.compile(r"\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]")
+_LIST_ITEM_SEP = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+")
+_QUOTE_LIST = re.compile(
+    r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,80}[\"'\u201d\u2019]"
+    r"(?:(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)"
+    r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,80}[\"'\u201d\u2019])+"
+)
+_CAP_ITEM = r"[A-Z0-9&][\w'\u2019.&-]*(?:\s+(?:of\s+|de\s+)?[A-Z0-9&][\w'\u2019.&-]*){0,3}"
+_NAME_LIST = re.compile(
+    rf"(?<![\w.]){_CAP_ITEM}(?:(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+){_CAP_ITEM})+"
+)
+_WORD_LIST = re.compile(
+    r"(?<![\w.])[a-z][\w-]*(?:\s+[a-z][\w-]*)?(?:\s*,\s*[a-z][\w-]*(?:\s+[a-z][\w-]*)?)+"
+    r"\s*,?\s+(?:and|or)\s+[a-z][\w-]*(?:\s+[a-z][\w-]*)?"
+)
+
+
+def _parse_bracket(text: str) -> list[Any] | None:
+    """A bracketed list written in the request ("[1, 2, 3]", "[[10, 20], [30, 40]]")."""
+    import json
+
+    try:
+        value = json.loads(text.replace("'", '"'))
+    except ValueError:
+        inner = text.strip("[] ")
+        items = [i.strip().strip("\"'") for i in inner.split(",") if i.strip()]
+        numbers = [_as_number(i) for i in items]
+        return numbers if all(n is not None for n in numbers) else items or None
+    return value if isinstance(value, list) else None
+
+
+def _as_number(text: str) -> int | float | None:
+    try:
+        value = float(text.replace("$", ""))
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def read_lists(
+    text: str, parameters: Mapping[str, Mapping[str, Any]], names: Sequence[str]
+) -> dict[str, list[Any]]:
+    """Values of array parameters written as lists in the request: bracketed lists, quoted or
+    capitalised names joined by commas and "and", or plain number lists. Lists are given to
+    parameters in the order both appear; a parameter without a list is left out."""
+    found: list[tuple[int, str, list[Any]]] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= a or start >= b for a, b in taken)
+
+    for match in BRACKETS.finditer(text):
+        items = _parse_bracket(match.group(0))
+        if items:
+            found.append((match.start(), "bracket", items))
+            taken.append(match.span())
+    for pattern, kind in ((_QUOTE_LIST, "names"), (_NAME_LIST, "names"), (_WORD_LIST, "words")):
+        for match in pattern.finditer(text):
+            if not free(*match.span()):
+                continue
+            items = [i.strip(_EDGE) for i in _LIST_ITEM_SEP.split(match.group(0))]
+            items = [i for i in items if i]
+            if len(items) >= 2:
+                found.append((match.start(), kind, items))
+                taken.append(match.span())
+    numbers = [
+        (
+            m.start(),
+            _as_number(
+                (m.group("neg") or "") + m.group("whole").replace(",", "") + (m.group("frac") or "")
+            ),
+        )
+        for m in _NUMBER.finditer(text)
+        if free(*m.span())
+    ]
+    if len(numbers) >= 3:
+        found.append((numbers[0][0], "numbers", [n for _, n in numbers]))
+    found.sort(key=lambda f: f[0])
+    result: dict[str, list[Any]] = {}
+    used: set[int] = set()
+    for name in names:
+        items_schema = parameters[name].get("items") or {}
+        kind = _kind(items_schema) if items_schema else "string"
+        for index, (_, source, items) in enumerate(found):
+            if index in used:
+                continue
+            numeric = all(isinstance(i, (int, float, list)) for i in items)
+            if kind in ("integer", "number", "array") and not numeric:
+                continue
+            if kind == "string" and (
+                numeric or (source == "bracket" and not all(isinstance(i, str) for i in items))
+            ):
+                continue
+            if kind == "number":
+                items = [float(i) if isinstance(i, int) else i for i in items]
+            result[name] = items
+            used.add(index)
+            break
+    return result
