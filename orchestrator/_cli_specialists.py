@@ -388,6 +388,10 @@ def evaluate(
     part: Annotated[
         str, typer.Option(help="--format bfcl: all, tune (first half) or rest (second half).")
     ] = "all",
+    filler: Annotated[
+        str | None,
+        typer.Option(help="--format bfcl: extract, hybrid or generate (default: the specialist's)."),
+    ] = None,
 ) -> int:
     """Evaluate a trained artifact: quality, calibration, risk-coverage, latency.
 
@@ -399,7 +403,9 @@ def evaluate(
         evaluate_cuad(name, data, split, store=store, plots=plots, as_json=as_json)
         return 0
     if fmt == "bfcl":
-        return _evaluate_bfcl(name, data, category, limit=limit, part=part, as_json=as_json)
+        return _evaluate_bfcl(
+            name, data, category, limit=limit, part=part, as_json=as_json, filler=filler
+        )
     result = _evaluate(
         name,
         data,
@@ -495,6 +501,7 @@ def _evaluate_bfcl(
     limit: int | None,
     part: str,
     as_json: bool,
+    filler: str | None = None,
 ) -> int:
     from orchestrator.specialists._registry import default_registry
     from orchestrator.specialists.bfcl import CATEGORIES, evaluate_bfcl
@@ -506,7 +513,10 @@ def _evaluate_bfcl(
     unknown = sorted(set(categories or []) - set(CATEGORIES))
     if unknown:
         raise ConfigurationError(f"unknown BFCL category {unknown}; known: {', '.join(CATEGORIES)}")
-    specialist = default_registry().create(name)
+    fillers = ("auto", "extract", "hybrid", "generate")
+    if filler is not None and filler not in fillers:
+        raise ConfigurationError(f"--filler {filler!r}: use one of {', '.join(fillers)}")
+    specialist = default_registry().create(name, {"filler": filler} if filler else None)
     with _progress(not as_json) as progress:
         report = evaluate_bfcl(
             specialist,
@@ -523,7 +533,9 @@ def _evaluate_bfcl(
         format="bfcl",
         limit=limit,
         part=None if part == "all" else part,
+        filler=filler,
     ) + "".join(f" --category {c}" for c in categories or [])
+    report["filler"] = getattr(specialist, "filler", None)
     if as_json:
         out.print_json(json.dumps(report))
         return 0

@@ -340,6 +340,13 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             if head in _STOP and not request.words[i][:1].isupper():
                 continue
             add(" ".join(words), i, j)
+    # Part of a short quoted value ("Roe" of 'Roe v. Wade') is not a value of its own.
+    quotes = [m for m in strings if m.quoted and len(m.text.split()) <= 6]
+    strings = [
+        m
+        for m in strings
+        if m.quoted or not any(q.first <= m.first and m.last <= q.last for q in quotes)
+    ]
     return numbers, strings
 
 
@@ -602,6 +609,17 @@ def assign_arguments(
     if textual:
         taken = [c[0].mention for c in ranked.values() if c]
         free = [s for s in strings if not any(s.overlaps(t) for t in taken)] or strings
+        # The name of another parameter ("height" in "base of 10 units and height of 5")
+        # labels a value; it is not one. (A lone string parameter may take its own name:
+        # "units" for ``unit``.)
+        labels = {_stem(k) for n in parameters for k in _key_words(n)}
+        if len(textual) == 1:
+            labels -= {_stem(k) for k in textual[0].name_keys}
+        free = [
+            m
+            for m in free
+            if m.quoted or m.name or not all(_stem(w) in labels for w in m.text.lower().split())
+        ]
         meaning: dict[tuple[str, str], float] = {}
         if similarity is not None and free:
             texts = list(dict.fromkeys(m.text for m in free))

@@ -610,3 +610,17 @@ def test_flags_follow_the_request() -> None:
     assert _flag("forecast without the human impact", "include_human_impact") is False
     assert _flag("route that avoids toll roads", "avoid_tolls") is True
     assert _flag("route, no tolls please", "avoid_tolls") is True
+
+
+def test_cli_evaluates_bfcl_by_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator._cli import ExitCode, main
+
+    folder = _write_bfcl(tmp_path)
+    args = ["eval", "function_call", "--data", str(folder), "--format", "bfcl", "--json"]
+    assert main([*args, "--category", "simple_python", "--category", "irrelevance"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["filler"] == "extract"
+    assert report["categories"]["simple_python"]["accuracy"] == 1.0
+    assert report["categories"]["irrelevance"]["accuracy"] == 1.0
+    assert main([*args, "--filler", "bogus"]) == ExitCode.INVALID
+    assert "--filler 'bogus': use one of" in capsys.readouterr().err
