@@ -390,7 +390,9 @@ def evaluate(
     ] = "all",
     filler: Annotated[
         str | None,
-        typer.Option(help="--format bfcl: extract, hybrid or generate (default: the specialist's)."),
+        typer.Option(
+            help="--format bfcl: extract, hybrid or generate (default: the specialist's)."
+        ),
     ] = None,
 ) -> int:
     """Evaluate a trained artifact: quality, calibration, risk-coverage, latency.
