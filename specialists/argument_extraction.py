@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -193,6 +193,8 @@ class Mention:
     formula: bool = False
     #: An identifier, path or address ("rs6034464", "2022/AL2562", "C:/data/cars.csv").
     code: bool = False
+    #: Only repeats words of the function's own name or description.
+    echo: bool = False
     #: A percentage read as a fraction ("5%" as 0.05).
     fraction: bool = False
 
@@ -332,7 +334,9 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     for i in range(n):
         for j in range(i, min(n, i + 6)):
             words = request.words[i : j + 1]
-            if any(w.endswith((".", "?", "!", ";", ",")) for w in words[:-1]):
+            if any(
+                w.endswith((".", "?", "!", ";", ",")) and not _abbreviation(w) for w in words[:-1]
+            ):
                 break  # crosses a clause
             head, tail = request.lower[i], request.lower[j]
             if not head or not tail or tail in _STOP:
@@ -384,6 +388,33 @@ def _same_word(word: str, key: str) -> bool:
         return True
     short, long = sorted((word, key), key=len)
     return len(short) >= 3 and long.startswith(short)
+
+
+_ABBREVIATIONS = frozenset(
+    {
+        "mr.",
+        "mrs.",
+        "ms.",
+        "dr.",
+        "st.",
+        "jr.",
+        "sr.",
+        "prof.",
+        "inc.",
+        "ltd.",
+        "co.",
+        "corp.",
+        "v.",
+        "vs.",
+        "mt.",
+    }
+)
+
+
+def _abbreviation(word: str) -> bool:
+    """ "Mr.", "Inc.", "U.S.", "D.C.": a full stop that does not end a sentence."""
+    low = word.lower()
+    return low in _ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.){2,}", low) is not None
 
 
 def _near(
@@ -480,6 +511,8 @@ def _fit(
     if mention.formula:
         wants = bool(param.name_keys) and param.name_keys[-1] in _FORMULA_PARAMS
         score += 2.5 if wants else -1.0
+    if mention.echo:
+        score -= 1.0
     if mention.code:
         score += 1.5 if any(k in _CODE_PARAMS for k in param.name_keys) else 0.0
     if mention.quoted:
@@ -593,11 +626,14 @@ def assign_arguments(
     *,
     margin: float = 0.5,
     similarity: Similarity | None = None,
+    function_text: str = "",
 ) -> dict[str, ParameterChoice]:
     """Values for the scalar parameters ``names`` (numbers and strings without an enum), read
     from ``text``. A choice is ``confident`` when its score beats the runner-up by ``margin``.
     ``similarity`` (parameter descriptions x candidate texts -> cosine matrix, from a sentence
-    encoder) helps tell which string fits which parameter."""
+    encoder) helps tell which string fits which parameter. Lower-case words that only repeat
+    ``function_text`` (the function's name and description: "population" for
+    ``estimate_population``) describe the call rather than fill it."""
     request = _Request.of(text)
     numbers, strings = mentions_in(text)
     params = [_param(n, parameters[n], n in required) for n in names]
@@ -620,6 +656,15 @@ def assign_arguments(
             for m in free
             if m.quoted or m.name or not all(_stem(w) in labels for w in m.text.lower().split())
         ]
+        described = {_stem(w) for w in _key_words(function_text)}
+        if described:
+            free = [
+                replace(m, echo=True)
+                if not (m.quoted or m.name or m.code or m.formula)
+                and all(_stem(w) in described for w in _key_words(m.text))
+                else m
+                for m in free
+            ]
         meaning: dict[tuple[str, str], float] = {}
         if similarity is not None and free:
             texts = list(dict.fromkeys(m.text for m in free))

@@ -750,6 +750,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 spec.required,
                 margin=self.opts.margin,
                 similarity=self._similarity,
+                function_text=f"{spec.name} {spec.description}",
             )
             for name, choice in choices.items():
                 if choice.value is None and choice.confident:
