@@ -240,9 +240,10 @@ def spans_in(text: str, *, max_words: int = 5, limit: int = 48) -> list[str]:
     return ordered[:limit]
 
 
-_SEP = r"(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)"
+# A comma between digits ("500,000") is a thousands separator, not a list separator.
+_SEP = r"(?:\s*(?<!\d),\s*(?:and\s+|or\s+)?|\s*,(?!\d{3}\b)\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)"
 _LIST_SEP = re.compile(_SEP)
-_NUM = r"[-$€£]?\d+(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
+_NUM = r"[-$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
 _QUOTE = r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,60}[\"'\u201d\u2019]"
 _NUM_LIST = re.compile(rf"(?<![\w.]){_NUM}(?:{_SEP}{_NUM})+")
 _CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
