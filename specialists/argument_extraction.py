@@ -656,12 +656,12 @@ def assign_arguments(
             for m in free
             if m.quoted or m.name or not all(_stem(w) in labels for w in m.text.lower().split())
         ]
-        described = {_stem(w) for w in _key_words(function_text)}
-        if described:
+        function_words = {_stem(w) for w in _key_words(function_text)}
+        if function_words:
             free = [
                 replace(m, echo=True)
                 if not (m.quoted or m.name or m.code or m.formula)
-                and all(_stem(w) in described for w in _key_words(m.text))
+                and all(_stem(w) in function_words for w in _key_words(m.text))
                 else m
                 for m in free
             ]
