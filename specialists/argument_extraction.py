@@ -484,9 +484,7 @@ def _param(name: str, schema: Mapping[str, Any], required: bool) -> _Param:
     return _Param(name, schema, _kind(schema), name_keys, desc_keys, required)
 
 
-def _fit(
-    request: _Request, param: _Param, mention: Mention, position: float, meaning: float = 0.0
-) -> float:
+def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.0) -> float:
     """How well a mention fits a parameter (higher is better); ``meaning`` is the encoder's
     similarity between the parameter's description and the mention, when known."""
     score = 2.0 * _near(request, mention, param.name_keys, 5, 3) + _MEANING_WEIGHT * meaning
@@ -504,7 +502,7 @@ def _fit(
             score -= 1.5
             if _counts_following(request, mention):
                 score -= 3.0  # "two numbers, 36 and 48": a count of the values that follow
-        return score + 0.3 * position
+        return score
     text = mention.text
     if param.is_currency:
         score += 1.5 if currency_code(text) else -0.5
@@ -532,7 +530,7 @@ def _fit(
     if not mention.quoted:
         # Whole names ("New York City") beat their parts; long word salads lose.
         score += 0.15 * min(words, 3) if mention.name else -0.25 * (words - 1)
-    return score + 0.3 * position
+    return score
 
 
 _MEANING_WEIGHT = 1.0
@@ -557,9 +555,8 @@ def _assign(
         for m, mention in enumerate(mentions):
             if param.kind == "integer" and not float(mention.value).is_integer():
                 continue
-            bonus = 0.0
             similar = meaning.get((param.name, mention.text), 0.0) if meaning else 0.0
-            score = _fit(request, param, mention, bonus, similar)
+            score = _fit(request, param, mention, similar)
             scores[(p, m)] = score
             row.append(Candidate(mention, score))
         row.sort(key=lambda c: -c.score)

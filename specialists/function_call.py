@@ -479,10 +479,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         return f"{words}: {spec.description}"[:1000]
 
     def similarities(self, texts: Sequence[str], specs: Sequence[FunctionSpec]) -> np.ndarray:
-        assert self._encoder is not None
-        vectors = self._encoder.encode([*texts, *(self.function_text(s) for s in specs)])
-        result: np.ndarray = vectors[: len(texts)] @ vectors[len(texts) :].T
-        return result
+        return self._similarity(texts, [self.function_text(s) for s in specs])
 
     @staticmethod
     def clauses(text: str) -> list[str]:
@@ -714,10 +711,10 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             narrowed = properties[name]
             declared = spec.properties.get(name, {})
             kind = declared.get("type")
-            if "enum" in narrowed and (declared.get("enum") or kind not in _SCALAR):
-                options = list(narrowed["enum"])
-                if len(options) == 1 or not declared.get("enum"):
-                    values[name] = options[0] if len(options) == 1 else options
+            if declared.get("enum"):
+                options = list(narrowed["enum"])  # the choices the request names, or all
+                if len(options) == 1:
+                    values[name] = options[0]
                 else:
                     open_[name] = options
             elif kind == "boolean":
@@ -730,8 +727,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                     values[name] = named
                 else:
                     open_[name] = []
-            elif kind in _SCALAR and not _described_choices(declared):
-                scalar.append(name)
+            elif kind in (*_SCALAR, None) and not _described_choices(declared):
+                scalar.append(name)  # an untyped parameter is read as a string
             elif "enum" in narrowed and len(narrowed["enum"]) == 1:
                 values[name] = narrowed["enum"][0]
             else:
