@@ -624,3 +624,13 @@ def test_cli_evaluates_bfcl_by_reading(tmp_path: Path, capsys: pytest.CaptureFix
     assert report["categories"]["irrelevance"]["accuracy"] == 1.0
     assert main([*args, "--filler", "bogus"]) == ExitCode.INVALID
     assert "--filler 'bogus': use one of" in capsys.readouterr().err
+
+
+def test_an_untyped_parameter_is_read_as_a_string(reader: FunctionCallSpecialist) -> None:
+    lookup = {
+        "name": "festival_lookup",
+        "description": "Find details of a music festival.",
+        "parameters": {"type": "dict", "properties": {"festival": {}}, "required": ["festival"]},
+    }
+    calls = _calls(reader, "Find details of the music festival 'Jazz a Vienne'", [lookup])
+    assert calls == [{"festival_lookup": {"festival": "Jazz a Vienne"}}]
