@@ -114,10 +114,14 @@ def _train_one(
             f"--calibration {calibration!r}: use temperature, isotonic or none"
         )
     method: Method = calibration  # type: ignore[assignment]
+    pretrained = None
     if finetune is not None:
-        from orchestrator.specialists.finetune import require_torch
+        from orchestrator.specialists.finetune import require_torch, resolve_init
 
         require_torch()  # before loading the data
+        finetune = dict(finetune)
+        init = finetune.pop("init", None)
+        pretrained = resolve_init(init, store) if init else None
     dataset = load_dataset(data, fmt, text_column=text_column, label_column=label_column)
     options: dict[str, Any] = {
         "target_precision": target_precision or _TARGET_PRECISION[kind],
@@ -143,6 +147,7 @@ def _train_one(
                 max_train=max_train,
                 command=command,
                 progress=progress,
+                pretrained=pretrained,
                 **options,
             )
         return {"path": str(result.path), **result.card}
@@ -231,6 +236,13 @@ def train(
         int | None, typer.Option(help="--finetune: subsample the training split (stratified).")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="--finetune: torch CPU threads.")] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="--finetune: start from this fine-tuned artifact (name in --store or folder) "
+            "instead of the pretrained MiniLM, e.g. SST-2 first, then tweets."
+        ),
+    ] = None,
 ) -> int:
     """Train a specialist head on labelled data and write its artifact and model card."""
     if fmt == "cuad":
@@ -256,8 +268,11 @@ def train(
                 seed=seed,
             ),
         )
+    if init and not finetune:
+        raise ConfigurationError("--init starts a fine-tuning run: add --finetune")
     tuned = (
         {
+            "init": init,
             "epochs": epochs,
             "learning_rate": lr,
             "max_length": max_length,
@@ -301,6 +316,7 @@ def train(
                     "max_length": max_length,
                     "batch_size": batch_size,
                     "max_train": max_train,
+                    "init": init,
                 }
                 if finetune
                 else {}

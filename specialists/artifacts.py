@@ -238,6 +238,7 @@ def write_artifact(
 
     def fill(folder: Path) -> None:
         for name, source in (files or {}).items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, folder / name)
         (folder / "artifact.json").write_text(
             json.dumps(artifact.manifest(), indent=2) + "\n", encoding="utf-8"

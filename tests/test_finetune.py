@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.datasets import Split, TextDataset
 from orchestrator.specialists.encoder import OnnxSentenceEncoder, _bundled_paths
+from orchestrator.specialists.finetune import read_safetensors, resolve_init, write_safetensors
 from orchestrator.specialists.intent import IntentSpecialist
 
 TOPICS = {
@@ -36,23 +35,6 @@ TINY = {
     "max_position_embeddings": 128,
     "type_vocab_size": 2,
 }
-
-
-def _write_safetensors(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> None:
-    header: dict[str, Any] = {}
-    offset = 0
-    blobs = []
-    for name, array in tensors.items():
-        blob = np.ascontiguousarray(array, dtype=np.float32).tobytes()
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + len(blob)],
-        }
-        offset += len(blob)
-        blobs.append(blob)
-    raw = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
 
 
 def _tiny_checkpoint(folder: Path) -> Path:
@@ -83,7 +65,9 @@ def _tiny_checkpoint(folder: Path) -> Path:
             tensors[f"{prefix}.{norm}.weight"] = np.ones(h)
             tensors[f"{prefix}.{norm}.bias"] = np.zeros(h)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_safetensors(folder / "model.safetensors", tensors)
+    write_safetensors(
+        folder / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in tensors.items()}
+    )
     (folder / "config.json").write_text(json.dumps(TINY), encoding="utf-8")
     (folder / "tokenizer.json").write_bytes(_bundled_paths()[1].read_bytes())
     return folder
@@ -173,3 +157,52 @@ def test_tiny_finetune_exports_loads_and_predicts(tmp_path: Path) -> None:
     )
     assert spec.model_id.endswith(artifact.encoder_id)  # the artifact's encoder, not the bundled
     assert [p.output.label for p in preds] == ["weather", "flights"]  # type: ignore[attr-defined]
+
+    # The artifact keeps its torch weights: a second run can start from it (SST-2 first, then
+    # tweets), with a different label set and a new head.
+    checkpoint = resolve_init("tiny-ft", tmp_path / "store")
+    assert checkpoint == result.path / "checkpoint"
+    saved = read_safetensors(checkpoint / "model.safetensors")
+    original = read_safetensors(folder / "model.safetensors")
+    assert saved.keys() == original.keys()
+    assert not np.allclose(
+        saved["encoder.layer.0.attention.self.query.weight"],
+        original["encoder.layer.0.attention.self.query.weight"],
+    )
+    three = TextDataset(
+        "tiny3",
+        "jsonl",
+        "tiny3.jsonl",
+        {
+            "train": Split(
+                _dataset().split("train").texts + [f"hello {c}" for c in CITIES] * 3,
+                _dataset().split("train").labels + ["greeting"] * 30,
+            )
+        },
+    )
+    second = finetune_artifact(
+        three,
+        "tiny-ft2",
+        tmp_path / "store" / "tiny-ft2",
+        specialist="intent",
+        config=FinetuneConfig(epochs=1, batch_size=8, max_length=16, max_steps=3),
+        pretrained=checkpoint,
+        cache_dir=None,
+    )
+    assert second.card["finetune"]["pretrained"].startswith("artifact tiny-ft (")
+    assert len(second.card["labels"]) == 3
+
+
+def test_init_errors_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "hi", "label": "a"}\n', encoding="utf-8")
+    args = ["specialists", "train", "x", "--data", str(data), "--format", "jsonl"]
+    assert main([*args, "--specialist", "intent", "--init", "base"]) != 0
+    assert "--init starts a fine-tuning run: add --finetune" in capsys.readouterr().err
+    frozen = tmp_path / "store" / "frozen"
+    frozen.mkdir(parents=True)
+    (frozen / "artifact.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(Exception, match="no checkpoint/ folder with torch weights"):
+        resolve_init("frozen", tmp_path / "store")
+    with pytest.raises(Exception, match="no checkpoint found at nowhere"):
+        resolve_init("nowhere", tmp_path / "store")
