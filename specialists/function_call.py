@@ -246,6 +246,8 @@ _LIST_SEP = re.compile(_SEP)
 _NUM = r"[-$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
 _QUOTE = r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,60}[\"'\u201d\u2019]"
 _NUM_LIST = re.compile(rf"(?<![\w.]){_NUM}(?:{_SEP}{_NUM})+")
+# "(45, 60) and (81, 27)": each parenthesised group of numbers is the values of one call.
+_NUM_TUPLE = re.compile(r"\(\s*-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)+\s*\)")
 _CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
 # Names joined by "and"/"or" (not "between A and B", and not "City, Country" pairs).
 _NAME_LISTS = [
@@ -290,6 +292,54 @@ _NEXT_REQUEST = re.compile(
     r"|,?\s+\band\s+(?=another\b)|,?\s+\band\s+then\b\s+",
     re.IGNORECASE,
 )
+
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
+_ORDINAL_MARK = re.compile(
+    r"(?:^|(?<=[.?!;,:])\s*|\s+(?:and|but|while|whereas|where|then|now|if|when)\s+)"
+    r"(?:(?:in|for|at|on|with|now|then|finally|lastly|if|when),?\s+)?(?:consider\s+)?"
+    r"(?:the|a)\s+(" + "|".join(_ORDINALS) + r")\b(?!\s+(?:time|of|and|to|one)\b)",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
+
+
+def _ordinal_parts(text: str) -> list[str]:
+    """One part per ordinal of a request that describes its cases in turn ("The first
+    charge is 5 coulombs ... The second charge is 3 coulombs ..."); every part keeps the
+    sentences that belong to no case ("The experiment is conducted in a vacuum."). Empty
+    when the text does not name at least a second case."""
+    marks = list(_ORDINAL_MARK.finditer(text))
+    names = [m.group(1).lower() for m in marks]
+    if "second" not in names:
+        return []
+    segments: dict[str, list[str]] = {}
+    if "first" not in names:
+        # "A car starts ... Now, consider a second car": the text before it is the first case.
+        segments["first"] = [text[: marks[0].start()]]
+        shared_before = ""
+    else:
+        shared_before = text[: marks[0].start()]
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        if i + 1 == len(marks):
+            stop = _SENTENCE_END.search(text, mark.end())
+            end = stop.end() if stop else len(text)
+        segments.setdefault(names[i], []).append(text[mark.start() : end])
+    shared_after = text[end:]
+    order = [o for o in _ORDINALS if o in segments]
+    if len(order) < 2 or order != list(_ORDINALS[: len(order)]):
+        return []
+    # Sentences without a case of their own come along with every case ("Both start from rest").
+    before, after = shared_before.strip(), shared_after.strip()
+    return [
+        " ".join(p for p in (before, *(_clean_case(s) for s in segments[o]), after) if p)
+        for o in order
+    ]
+
+
+def _clean_case(segment: str) -> str:
+    return re.sub(r"^(?:and|but|while|whereas|where|then|if|when)\s+", "", segment.strip(" ,;"))
 
 
 def _has_value(text: str) -> bool:
@@ -610,7 +660,9 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 surplus -= 1
         return keep
 
-    def count_calls(self, spec: FunctionSpec, text: str, params: Sequence[str]) -> int:
+    def count_calls(
+        self, spec: FunctionSpec, text: str, params: Sequence[str], *, by_case: bool = True
+    ) -> int:
         """How many calls of ``spec`` the text asks for.
 
         The largest of: the enum values of one parameter that the text names ("in celsius and
@@ -650,18 +702,24 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         if not has_array and any(props[p].get("type", "string") == "string" for p in scalar):
             for match in [*_name_lists(text), *_WORD_LISTS.finditer(text)]:
                 count = max(count, len(_LIST_SEP.split(match.group(0))))
-        return min(max(count, len(self.requests_in(text))), self.opts.max_calls)
+        return min(max(count, len(self.requests_in(text, by_case=by_case))), self.opts.max_calls)
 
     @staticmethod
-    def requests_in(text: str) -> list[str]:
+    def requests_in(text: str, *, by_case: bool = True) -> list[str]:
         """The parts of a text that each ask for something of their own: split where it goes
-        on with "also", "another", "plus", "then" or a new question."""
+        on with "also", "another", "plus", "then" or a new question, or one part per case
+        of a request that describes its cases in turn ("the first ..., the second ...")
+        unless ``by_case`` is false (the cases of a request that several functions serve
+        are usually those functions' tasks, not repeated calls)."""
+        ordinal = _ordinal_parts(text) if by_case else []
+        if ordinal:
+            return ordinal
         parts = [p.strip() for p in _NEXT_REQUEST.split(text) if p and len(p.strip()) > 8]
         # A part without a value of its own ("Also provide an estimate") adds no call.
         return [p for p in parts if _has_value(p)] if len(parts) > 1 else parts
 
     def call_schema(
-        self, spec: FunctionSpec, text: str, context: str
+        self, spec: FunctionSpec, text: str, context: str, *, by_case: bool = True
     ) -> tuple[dict[str, Any], list[str], int]:
         spans = spans_in(context)
         numbers = numbers_in(context)
@@ -675,7 +733,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             "required": params,
             "additionalProperties": False,
         }
-        count = self.count_calls(spec, text, params)
+        count = self.count_calls(spec, text, params, by_case=by_case)
         schema = {"type": "array", "items": args, "minItems": count, "maxItems": count}
         return schema, params, count
 
@@ -779,13 +837,31 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         return self.coerce(spec, args)
 
     def split_request(
-        self, spec: FunctionSpec, text: str, params: Sequence[str], count: int
+        self,
+        spec: FunctionSpec,
+        text: str,
+        params: Sequence[str],
+        count: int,
+        *,
+        by_case: bool = True,
     ) -> list[str]:
         """``count`` versions of a request that asks for several calls, each keeping one of
         them: a list of names or numbers ("Boston, Paris and Rome") is replaced by each of its
         items in turn (several such lists are zipped: "Taylor Swift and Maroon 5 ... 20 and
         15 minutes respectively"); or the request is split where a new one begins ("... and
-        another flight from ..."); otherwise the numbers are shared out in order."""
+        another flight from ..."); otherwise the numbers are shared out in order. Groups of
+        numbers in parentheses ("the pairs (45, 60) and (81, 27)") go one to a call."""
+        groups = list(_NUM_TUPLE.finditer(text))
+        if count > 1 and len(groups) == count:
+            return [
+                "".join(
+                    text[(groups[j - 1].end() if j else 0) : g.start()]
+                    + (g.group(0) if j == i else "")
+                    for j, g in enumerate(groups)
+                )
+                + text[groups[-1].end() :]
+                for i in range(count)
+            ]
         found = [*_name_lists(text), *_NUM_LIST.finditer(text), *_WORD_LISTS.finditer(text)]
         zipped: list[tuple[int, int, list[str]]] = []
         for match in sorted(found, key=lambda m: (m.start(), -m.end())):
@@ -801,7 +877,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                     last = end
                 variants.append(variant + text[last:])
             return variants
-        parts = self.requests_in(text)
+        parts = self.requests_in(text, by_case=by_case)
         if len(parts) == count:
             return parts
         for name in params:
@@ -829,8 +905,10 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             variants.append("".join(parts) + text[last:])
         return variants
 
-    def fill(self, spec: FunctionSpec, text: str, context: str) -> tuple[list[dict[str, Any]], int]:
-        schema, params, count = self.call_schema(spec, text, context)
+    def fill(
+        self, spec: FunctionSpec, text: str, context: str, *, by_case: bool = True
+    ) -> tuple[list[dict[str, Any]], int]:
+        schema, params, count = self.call_schema(spec, text, context, by_case=by_case)
         filler = self.filler
         if count == 1 and filler != "generate":
             values, open_ = self.read_arguments(spec, text, params, schema)
@@ -851,7 +929,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             return [self.coerce(spec, fixed)], 0  # nothing left to choose
         if filler == "extract" or self._generator is None:
             calls = []
-            for variant in self.split_request(spec, text, params, count):
+            for variant in self.split_request(spec, text, params, count, by_case=by_case):
                 values, open_ = self.read_arguments(spec, variant, params, schema)
                 calls.append(self.extracted(spec, values, open_))
             return calls, 0
@@ -908,7 +986,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         tokens = 0
         context = item.context()
         for spec, text in chosen:
-            filled, used = self.fill(spec, text, context)
+            filled, used = self.fill(spec, text, context, by_case=len(chosen) == 1)
             tokens += used
             calls += [ToolCall(name=spec.name, arguments=a) for a in filled]
         out = FunctionCallOutput(calls=calls[: self.opts.max_calls], no_call=not calls)

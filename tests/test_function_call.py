@@ -506,6 +506,31 @@ def test_reading_splits_parallel_requests(reader: FunctionCallSpecialist) -> Non
     ]
 
 
+def test_reading_splits_requests_that_describe_cases_in_turn(
+    reader: FunctionCallSpecialist,
+) -> None:
+    request = (
+        "Two triangles are drawn on the board. The first triangle has a base of 12 meters and "
+        "a height of 15 meters. The second triangle has a base of 18 meters and a height of 24 "
+        "meters. What are their areas?"
+    )
+    assert _calls(reader, request, [AREA]) == [
+        {"calculate_triangle_area": {"base": 12, "height": 15}},
+        {"calculate_triangle_area": {"base": 18, "height": 24}},
+    ]
+    # A sentence without a case of its own ("What are their areas?") goes with every case.
+    parts = reader.requests_in(request)
+    assert len(parts) == 2 and all(p.endswith("What are their areas?") for p in parts)
+    # "the first time" or a single ordinal names no cases.
+    assert len(reader.requests_in("The first time I saw 3 cats, I was happy.")) == 1
+    assert reader.requests_in(request, by_case=False) == [request]
+
+
+def test_reading_gives_each_group_of_numbers_its_own_call(reader: FunctionCallSpecialist) -> None:
+    calls = _calls(reader, "What is the GCD of the pairs (45, 60) and (81, 27)?", [GCD])
+    assert calls == [{"math.gcd": {"num1": 45, "num2": 60}}, {"math.gcd": {"num1": 81, "num2": 27}}]
+
+
 class Chooser(Scripted):
     """Answers with the last choice the schema allows, to show whose choice is kept."""
 
