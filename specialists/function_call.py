@@ -258,6 +258,24 @@ _NAME_LISTS = [
 ]
 
 
+_SENTENCE_START = re.compile(r"(?:^|[.?!:;\"\u201c(]\s*)$")
+
+
+def _names_in(text: str) -> list[re.Match[str]]:
+    """Capitalised names in the text, except a sentence's first word ("Can you ...")."""
+    found = []
+    for match in re.finditer(rf"(?<![\w'\u2019.-]){_CAP}", text):
+        words = match.group(0).split()
+        if _SENTENCE_START.search(text[: match.start()]) and (
+            len(words) == 1 or words[0].lower() in STOP_WORDS
+        ):
+            continue
+        if all(w.lower() in STOP_WORDS for w in words):
+            continue
+        found.append(match)
+    return found
+
+
 def _unrepeated(args: dict[str, Any]) -> dict[str, Any]:
     """A small model repeats itself; a generated list rarely holds a value twice."""
     return {
@@ -698,10 +716,24 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 count = max(count, longest)
             elif mentions % numeric == 0:
                 count = max(count, mentions // numeric)
-        has_array = any(props.get(p, {}).get("type") == "array" for p in params)
-        if not has_array and any(props[p].get("type", "string") == "string" for p in scalar):
+        # A list goes to an array parameter that can take it; an array of fixed choices
+        # takes only a list of those choices ("RGB and HEX", not "navy, purple and maroon").
+        free_array = any(
+            props.get(p, {}).get("type") == "array"
+            and not (props[p].get("items") or {}).get("enum")
+            for p in params
+        )
+        choices = {
+            str(c).lower()
+            for p in params
+            if props.get(p, {}).get("type") == "array"
+            for c in (props[p].get("items") or {}).get("enum", [])
+        }
+        if not free_array and any(props[p].get("type", "string") == "string" for p in scalar):
             for match in [*_name_lists(text), *_WORD_LISTS.finditer(text)]:
-                count = max(count, len(_LIST_SEP.split(match.group(0))))
+                items = [i.strip(_EDGE).lower() for i in _LIST_SEP.split(match.group(0))]
+                if not all(any(c in i for c in choices) for i in items):
+                    count = max(count, len(items))
         return min(max(count, len(self.requests_in(text, by_case=by_case))), self.opts.max_calls)
 
     @staticmethod
@@ -771,6 +803,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             kind = declared.get("type")
             if declared.get("enum"):
                 options = list(narrowed["enum"])  # the choices the request names, or all
+                # A version of a split request names only its own choice.
+                options = [o for o in options if _mentions(text, str(o))] or options
                 if len(options) == 1:
                     values[name] = options[0]
                 else:
@@ -787,10 +821,13 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                     open_[name] = []
             elif kind in (*_SCALAR, None) and not _described_choices(declared):
                 scalar.append(name)  # an untyped parameter is read as a string
-            elif "enum" in narrowed and len(narrowed["enum"]) == 1:
-                values[name] = narrowed["enum"][0]
             else:
-                open_[name] = list(narrowed.get("enum", []))[:3]
+                options = list(narrowed.get("enum", []))
+                options = [o for o in options if _mentions(text, str(o))] or options
+                if len(options) == 1:
+                    values[name] = options[0]
+                else:
+                    open_[name] = options[:3]
         if lists:
             read = read_lists(text, spec.properties, lists)
             for name in lists:
@@ -880,29 +917,45 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         parts = self.requests_in(text, by_case=by_case)
         if len(parts) == count:
             return parts
+        # Each version keeps its own share of the values the request names in turn: one of
+        # the choices named for a parameter ("in easy mode ... in hard mode") and one block
+        # of the numbers, in order ("stage 7 ... stage 3"); the other shares are cut out.
+        cut: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         for name in params:
             schema = spec.properties.get(name, {})
             enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
-            named = [e for e in enum + _described_choices(schema) if _mentions(text, e)]
-            if len(set(named)) == count:
-                variants = []
-                for keep in dict.fromkeys(named):
-                    variant = text
-                    for other in set(named) - {keep}:
-                        variant = re.sub(rf"(?i)(?<!\w){re.escape(other)}(?!\w)", "", variant)
-                    variants.append(variant)
-                return variants
+            named = list(
+                dict.fromkeys(e for e in enum + _described_choices(schema) if _mentions(text, e))
+            )
+            if len(named) == count:
+                for i in range(count):
+                    for other in named[:i] + named[i + 1 :]:
+                        pattern = rf"(?i)(?<!\w){re.escape(other)}(?!\w)"
+                        cut[i] += [m.span() for m in re.finditer(pattern, text)]
+                break
+        names = _names_in(text)
+        distinct = list(dict.fromkeys(m.group(0) for m in names))
+        if len(distinct) == count:  # "... from HSBC ... and for Wells Fargo ..."
+            for i in range(count):
+                cut[i] += [m.span() for m in names if m.group(0) != distinct[i]]
         numbers = list(_NUMBER.finditer(text))
-        per_call = max(1, len(numbers) // count)
-        variants = []
-        for i in range(count):
+        numeric = sum(
+            1 for p in params if spec.properties.get(p, {}).get("type") in ("integer", "number")
+        )
+        # Numbers that one call needs all of are common to every call ("a wire of 5 m and
+        # 0.01 m2, of copper and of aluminum").
+        per_call = max(1, len(numbers) // count) if len(numbers) > numeric else len(numbers)
+        for i in range(count if len(numbers) > numeric else 0):
             kept = range(i * per_call, (i + 1) * per_call)
-            parts, last = [], 0
-            for j, match in enumerate(numbers):
-                if j not in kept:
-                    parts.append(text[last : match.start()])
-                    last = match.end()
-            variants.append("".join(parts) + text[last:])
+            cut[i] += [m.span() for j, m in enumerate(numbers) if j not in kept]
+        variants = []
+        for spans in cut:
+            pieces, last = [], 0
+            for start, end in sorted(spans):
+                if start >= last:
+                    pieces.append(text[last:start])
+                    last = end
+            variants.append("".join(pieces) + text[last:])
         return variants
 
     def fill(
@@ -931,7 +984,11 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             calls = []
             for variant in self.split_request(spec, text, params, count, by_case=by_case):
                 values, open_ = self.read_arguments(spec, variant, params, schema)
-                calls.append(self.extracted(spec, values, open_))
+                call = self.extracted(spec, values, open_)
+                if calls:  # "... and the same for a sample size of 150": the rest carries over
+                    inherited = {p: calls[-1][p] for p in spec.required if p in calls[-1]}
+                    call = {**inherited, **call}
+                calls.append(call)
             return calls, 0
         generated = self._generator.generate(
             self.messages(spec, params, text, count), schema, max_tokens=self.opts.max_new_tokens

@@ -531,6 +531,120 @@ def test_reading_gives_each_group_of_numbers_its_own_call(reader: FunctionCallSp
     assert calls == [{"math.gcd": {"num1": 45, "num2": 60}}, {"math.gcd": {"num1": 81, "num2": 27}}]
 
 
+GAME = {
+    "name": "game.save_progress",
+    "description": "Save the player's game at a stage and mode.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "stage": {"type": "integer", "description": "The stage reached."},
+            "mode": {"type": "string", "enum": ["easy", "hard"], "description": "Game mode."},
+        },
+        "required": ["stage", "mode"],
+    },
+}
+LOAN = {
+    "name": "loan_check",
+    "description": "Check loan eligibility given the bank, loan amount and income.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "bank": {"type": "string", "description": "The financial institution, e.g. HSBC."},
+            "loan_amount": {"type": "integer", "description": "The loan amount requested."},
+            "annual_income": {"type": "integer", "description": "The applicant's income."},
+        },
+        "required": ["bank", "loan_amount", "annual_income"],
+    },
+}
+WIRE = {
+    "name": "calculate_resistance",
+    "description": "Resistance of a wire from its length, area and material.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "length": {"type": "integer", "description": "Length of the wire in meters."},
+            "area": {"type": "float", "description": "Cross-sectional area in square meters."},
+            "material": {
+                "type": "string",
+                "description": "The material. Allowed values: 'copper', 'aluminum'",
+            },
+        },
+        "required": ["length", "area"],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "function", "expected"),
+    [
+        # Each call keeps its own choice and its own numbers, in order.
+        (
+            "Save game progress at stage 7 in easy mode and stage 3 in hard mode.",
+            GAME,
+            [{"stage": 7, "mode": "easy"}, {"stage": 3, "mode": "hard"}],
+        ),
+        # Names go one to a call, as numbers do.
+        (
+            "Check my loan eligibility for $500,000 from HSBC with annual income $100,000 and "
+            "for Wells Fargo for $700,000 with annual income of $120,000.",
+            LOAN,
+            [
+                {"bank": "HSBC", "loan_amount": 500000, "annual_income": 100000},
+                {"bank": "Wells Fargo", "loan_amount": 700000, "annual_income": 120000},
+            ],
+        ),
+        # Numbers that each call needs all of are shared.
+        (
+            "Resistance of a wire with a length of 5m and area 0.01m² of copper and aluminum",
+            WIRE,
+            [
+                {"length": 5, "area": 0.01, "material": "copper"},
+                {"length": 5, "area": 0.01, "material": "aluminum"},
+            ],
+        ),
+    ],
+)
+def test_split_calls_keep_their_own_values(
+    reader: FunctionCallSpecialist,
+    request_text: str,
+    function: dict[str, Any],
+    expected: list[dict[str, Any]],
+) -> None:
+    calls = _calls(reader, request_text, [function])
+    assert calls == [{function["name"]: args} for args in expected]
+
+
+def test_a_follow_up_call_keeps_the_values_it_does_not_change(
+    reader: FunctionCallSpecialist,
+) -> None:
+    calls = _calls(
+        reader, "Save game progress at stage 7 in easy mode. Then do the same for stage 9.", [GAME]
+    )
+    assert calls == [
+        {"game.save_progress": {"stage": 7, "mode": "easy"}},
+        {"game.save_progress": {"stage": 9, "mode": "easy"}},
+    ]
+
+
+def test_a_list_of_fixed_choices_does_not_count_calls(reader: FunctionCallSpecialist) -> None:
+    colors = {
+        "name": "color_info",
+        "description": "RGB values and hex codes of a color.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "color_name": {"type": "string", "description": "The name of the color."},
+                "formats": {"type": "array", "items": {"type": "string", "enum": ["RGB", "HEX"]}},
+            },
+            "required": ["color_name", "formats"],
+        },
+    }
+    spec = FunctionCallInput(request="x", functions=[colors]).specs()[0]
+    params = ["color_name", "formats"]
+    assert reader.count_calls(spec, "RGB and HEX values of Navy Blue", params) == 1
+    assert reader.count_calls(spec, "RGB and HEX values of navy, purple and maroon", params) == 3
+
+
 class Chooser(Scripted):
     """Answers with the last choice the schema allows, to show whose choice is kept."""
 
