@@ -161,8 +161,10 @@ def format_date(date: tuple[int, int, int], fmt: str) -> str:
 
 
 _FORMULA = re.compile(
-    r"(?:\b[a-z](?:\([a-z]\))?\s*=\s*)?(?:[\d.]*[a-z](?:\^\d+)?|\d+)(?:\s*[-+*/^]\s*(?:[\d.]*[a-z]"
-    r"(?:\^\d+)?|[\d.]+))+|\b\d+[a-z]\^\d+\b"
+    # A variable is one letter on its own ("x", "3x"), not the last letter of a word ("and -4").
+    r"(?:\b[a-z](?:\([a-z]\))?\s*=\s*)?(?:[\d.]*(?<![A-Za-z])[a-z](?![A-Za-z])(?:\^\d+)?|\d+)"
+    r"(?:\s*[-+*/^]\s*(?:[\d.]*(?<![A-Za-z])[a-z](?![A-Za-z])(?:\^\d+)?|[\d.]+))+"
+    r"|\b\d+[a-z]\^\d+\b"
 )
 _CODE_PARAMS = (
     "id", "code", "number", "docket", "serial", "ticket", "symbol", "sku", "isbn", "key", "ref",
@@ -498,6 +500,7 @@ def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.
             # "5%" is 0.05 to a rate, 5 to a parameter that asks for a percentage.
             wants_percent = any(k.startswith("percent") for k in param.name_keys + param.desc_keys)
             score += -0.4 if wants_percent else 0.4
+        score += _year_or_money(param, mention)
         if mention.spelled:
             score -= 1.5
             if _counts_following(request, mention):
@@ -530,6 +533,28 @@ def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.
     if not mention.quoted:
         # Whole names ("New York City") beat their parts; long word salads lose.
         score += 0.15 * min(words, 3) if mention.name else -0.25 * (words - 1)
+    return score
+
+
+_MONEY_KEYS = (
+    "revenue", "amount", "price", "cost", "income", "salary", "budget", "sales", "profit",
+    "capital", "investment", "principal", "loan", "payment", "deposit", "value", "fee", "balance",
+)  # fmt: skip
+_MONEY = re.compile(r"[$€£]|\b(?:dollars?|euros?|pounds?|usd|eur|gbp)\b", re.IGNORECASE)
+
+
+def _year_or_money(param: _Param, mention: Mention) -> float:
+    """Years go to year parameters and sums of money to amounts, not the other way round
+    ("revenues of $1M in 2019" for year1 and year1_revenue)."""
+    money = _MONEY.search(mention.text) is not None
+    year_like = isinstance(mention.value, int) and 1000 <= mention.value <= 2999 and not money
+    wants_money = any(k.startswith(m) for k in param.name_keys for m in _MONEY_KEYS)
+    wants_year = any(k.startswith("year") for k in param.name_keys) and not wants_money
+    score = 0.0
+    if wants_year:
+        score += 0.8 if year_like else -1.0 if money else 0.0
+    elif wants_money:
+        score += 0.8 if money else -0.8 if year_like else 0.0
     return score
 
 
@@ -704,6 +729,8 @@ def assign_arguments(
 
 # -- lists ------------------------------------------------------------------------------
 
+#: Numbers grouped in parentheses: "(45, 60)", "(40.7128, -74.0060)".
+NUMBER_GROUPS = re.compile(r"\((?:\s*(?:e\.g\.|i\.e\.),?)?\s*-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)+\s*\)")
 BRACKETS = re.compile(r"\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\]")
 _LIST_ITEM_SEP = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+")
 _QUOTE_LIST = re.compile(
@@ -719,6 +746,14 @@ _WORD_LIST = re.compile(
     r"(?<![\w.])[a-z][\w-]*(?:\s+[a-z][\w-]*)?(?:\s*,\s*[a-z][\w-]*(?:\s+[a-z][\w-]*)?)+"
     r"\s*,?\s+(?:and|or)\s+[a-z][\w-]*(?:\s+[a-z][\w-]*)?"
 )
+
+
+_RUN_GAP = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+
+
+def _number_end(text: str, start: int) -> int:
+    match = _NUMBER.match(text, start)
+    return match.end() if match else start
 
 
 def _parse_bracket(text: str) -> list[Any] | None:
@@ -760,12 +795,21 @@ def read_lists(
         if items:
             found.append((match.start(), "bracket", items))
             taken.append(match.span())
+    for match in NUMBER_GROUPS.finditer(text):  # coordinates: "(40.7128, -74.0060)"
+        if free(*match.span()):
+            inner = re.sub(r"^\(\s*(?:e\.g\.|i\.e\.),?", "", match.group(0))
+            items = _parse_bracket("[" + inner.strip("() ") + "]")
+            if items:
+                found.append((match.start(), "bracket", items))
+                taken.append(match.span())
     for pattern, kind in ((_QUOTE_LIST, "names"), (_NAME_LIST, "names"), (_WORD_LIST, "words")):
         for match in pattern.finditer(text):
             if not free(*match.span()):
                 continue
             items = [i.strip(_EDGE) for i in _LIST_ITEM_SEP.split(match.group(0))]
             items = [i for i in items if i]
+            if all(_as_number(i) is not None for i in items):
+                continue  # a list of numbers, read below
             if len(items) >= 2:
                 found.append((match.start(), kind, items))
                 taken.append(match.span())
@@ -779,7 +823,19 @@ def read_lists(
         for m in _NUMBER.finditer(text)
         if free(*m.span())
     ]
-    if len(numbers) >= 3:
+    # A run of numbers joined by commas or "and" is one list ("85, 90, 88 and 92"), not the
+    # numbers around it ("... and set bin range to 5"); without such a run, every number.
+    runs: list[list[tuple[int, Any]]] = []
+    for i, (start, value) in enumerate(numbers):
+        gap = text[_number_end(text, numbers[i - 1][0]) : start] if i else ""
+        if i and runs and _RUN_GAP.fullmatch(gap):
+            runs[-1].append((start, value))
+        else:
+            runs.append([(start, value)])
+    longest = max(runs, key=len, default=[])
+    if len(longest) >= 3:
+        found.append((longest[0][0], "numbers", [n for _, n in longest]))
+    elif len(numbers) >= 3:
         found.append((numbers[0][0], "numbers", [n for _, n in numbers]))
     found.sort(key=lambda f: f[0])
     result: dict[str, list[Any]] = {}

@@ -37,6 +37,7 @@ from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists.argument_extraction import (
     BRACKETS,
     DATES,
+    NUMBER_GROUPS,
     STOP_WORDS,
     assign_arguments,
     date_format,
@@ -246,8 +247,6 @@ _LIST_SEP = re.compile(_SEP)
 _NUM = r"[-$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?:\s?[a-zA-Z]{1,12}\b(?<!\band)(?<!\bor))?"
 _QUOTE = r"[\"'\u201c\u2018][^\"'\u201d\u2019]{1,60}[\"'\u201d\u2019]"
 _NUM_LIST = re.compile(rf"(?<![\w.]){_NUM}(?:{_SEP}{_NUM})+")
-# "(45, 60) and (81, 27)": each parenthesised group of numbers is the values of one call.
-_NUM_TUPLE = re.compile(r"\(\s*-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)+\s*\)")
 _CAP = r"[A-Z][\w'\u2019.-]*(?:\s+[A-Z0-9][\w'\u2019.-]*){0,3}"
 # Names joined by "and"/"or" (not "between A and B", and not "City, Country" pairs).
 _NAME_LISTS = [
@@ -701,14 +700,20 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             if enum:
                 count = max(count, sum(1 for e in set(enum) if _mentions(text, e)))
         arrays = [p for p in params if props.get(p, {}).get("type") == "array"]
-        brackets = len(BRACKETS.findall(text))
+        brackets = len(BRACKETS.findall(text)) + len(NUMBER_GROUPS.findall(text))
         if arrays and brackets > len(arrays):
             count = max(count, brackets // len(arrays))
         # A formula, a bracketed list or a date is one value, however many numbers it holds.
         text = DATES.sub(" ", _MATH.sub(" ", BRACKETS.sub(" ", text)))
+        if arrays:
+            text = NUMBER_GROUPS.sub(" ", text)
         numeric = sum(1 for p in scalar if props[p].get("type") in ("integer", "number"))
         mentions = _number_mentions(text)
-        if numeric and mentions > numeric:
+        # A plain list of numbers goes to an array of numbers when there is one.
+        number_array = any(
+            (props[p].get("items") or {}).get("type") in ("integer", "number") for p in arrays
+        )
+        if numeric and mentions > numeric and not number_array:
             longest = max(
                 (len(_LIST_SEP.split(m.group(0))) for m in _NUM_LIST.finditer(text)), default=1
             )
@@ -888,7 +893,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         15 minutes respectively"); or the request is split where a new one begins ("... and
         another flight from ..."); otherwise the numbers are shared out in order. Groups of
         numbers in parentheses ("the pairs (45, 60) and (81, 27)") go one to a call."""
-        groups = list(_NUM_TUPLE.finditer(text))
+        groups = list(NUMBER_GROUPS.finditer(text))
         if count > 1 and len(groups) == count:
             return [
                 "".join(

@@ -711,6 +711,47 @@ def test_argument_readers() -> None:
         ["scores", "names"],
     )
     assert lists == {"scores": [85, 90, 88], "names": ["Ann", "Bo", "Cy"]}
+    # A run of numbers is the list, not the number after it; "and -4" is no formula.
+    numbers_only = {"data": {"type": "array", "items": {"type": "integer"}}}
+    text = "data: 85, 90, 88, 92 and set bins to 5"
+    assert read_lists(text, numbers_only, ["data"]) == {"data": [85, 90, 88, 92]}
+    numbers, strings = mentions_in("coefficients 2, 3 and -4")
+    assert [n.value for n in numbers] == [2, 3, -4] and not any(m.formula for m in strings)
+    # Numbers grouped in parentheses are one list each (coordinates).
+    points = {p: {"type": "array", "items": {"type": "number"}} for p in ("point1", "point2")}
+    text = "slope between (40.7128, -74.0060) and (34.0522, -118.2437)"
+    assert read_lists(text, points, ["point1", "point2"]) == {
+        "point1": [40.7128, -74.006],
+        "point2": [34.0522, -118.2437],
+    }
+
+
+def test_years_and_sums_of_money_go_to_their_parameters(reader: FunctionCallSpecialist) -> None:
+    growth = {
+        "name": "yoy_growth",
+        "description": "Year over year growth rate of a company.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "year1": {"type": "integer", "description": "The first year."},
+                "year1_revenue": {"type": "integer", "description": "Revenue in the first year."},
+                "year2": {"type": "integer", "description": "The second year."},
+                "year2_revenue": {"type": "integer", "description": "Revenue in the second year."},
+            },
+            "required": ["year1", "year1_revenue", "year2", "year2_revenue"],
+        },
+    }
+    calls = _calls(reader, "Growth with revenues of $1M in 2019 and $1.2M in 2020?", [growth])
+    assert calls == [
+        {
+            "yoy_growth": {
+                "year1": 2019,
+                "year1_revenue": 1000000,
+                "year2": 2020,
+                "year2_revenue": 1200000,
+            }
+        }
+    ]
 
 
 # -- the real local backend ----------------------------------------------------------------
