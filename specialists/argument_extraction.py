@@ -345,6 +345,9 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
                 continue
             if head in _STOP and not request.words[i][:1].isupper():
                 continue
+            inner_number = any(_NUMBER.fullmatch(w.strip(_EDGE)) for w in words[1:])
+            if j > i and inner_number and not _is_name(request, i, j):
+                continue  # "A by 10%": the number is a value of its own
             add(" ".join(words), i, j)
     # Part of a short quoted value ("Roe" of 'Roe v. Wade') is not a value of its own.
     quotes = [m for m in strings if m.quoted and len(m.text.split()) <= 6]
@@ -376,8 +379,19 @@ def _is_whole_name(request: _Request, first: int, last: int) -> bool:
     def capital(i: int) -> bool:
         return 0 <= i < len(request.words) and request.words[i][:1].isupper()
 
+    def joined(i: int) -> bool:  # "of" between capitals joins a name: "Museum of Modern Art"
+        return (
+            0 <= i < len(request.words)
+            and request.lower[i] in _CONNECTORS
+            and not request.words[i].endswith((",", ".", ":", ";"))
+        )
+
     before = capital(first - 1) and not request.words[first - 1].endswith((",", ".", ":", ";"))
     after = capital(last + 1) and not request.words[last].endswith((",", ".", ":", ";", "?"))
+    before = before or (joined(first - 1) and capital(first - 2))
+    after = after or (
+        joined(last + 1) and capital(last + 2) and not request.words[last].endswith((",", "."))
+    )
     return not before and not after
 
 

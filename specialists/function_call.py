@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -734,10 +735,17 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             if props.get(p, {}).get("type") == "array"
             for c in (props[p].get("items") or {}).get("enum", [])
         }
-        if not free_array and any(props[p].get("type", "string") == "string" for p in scalar):
+        strings = [p for p in scalar if props[p].get("type", "string") == "string"]
+        # Parameters of one kind ("start_city", "end_city") take a list of that many names.
+        kinds = Counter(
+            re.sub(r"\d+$", "", re.split(r"[_.]|(?<=[a-z])(?=[A-Z])", p)[-1]).lower()
+            for p in strings
+        )
+        siblings = max(kinds.values(), default=0)
+        if not free_array and strings:
             for match in [*_name_lists(text), *_WORD_LISTS.finditer(text)]:
                 items = [i.strip(_EDGE).lower() for i in _LIST_SEP.split(match.group(0))]
-                if not all(any(c in i for c in choices) for i in items):
+                if not all(any(c in i for c in choices) for i in items) and len(items) > siblings:
                     count = max(count, len(items))
         return min(max(count, len(self.requests_in(text, by_case=by_case))), self.opts.max_calls)
 

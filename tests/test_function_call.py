@@ -726,6 +726,36 @@ def test_argument_readers() -> None:
     }
 
 
+def test_names_joined_by_of_and_lists_for_sibling_parameters(
+    reader: FunctionCallSpecialist,
+) -> None:
+    museum = {
+        "name": "exhibition_info",
+        "description": "Exhibitions of a museum.",
+        "parameters": {
+            "type": "dict",
+            "properties": {"museum_name": {"type": "string", "description": "The museum."}},
+            "required": ["museum_name"],
+        },
+    }
+    calls = _calls(reader, "Find exhibitions in the Museum of Modern Art, New York.", [museum])
+    assert calls == [{"exhibition_info": {"museum_name": "Museum of Modern Art"}}]
+    trip = {
+        "name": "city_distance",
+        "description": "Shortest distance between two cities.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "start_city": {"type": "string", "description": "The city to start from."},
+                "end_city": {"type": "string", "description": "The destination city."},
+            },
+            "required": ["start_city", "end_city"],
+        },
+    }
+    calls = _calls(reader, "Distance between two cities, New York and Los Angeles.", [trip])
+    assert calls == [{"city_distance": {"start_city": "New York", "end_city": "Los Angeles"}}]
+
+
 def test_years_and_sums_of_money_go_to_their_parameters(reader: FunctionCallSpecialist) -> None:
     growth = {
         "name": "yoy_growth",
