@@ -26,6 +26,7 @@ __all__ = [
     "Mention",
     "ParameterChoice",
     "assign_arguments",
+    "calendar_name",
     "mentions_in",
     "read_lists",
 ]
@@ -136,6 +137,26 @@ def parse_date(text: str) -> tuple[int, int, int] | None:
             int(match.group(3)),
         )
         return (year, month, day) if 1 <= day <= 31 else None
+    return None
+
+
+_CALENDAR = {
+    "month": re.compile(
+        r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+        r"December)\b"
+    ),
+    "day": re.compile(r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"),
+}
+
+
+def calendar_name(parameter: str, text: str) -> str | None:
+    """The month or weekday the text names, for a parameter called month or day."""
+    keys = _key_words(parameter)
+    for kind, pattern in _CALENDAR.items():
+        if kind in keys:
+            match = pattern.search(text)
+            if match:
+                return match.group(0)
     return None
 
 
@@ -536,6 +557,8 @@ def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.
         score += 0.8 if mention.name else -0.4
     if mention.name and not mention.whole_name and not mention.quoted:
         score -= 2.0  # part of a longer name ("Yellowstone National" of "... Park")
+    if calendar_name(param.name, text) == text:
+        score += 2.0  # "in December" for a month
     if DATES.fullmatch(text):
         is_date = any(k in ("date", "day", "when", "time", "start", "end") for k in param.name_keys)
         score += (2.0 if parse_date(text) else 1.0) if is_date else -0.5

@@ -41,6 +41,7 @@ from orchestrator.specialists.argument_extraction import (
     NUMBER_GROUPS,
     STOP_WORDS,
     assign_arguments,
+    calendar_name,
     date_format,
     parse_date,
     read_lists,
@@ -461,11 +462,33 @@ _ALLOWED = re.compile(
 )
 
 
+_LISTED_CHOICES = re.compile(r"\((?!e\.g\.|i\.e\.)([a-z]+(?:,\s*(?:or\s+)?[a-z]+){2,})\)")
+_EXPLAINED_CHOICES = re.compile(r"'([^']{1,30})' for\b")
+
+
+def _dict_literal(text: str) -> dict[str, Any] | None:
+    """A dictionary written in the request: {'math': 90, 'science': 75}."""
+    for match in re.finditer(r"\{[^{}]*\}", text):
+        try:
+            value = json.loads(re.sub(r"'([^']*)'", r'"\1"', match.group(0)))
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value:
+            return value
+    return None
+
+
 def _described_choices(schema: Mapping[str, Any]) -> list[str]:
     """Choices listed in a description ("Allowed values: 'a', 'b'")."""
-    match = _ALLOWED.search(str(schema.get("description", "")))
+    description = str(schema.get("description", ""))
+    match = _ALLOWED.search(description)
     if not match:
-        return []
+        # "(walk, bike, transit, drive)" or "'now' for current, 'weekend' for the weekend"
+        listed = _LISTED_CHOICES.search(description)
+        if listed:
+            return [c.strip() for c in listed.group(1).split(",")]
+        explained = _EXPLAINED_CHOICES.findall(description)
+        return explained if len(explained) >= 2 else []
     return [
         q for q in re.findall(r"'([^']{1,60})'|\"([^\"]{1,60})\"", match.group(1)) for q in q if q
     ]
@@ -671,7 +694,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 continue
             wants_date = date_format(str(schema.get("description", ""))) is not None
             dated = wants_date and parse_date(text) is not None
-            if dated or any(_stem_in(w, text_words) for w in _name_words(name)):
+            named = dated or calendar_name(name, text) is not None
+            if named or any(_stem_in(w, text_words) for w in _name_words(name)):
                 keep.append(name)
             elif schema.get("type") in numeric and surplus > 0:
                 keep.append(name)
@@ -824,6 +848,12 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                     open_[name] = options
             elif kind == "boolean":
                 values[name] = _flag(text, name)
+            elif kind in ("object", "dict"):
+                literal = _dict_literal(text)
+                if literal is not None:
+                    values[name] = literal
+                else:
+                    open_[name] = []
             elif kind == "array" and not (declared.get("items") or {}).get("enum"):
                 lists.append(name)
             elif kind == "array":

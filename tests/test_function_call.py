@@ -756,6 +756,48 @@ def test_names_joined_by_of_and_lists_for_sibling_parameters(
     assert calls == [{"city_distance": {"start_city": "New York", "end_city": "Los Angeles"}}]
 
 
+def test_choices_months_and_dictionaries_from_the_request(reader: FunctionCallSpecialist) -> None:
+    trip = {
+        "name": "traffic_estimate",
+        "description": "Estimate traffic between two places.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "start": {"type": "string", "description": "Where the journey starts."},
+                "mode": {"type": "string", "description": "Mode (walk, bike, transit, drive)."},
+                "period": {
+                    "type": "string",
+                    "description": "'now' for current, 'weekend' for the coming weekend.",
+                },
+                "month": {"type": "string", "description": "Month of the estimate."},
+            },
+            "required": ["start"],
+        },
+    }
+    calls = _calls(reader, "Traffic from Las Vegas by bike this weekend in December?", [trip])
+    assert calls == [
+        {
+            "traffic_estimate": {
+                "start": "Las Vegas",
+                "mode": "bike",
+                "period": "weekend",
+                "month": "December",
+            }
+        }
+    ]
+    grades = {
+        "name": "calculate_average",
+        "description": "Average of grades.",
+        "parameters": {
+            "type": "dict",
+            "properties": {"grades": {"type": "dict", "description": "Subject to score."}},
+            "required": ["grades"],
+        },
+    }
+    calls = _calls(reader, "Average of {'math':90, 'music':89} please", [grades])
+    assert calls == [{"calculate_average": {"grades": {"math": 90, "music": 89}}}]
+
+
 def test_years_and_sums_of_money_go_to_their_parameters(reader: FunctionCallSpecialist) -> None:
     growth = {
         "name": "yoy_growth",
