@@ -334,6 +334,8 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
 
     def add(span: str, first: int, last: int, quoted: bool = False) -> None:
         span = span.strip(_EDGE) if not quoted else span.strip()
+        if not quoted:
+            span = re.sub(r"['\u2019]s$", "", span)  # "Van Gogh's painting": the name is Van Gogh
         if span and (span, first) not in seen and len(span) <= 200:
             seen.add((span, first))
             name = _is_name(request, first, last)

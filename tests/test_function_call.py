@@ -711,6 +711,8 @@ def test_argument_readers() -> None:
         ["scores", "names"],
     )
     assert lists == {"scores": [85, 90, 88], "names": ["Ann", "Bo", "Cy"]}
+    # A possessive name is the name: "Van Gogh's painting".
+    assert "Van Gogh" in [m.value for m in mentions_in("Van Gogh's painting")[1] if m.name]
     # A run of numbers is the list, not the number after it; "and -4" is no formula.
     numbers_only = {"data": {"type": "array", "items": {"type": "integer"}}}
     text = "data: 85, 90, 88, 92 and set bins to 5"
