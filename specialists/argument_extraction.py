@@ -57,6 +57,10 @@ _NUMBER = re.compile(
     r"(?P<exp>[eE][-+]?\d+)?(?P<pct>\s?%)?(?:\s(?P<scale>thousand|million|billion)\b|(?P<short>[KMB])\b)?"
 )
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+_PER_YEAR = {
+    "annually": 1, "yearly": 1, "semiannually": 2, "semi-annually": 2, "quarterly": 4,
+    "monthly": 12, "weekly": 52, "daily": 365,
+}  # fmt: skip
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
@@ -329,6 +333,10 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     for i, word in enumerate(request.lower):
         if word in _NUMBER_WORDS:
             numbers.append(Mention(_NUMBER_WORDS[word], word, i, i, spelled=True))
+        elif word in _PER_YEAR:  # "compounded monthly": 12 times a year
+            numbers.append(Mention(_PER_YEAR[word], word, i, i))
+        elif word == "rest" and i and request.lower[i - 1] in ("from", "at"):
+            numbers.append(Mention(0, "rest", i, i))  # "starts from rest": speed 0
     strings: list[Mention] = []
     seen: set[tuple[str, int]] = set()
 
@@ -538,10 +546,20 @@ def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.
             wants_percent = any(k.startswith("percent") for k in param.name_keys + param.desc_keys)
             score += -0.4 if wants_percent else 0.4
         score += _year_or_money(param, mention)
+        following = request.lower[mention.last + 1 : mention.last + 2]
+        unit = bool(following) and any(_same_word(following[0], k) for k in param.name_keys)
         if mention.spelled:
-            score -= 1.5
             if _counts_following(request, mention):
-                score -= 3.0  # "two numbers, 36 and 48": a count of the values that follow
+                score -= 4.5  # "two numbers, 36 and 48": a count of the values that follow
+            elif not unit:  # "three days" for days is a value, not prose
+                score -= 1.5
+        if mention.text in _PER_YEAR:  # "monthly" is 12 only to a compounding frequency
+            keys = param.name_keys + param.desc_keys
+            frequency = param.name == "n" or any(
+                k.startswith(("compound", "frequen")) or k in ("per", "periods", "times")
+                for k in keys
+            )
+            score += 0.5 if frequency else -3.0
         return score
     text = mention.text
     if param.is_currency:

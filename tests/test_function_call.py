@@ -800,6 +800,41 @@ def test_choices_months_and_dictionaries_from_the_request(reader: FunctionCallSp
     assert calls == [{"calculate_average": {"grades": {"math": 90, "music": 89}}}]
 
 
+def test_words_that_stand_for_numbers(reader: FunctionCallSpecialist) -> None:
+    interest = {
+        "name": "compound_interest",
+        "description": "Compound interest on a deposit.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "principal": {"type": "integer", "description": "The deposit."},
+                "years": {"type": "integer", "description": "Number of years."},
+                "n": {"type": "integer", "description": "Times compounded per year."},
+            },
+            "required": ["principal", "years", "n"],
+        },
+    }
+    calls = _calls(reader, "Interest on $5000 for three years, compounded quarterly.", [interest])
+    assert calls == [{"compound_interest": {"principal": 5000, "years": 3, "n": 4}}]
+    velocity = {
+        "name": "final_velocity",
+        "description": "Final velocity of an accelerating object.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "initial_velocity": {"type": "integer", "description": "Initial velocity."},
+                "acceleration": {"type": "float", "description": "Acceleration in m/s^2."},
+                "time": {"type": "integer", "description": "Time in seconds."},
+            },
+            "required": ["initial_velocity", "acceleration", "time"],
+        },
+    }
+    text = "Final velocity of a car that starts from rest, accelerating at 9.8 m/s^2 for 5 s."
+    assert _calls(reader, text, [velocity]) == [
+        {"final_velocity": {"initial_velocity": 0, "acceleration": 9.8, "time": 5}}
+    ]
+
+
 def test_years_and_sums_of_money_go_to_their_parameters(reader: FunctionCallSpecialist) -> None:
     growth = {
         "name": "yoy_growth",
