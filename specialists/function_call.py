@@ -1024,7 +1024,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         if count == 1 and len(fixed) == len(params):
             return [self.coerce(spec, fixed)], 0  # nothing left to choose
         if filler == "extract" or self._generator is None:
-            calls = []
+            calls: list[dict[str, Any]] = []
             for variant in self.split_request(spec, text, params, count, by_case=by_case):
                 values, open_ = self.read_arguments(spec, variant, params, schema)
                 call = self.extracted(spec, values, open_)
