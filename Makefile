@@ -15,10 +15,15 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
 
 # The tests cover the optional backends too: `train` (torch 2.13.0 for encoder fine-tuning)
-# and `llm` (llama-cpp-python, which compiles from source once, about 10 minutes on 2 cores;
-# pip keeps the built wheel in its cache).
+# and `llm` (llama-cpp-python, which compiles from source once, about 5-10 minutes on 2 cores;
+# pip keeps the built wheel in its cache and reuses it on any machine).
+# llama.cpp is built for AVX2 rather than for the build machine (-march=native): a native
+# build on a CPU with AMX uses llama.cpp's AMX kernels, which segfault on some of them, and a
+# cached native wheel would not run on an older CPU.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 install-dev: $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,train,llm]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,train,llm]'
 
 demo: install
 	$(BIN)/orchestrator run support_triage --input "$(MESSAGE)"

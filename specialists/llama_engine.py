@@ -19,7 +19,14 @@ from typing import Any
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists.generation import ChatMessage, Generated
 
-__all__ = ["BUNDLED_GGUF_ID", "LlamaJSONGenerator", "bundled_gguf_path", "require_llama"]
+__all__ = [
+    "BUNDLED_GGUF_ID",
+    "PORTABLE_CMAKE_ARGS",
+    "LlamaJSONGenerator",
+    "bundled_gguf_path",
+    "check_build",
+    "require_llama",
+]
 
 BUNDLED_GGUF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct@Q4_1"
 _INSTALL_HINT = "pip install 'orchestrator[llm]'"
@@ -36,6 +43,27 @@ def require_llama() -> Any:
             "with use_generator()"
         ) from None
     return llama_cpp
+
+
+# What the Makefile passes when it builds llama-cpp-python (portable AVX2 code, no AMX).
+PORTABLE_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+)
+
+
+def check_build(llama_cpp: Any) -> None:
+    """Refuse a llama.cpp built with its AMX kernels, which segfault on the first decode on
+    some Sapphire Rapids hosts (ggml-org/llama.cpp#20824), taking the whole process with them.
+    A clear error here is recoverable; a crash inside a server is not."""
+    info = llama_cpp.llama_print_system_info()
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    if "AMX_INT8 = 1" in text:
+        raise ConfigurationError(
+            "this llama-cpp-python was compiled for the build machine with llama.cpp's AMX "
+            "kernels, which crash on some CPUs; rebuild it without them: "
+            f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --force-reinstall --no-cache-dir '
+            "--no-deps llama-cpp-python (or pass allow_amx=True to keep this build)"
+        )
 
 
 def bundled_gguf_path() -> Path:
@@ -59,7 +87,8 @@ class LlamaJSONGenerator:
     Grammars are compiled once per schema (small LRU cache). llama.cpp keeps the KV cache of the
     previous prompt, so prompts that share a long fixed prefix (instructions, examples) only pay
     for their new tail. One model instance decodes one request at a time (a lock serialises
-    callers).
+    callers). ``allow_amx=True`` keeps a llama.cpp build that uses its AMX kernels (refused by
+    default: see :func:`check_build`).
     """
 
     def __init__(
@@ -70,8 +99,11 @@ class LlamaJSONGenerator:
         n_threads: int = 2,
         n_ctx: int = 4096,
         grammar_cache_size: int = 256,
+        allow_amx: bool = False,
     ) -> None:
         llama_cpp = require_llama()
+        if not allow_amx:
+            check_build(llama_cpp)
         path = Path(model_path) if model_path is not None else bundled_gguf_path()
         if not path.is_file():
             raise ConfigurationError(f"GGUF model file not found: {path}")

@@ -872,6 +872,25 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
         LlamaJSONGenerator()
 
 
+def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.specialists.llama_engine import PORTABLE_CMAKE_ARGS, check_build
+
+    amx = SimpleNamespace(llama_print_system_info=lambda: b"CPU : AVX2 = 1 | AMX_INT8 = 1 | ")
+    with pytest.raises(ConfigurationError, match="AMX") as caught:
+        check_build(amx)
+    assert PORTABLE_CMAKE_ARGS in str(caught.value)
+    check_build(SimpleNamespace(llama_print_system_info=lambda: b"CPU : AVX2 = 1 | FMA = 1 | "))
+
+
+def test_the_makefile_builds_llama_cpp_with_the_portable_flags() -> None:
+    from orchestrator.specialists.llama_engine import PORTABLE_CMAKE_ARGS
+
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text(encoding="utf-8")
+    assert f"LLAMA_CMAKE_ARGS ?= {PORTABLE_CMAKE_ARGS}\n" in makefile
+
+
 @pytest.mark.slow
 def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
