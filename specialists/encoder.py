@@ -22,7 +22,13 @@ import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
 
-__all__ = ["BUNDLED_MODEL_ID", "OnnxSentenceEncoder", "TextEncoder", "bundled_encoder"]
+__all__ = [
+    "BUNDLED_MODEL_ID",
+    "OnnxSentenceEncoder",
+    "TextEncoder",
+    "bundled_encoder",
+    "length_groups",
+]
 
 BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
 Vectors = npt.NDArray[np.float32]
@@ -88,7 +94,10 @@ class OnnxSentenceEncoder:
         self.model_id = model_id
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.enable_truncation(max_length=max_length)
-        self._tokenizer.enable_padding()
+        # Batches are padded per length group in _forward, not to the longest text.
+        padding = self._tokenizer.padding
+        self._pad_id = int(padding["pad_id"]) if padding else 0
+        self._tokenizer.no_padding()
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads or min(4, os.cpu_count() or 1)
         options.log_severity_level = 3
@@ -120,8 +129,7 @@ class OnnxSentenceEncoder:
         return cls(model, tokenizer, model_id=f"{repo_id}@{revision or 'main'}")
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        # Padding is on (the batch is padded to its longest text): count real tokens only.
-        return [sum(e.attention_mask) for e in self._tokenizer.encode_batch(list(texts))]
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -161,8 +169,19 @@ class OnnxSentenceEncoder:
 
     def _forward(self, texts: Sequence[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for group in length_groups([len(e.ids) for e in encodings]):
+            width = max(len(encodings[i].ids) for i in group)
+            ids = np.full((len(group), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(group), width), dtype=np.int64)
+            for row, i in enumerate(group):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            out[group] = self._pooled(ids, mask)
+        return out
+
+    def _pooled(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> Vectors:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -172,6 +191,34 @@ class OnnxSentenceEncoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
         return unit
+
+
+# What one extra forward pass costs, in padded tokens (measured on the bundled int8 MiniLM on
+# 2 cores: about 0.9 ms a pass against 0.08 ms a token).
+PASS_COST_TOKENS = 10
+
+
+def length_groups(lengths: Sequence[int], pass_cost: int = PASS_COST_TOKENS) -> list[list[int]]:
+    """Indices grouped into forward passes so that padding wastes little: a pass costs
+    ``pass_cost`` plus its size times its longest text, and the partition of the texts sorted
+    by length with the least total cost is found exactly (O(n^2), n is a micro-batch).
+
+    Padding every text to the longest of a batch of short customer messages made a batch of
+    32 slower per text than one text at a time."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = [0] * (len(order) + 1)  # best[k]: least cost of the k shortest texts
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        width = lengths[order[end - 1]]
+        best[end], cut[end] = min(
+            (best[start] + pass_cost + (end - start) * width, start) for start in range(end)
+        )
+    groups: list[list[int]] = []
+    end = len(order)
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
 
 
 @lru_cache(maxsize=1)

@@ -130,6 +130,41 @@ def test_concurrent_encodes_of_new_texts_agree_and_compute_each_text_once(
     np.testing.assert_allclose(np.linalg.norm(results[0], axis=1), 1.0, atol=1e-5)
 
 
+def test_a_batch_of_mixed_lengths_encodes_as_each_text_alone(
+    encoder: OnnxSentenceEncoder,
+) -> None:
+    # Texts are padded per length group, never to the longest text of the batch.
+    texts = [f"probe {i} " + "word " * (i * 7 % 40) for i in range(24)]
+    fresh = OnnxSentenceEncoder.bundled(cache_size=0)
+    alone = np.stack([fresh.encode([t])[0] for t in texts])
+    together = fresh.encode(texts)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_length_groups_partition_the_texts_at_the_least_cost() -> None:
+    import itertools
+
+    from orchestrator.specialists.encoder import length_groups
+
+    def cost(groups: list[list[int]], lengths: list[int], pass_cost: int) -> int:
+        return sum(pass_cost + len(g) * max(lengths[i] for i in g) for g in groups)
+
+    lengths = [12, 60, 13, 11, 58, 30, 14, 62]
+    groups = length_groups(lengths, pass_cost=10)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    # Against every split of the length-sorted texts into contiguous runs.
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = min(
+        cost([order[a:b] for a, b in itertools.pairwise((0, *cuts, len(order)))], lengths, 10)
+        for k in range(len(order))
+        for cuts in itertools.combinations(range(1, len(order)), k)
+    )
+    assert cost(groups, lengths, 10) == best
+    assert length_groups([20] * 16) == [list(range(16))]  # equal lengths: one pass
+    assert len(length_groups([5, 500])) == 2  # padding 5 to 500 costs more than a pass
+    assert length_groups([]) == []
+
+
 def test_count_tokens_is_positive_and_grows_with_the_text(encoder: OnnxSentenceEncoder) -> None:
     (short,) = encoder.count_tokens(["hi"])
     (long,) = encoder.count_tokens(["a much longer sentence with many more words in it"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +291,56 @@ def test_micro_batcher_coalesces_concurrent_calls_into_fewer_passes() -> None:
         t.join()
     assert results == {i: float(i + 1) for i in range(16)}  # every caller got its own row
     assert batcher.passes < 16 and max(seen) > 1
+
+
+def test_micro_batcher_runs_one_pass_at_a_time_and_a_lone_caller_never_waits() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return np.zeros((len(texts), 1), dtype=np.float32)
+
+    batcher = MicroBatcher(encode, max_wait_s=0.5)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    for _ in range(3):
+        batcher(["alone"])
+    assert time.perf_counter() - start < 0.4  # no 0.5 s wait for company that never comes
+    assert batcher.passes == 3
+
+    with ThreadPoolExecutor(24) as pool:
+        list(pool.map(lambda i: batcher([f"t{i}"]), range(96)))
+    assert most == 1  # passes never overlap: they would only share the same cores
+    assert batcher.passes < 3 + 96
+
+
+def test_micro_batcher_hands_a_failure_to_every_caller_of_the_pass() -> None:
+    def encode(texts: list[str]) -> np.ndarray:
+        time.sleep(0.01)
+        raise RuntimeError("model died")
+
+    batcher = MicroBatcher(encode, max_wait_s=0.01)  # type: ignore[arg-type]
+
+    def call(i: int) -> str:
+        try:
+            batcher([f"t{i}"])
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(call, range(16))) == ["model died"] * 16
+
+
+def test_micro_batcher_needs_at_least_one_pass() -> None:
+    with pytest.raises(ValueError, match="max_passes"):
+        MicroBatcher(lambda texts: np.zeros((0, 1), dtype=np.float32), max_passes=0)
 
 
 def test_verification_uses_the_artifacts_calibrated_threshold(trained: Path) -> None:
