@@ -52,7 +52,13 @@ def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
             assert isinstance(node, SetNodeSpec)
             graph.add_node(name, _set_node(ctx, name))
             exit_node = name
-        targets = {e.to for e in spec.edges_from(name)} | {END}
+        edges = spec.edges_from(name)
+        if all(e.when is None for e in edges) and len({e.to for e in edges}) <= 1:
+            # One way out: a plain edge, so LangGraph need not read the state to route. The
+            # node still records its decision.
+            graph.add_edge(exit_node, _entry(edges[0].to if edges else END))
+            continue
+        targets = {e.to for e in edges} | {END}
         graph.add_conditional_edges(
             exit_node, _router(ctx, name), {t: _entry(t) for t in sorted(targets)}
         )
