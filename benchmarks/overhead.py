@@ -1,12 +1,15 @@
 """Framework overhead: the shipped support graph against a bare LangGraph graph.
 
-Both run the same no-op specialists (the intent and sentiment contracts, answering a constant
+All run the same no-op specialists (the intent and sentiment contracts, answering a constant
 prediction at once), so what is left is the framework's own cost. The baseline is a
 hand-written ``StateGraph`` with the same node names and the same ``Send`` fan-out (plan ->
 2 x call -> verify -> escalate -> merge -> a set node), calling the specialists directly,
-on the same checkpointer with the same durability mode. Reported per configuration: median
-run time of both, the ratio (target <= 1.3x), and the overhead per run and per LangGraph step,
-each as the median and range over ``--repeats`` blocks that alternate the two.
+on the same checkpointer with the same durability mode, written twice: with plain functions
+(LangGraph runs each in a thread pool) and with the same bodies as coroutines (run on the
+loop, as the framework runs its own nodes). Reported per configuration: median run time of
+each, the ratio to the plain baseline (target <= 1.3x) and to the coroutine one, and the
+overhead per run and per LangGraph step, each as the median and range over ``--repeats``
+blocks that rotate the three.
 
     python benchmarks/overhead.py [--runs 40] [--repeats 5] [--postgres DSN | --no-postgres]
     python benchmarks/overhead.py --profile 300    # pyinstrument profile of the framework path
@@ -131,9 +134,21 @@ class BareState(TypedDict, total=False):
     route: str
 
 
-def bare_graph(specialists: dict[str, Specialist[Any, Any]]) -> StateGraph[Any]:
+def _coroutine(fn: Callable[..., Any]) -> Callable[..., Any]:
+    async def run(arg: Any) -> Any:
+        return fn(arg)
+
+    return run
+
+
+def bare_graph(
+    specialists: dict[str, Specialist[Any, Any]], *, coroutines: bool = False
+) -> StateGraph[Any]:
     """What a careful engineer writes by hand for the same graph: same nodes, same fan-out,
-    the same checks, no framework."""
+    the same checks, no framework. Plain functions, as LangGraph's examples write them (it
+    runs each in a thread pool), or with ``coroutines`` the same bodies as coroutines, run on
+    the event loop as the framework runs its own: the stricter baseline."""
+    wrap = _coroutine if coroutines else (lambda fn: fn)
     thresholds = {"intent": 0.35, "sentiment": 0.5}
 
     def plan(state: BareState) -> dict[str, Any]:
@@ -196,22 +211,22 @@ def bare_graph(specialists: dict[str, Specialist[Any, Any]]) -> StateGraph[Any]:
         return set_fields
 
     graph: StateGraph[Any] = StateGraph(BareState)
-    graph.add_node("triage", plan)
-    graph.add_node("triage.call", call)  # type: ignore[arg-type]  # Send payloads
-    graph.add_node("triage.verify", verify)
-    graph.add_node("triage.escalate", escalate)
-    graph.add_node("triage.merge", merge)
-    graph.add_node("urgent", setter(None, "high", 1))
-    graph.add_node("standard", setter(None, "normal", 24))
-    graph.add_node("review", setter("manual_review", "normal", 8))
+    graph.add_node("triage", wrap(plan))
+    graph.add_node("triage.call", wrap(call))
+    graph.add_node("triage.verify", wrap(verify))
+    graph.add_node("triage.escalate", wrap(escalate))
+    graph.add_node("triage.merge", wrap(merge))
+    graph.add_node("urgent", wrap(setter(None, "high", 1)))
+    graph.add_node("standard", wrap(setter(None, "normal", 24)))
+    graph.add_node("review", wrap(setter("manual_review", "normal", 8)))
     graph.add_edge(START, "triage")
-    graph.add_conditional_edges("triage", dispatch, ["triage.call", "triage.merge"])
+    graph.add_conditional_edges("triage", wrap(dispatch), ["triage.call", "triage.merge"])
     graph.add_edge("triage.call", "triage.verify")
     graph.add_edge("triage.verify", "triage.escalate")
-    graph.add_conditional_edges("triage.escalate", dispatch, ["triage.call", "triage.merge"])
+    graph.add_conditional_edges("triage.escalate", wrap(dispatch), ["triage.call", "triage.merge"])
     graph.add_conditional_edges(
         "triage.merge",
-        lambda s: s["route"],
+        wrap(lambda s: s["route"]),
         {"urgent": "urgent", "standard": "standard", "review": "review"},
     )
     for name in ("urgent", "standard", "review"):
@@ -270,45 +285,55 @@ async def measure(
     )
     specialists = {"intent": NoopIntent(), "sentiment": NoopSentiment()}
     async with open_saver(kind, state_dir, dsn) as saver:
-        bare = bare_graph(specialists).compile(checkpointer=saver)
         options: dict[str, Any] = {"durability": durability} if saver is not None else {}
         steps = await _steps(bare_graph(specialists).compile(checkpointer=InMemorySaver()))
 
-        async def run_bare(text: str) -> Any:
-            config = {"configurable": {"thread_id": uuid.uuid4().hex}}
-            return await bare.ainvoke({"request": {"text": text}}, config, **options)
+        def runner(compiled: Any) -> Callable[[str], Awaitable[Any]]:
+            async def run(text: str) -> Any:
+                config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+                return await compiled.ainvoke({"request": {"text": text}}, config, **options)
+
+            return run
 
         checkpointer: str | BaseCheckpointSaver[str] = saver if saver is not None else "none"
         async with Orchestrator(
             spec, checkpointer=checkpointer, registry=registry, frontier=False
         ) as orc:
-            # Warm both paths (imports, caches, the SQLite/Postgres tables) outside the timing.
+            paths: dict[str, Callable[[str], Awaitable[Any]]] = {
+                "bare": runner(bare_graph(specialists).compile(checkpointer=saver)),
+                "bare_async": runner(
+                    bare_graph(specialists, coroutines=True).compile(checkpointer=saver)
+                ),
+                "framework": orc.arun,
+            }
+            # Warm every path (imports, caches, the SQLite/Postgres tables) outside the timing.
             for i in range(args.warmup):
-                await run_bare(f"warm {i}")
-                await orc.arun(f"warm {i}")
-            ratios, fw_medians, bare_medians = [], [], []
+                for run in paths.values():
+                    await run(f"warm {i}")
+            medians: dict[str, list[float]] = {name: [] for name in paths}
             for rep in range(args.repeats):
                 texts = [f"[{kind}/{durability}/{rep}] message {i}" for i in range(args.runs)]
-                # Alternate who goes first, so a drift in machine load hits both alike.
-                if rep % 2:
-                    fw = await _block(orc.arun, texts)
-                    base = await _block(run_bare, texts)
-                else:
-                    base = await _block(run_bare, texts)
-                    fw = await _block(orc.arun, texts)
-                fw_medians.append(statistics.median(fw))
-                bare_medians.append(statistics.median(base))
-                ratios.append(fw_medians[-1] / bare_medians[-1])
-    overheads = [f - b for f, b in zip(fw_medians, bare_medians, strict=True)]
+                # Rotate who goes first, so a drift in machine load hits every path alike.
+                names = list(paths)
+                for name in names[rep % 3 :] + names[: rep % 3]:
+                    medians[name].append(statistics.median(await _block(paths[name], texts)))
+    fw = medians["framework"]
+    ratios = [f / b for f, b in zip(fw, medians["bare"], strict=True)]
+    overheads = [f - b for f, b in zip(fw, medians["bare"], strict=True)]
     return {
         "checkpointer": kind,
         "durability": durability if kind != "none" else "-",
         "steps": steps,
-        "framework_ms": spread(fw_medians),
-        "bare_ms": spread(bare_medians),
+        "framework_ms": spread(fw),
+        "bare_ms": spread(medians["bare"]),
+        "bare_async_ms": spread(medians["bare_async"]),
         "ratio": spread(ratios),
+        "ratio_vs_async": spread([f / b for f, b in zip(fw, medians["bare_async"], strict=True)]),
         "overhead_per_run_ms": spread(overheads),
         "overhead_per_step_ms": spread([o / steps for o in overheads]),
+        "overhead_vs_async_per_run_ms": spread(
+            [f - b for f, b in zip(fw, medians["bare_async"], strict=True)]
+        ),
         "target_met": statistics.median(ratios) <= 1.3,
     }
 
@@ -374,10 +399,13 @@ def plot(rows: list[dict[str, Any]], target: Path) -> Path | None:
     labels = [f"{r['checkpointer']}\n{r['durability']}" for r in rows]
     xs = range(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, len(rows) * 0.9), 4))
-    ax.bar([x - 0.2 for x in xs], [r["bare_ms"]["median"] for r in rows], 0.4, label="bare")
-    ax.bar(
-        [x + 0.2 for x in xs], [r["framework_ms"]["median"] for r in rows], 0.4, label="framework"
+    bars = (
+        ("bare_ms", "bare"),
+        ("bare_async_ms", "bare, coroutines"),
+        ("framework_ms", "framework"),
     )
+    for offset, (key, label) in zip((-0.27, 0.0, 0.27), bars, strict=True):
+        ax.bar([x + offset for x in xs], [r[key]["median"] for r in rows], 0.27, label=label)
     ax.set_xticks(list(xs), labels, fontsize=8)
     ax.set_ylabel("median ms per run")
     ax.set_yscale("log")
@@ -394,16 +422,30 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print_table(
         f"Framework overhead, support_triage with no-op specialists "
         f"({args.runs} runs x {args.repeats} repeats; median [min-max] over repeats)",
-        ["checkpointer", "durability", "bare ms", "framework ms", "ratio", "+ms/run", "+ms/step"],
+        [
+            "checkpointer",
+            "durability",
+            "bare ms",
+            "bare async ms",
+            "framework ms",
+            "ratio",
+            "+ms/run",
+            "+ms/step",
+            "ratio vs async",
+            "+ms/run vs async",
+        ],
         [
             [
                 r["checkpointer"],
                 r["durability"],
                 fmt_spread(r["bare_ms"]),
+                fmt_spread(r["bare_async_ms"]),
                 fmt_spread(r["framework_ms"]),
                 fmt_spread(r["ratio"]) + ("" if r["target_met"] else " !"),
                 fmt_spread(r["overhead_per_run_ms"]),
                 fmt_spread(r["overhead_per_step_ms"], digits=3),
+                fmt_spread(r["ratio_vs_async"]),
+                fmt_spread(r["overhead_vs_async_per_run_ms"]),
             ]
             for r in rows
         ],
