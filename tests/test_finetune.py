@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from orchestrator._cli import main
+from orchestrator._errors import ConfigurationError
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.datasets import Split, TextDataset
@@ -193,6 +194,52 @@ def test_tiny_finetune_exports_loads_and_predicts(tmp_path: Path) -> None:
     )
     assert second.card["finetune"]["pretrained"].startswith("artifact tiny-ft (")
     assert len(second.card["labels"]) == 3
+
+
+def test_a_soup_averages_its_members_weights(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from tokenizers import Tokenizer
+
+    from orchestrator.specialists.finetune import FinetuneConfig, _average, _Run, finetune_encoder
+
+    folder = _tiny_checkpoint(tmp_path / "tiny")
+    split = _dataset().split("train")
+    labels = sorted(set(split.labels))
+    y = [labels.index(label) for label in split.labels]
+    config = FinetuneConfig(epochs=2, learning_rate=1e-3, batch_size=8, max_length=16, soup=2)
+
+    def score(truth: object, pred: object) -> float:
+        return float(np.mean(np.asarray(truth) == np.asarray(pred)))
+
+    soup = finetune_encoder(
+        split.texts, y, split.texts[:20], y[:20], len(labels), folder / "tokenizer.json",
+        config, score=score, pretrained=folder,
+    )  # fmt: skip
+    # The members again, one by one: the same start, different data order and dropout.
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=16)
+    tokenizer.enable_padding()
+    run = _Run(torch, tokenizer, split.texts, y, split.texts[:20], y[:20], 2, config, score)
+    members = [run.train(m, folder, progress=None) for m in range(2)]
+    key = "layers.0.query.weight"
+    first, second = (m.encoder_state[key] for m in members)
+    assert not torch.allclose(first, second)  # the members differ ...
+    assert torch.allclose(soup.encoder.state_dict()[key], (first + second) / 2, atol=1e-6)
+    assert soup.history[-1]["soup_of"] == 2.0
+    assert {h.get("member") for h in soup.history[:-1]} == {0, 1}
+    assert soup.steps == sum(m.steps for m in members)
+    mixed = _average(
+        [
+            {"w": torch.ones(2), "n": torch.tensor([3])},
+            {"w": torch.zeros(2), "n": torch.tensor([5])},
+        ]
+    )
+    assert mixed["w"].tolist() == [0.5, 0.5] and mixed["n"].tolist() == [3]  # integers kept
+    with pytest.raises(ConfigurationError, match="soup must be at least 1"):
+        finetune_encoder(
+            split.texts, y, split.texts, y, 2, folder / "tokenizer.json",
+            FinetuneConfig(soup=0), score=score, pretrained=folder,
+        )  # fmt: skip
 
 
 def test_init_errors_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
