@@ -879,8 +879,22 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 else:
                     open_[name] = []
         if scalar:
+            # A choice an enum parameter took ("RGB and HEX" for conversion_type) is not also
+            # a value for a free-text one ("for navy": color_name); blanked, offsets kept.
+            chosen = [
+                str(v)
+                for n, v in values.items()
+                if spec.properties.get(n, {}).get("enum")
+                or (spec.properties.get(n, {}).get("items") or {}).get("enum")
+                for v in (v if isinstance(v, list) else [v])
+            ]
+            free_text = text
+            for choice in chosen:
+                free_text = re.sub(
+                    rf"(?i)(?<!\w){re.escape(choice)}(?!\w)", lambda m: " " * len(m[0]), free_text
+                )
             choices = assign_arguments(
-                text,
+                free_text,
                 spec.properties,
                 scalar,
                 spec.required,

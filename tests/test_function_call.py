@@ -872,6 +872,41 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
         LlamaJSONGenerator()
 
 
+def test_a_choice_an_enum_took_does_not_also_fill_a_text_parameter() -> None:
+    rank = {
+        "name": "league.team_rank",
+        "description": "Ranking of a team in a league for a season.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "team": {"type": "string", "description": "Name of the team."},
+                "league": {"type": "string", "description": "The league."},
+                "season": {"type": "string", "description": "The season, a year."},
+                "stage": {
+                    "type": "string",
+                    "enum": ["regular", "playoff"],
+                    "description": "Stage of the season.",
+                },
+            },
+            "required": ["team", "league", "season", "stage"],
+        },
+    }
+    item = FunctionCallInput(
+        request=[
+            {
+                "role": "user",
+                "content": "Find the rank of the Boston Celtics in the NBA 2019 playoff season.",
+            }
+        ],
+        functions=[rank],
+    )
+    prediction = FunctionCallSpecialist().predict_batch([item])[0]
+    (call,) = prediction.output.calls
+    assert call.arguments == {
+        "team": "Boston Celtics", "league": "NBA", "season": "2019", "stage": "playoff"
+    }  # fmt: skip
+
+
 def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None:
     from types import SimpleNamespace
 
