@@ -451,6 +451,36 @@ def _flag(text: str, name: str) -> bool:
     return negated if negative else not negated
 
 
+_DIMENSIONS = {
+    "length": "mm cm km m meter meters metre metres millimeter millimeters centimeter "
+    "centimeters kilometer kilometers inch inches ft feet foot yard yards mile miles",
+    "mass": "mg g kg gram grams kilogram kilograms lb lbs pound pounds ounce ounces oz",
+    "volume": "l ml liter liters litre litres",
+}
+_DIMENSION_OF = {u: d for d, units in _DIMENSIONS.items() for u in units.split()}
+_UNIT_AFTER_NUMBER = re.compile(
+    r"\d(?:\.\d+)?\s?((?:" + "|".join(sorted(_DIMENSION_OF, key=len, reverse=True)) + r")\b"
+    r"(?:[/^\u00b2\u00b3][\w\u00b2\u00b3^/]*)?)",
+    re.IGNORECASE,
+)
+_DEFAULT_UNIT = re.compile(r"default(?:s)?(?:\s+is|\s+to)?\s*:?\s*'?([\w/\u00b2\u00b3^]+)", re.I)
+
+
+def written_unit(text: str, description: str = "") -> str | None:
+    """The unit of measure written right after the request's numbers when they all share one
+    ("a radius of 5cm ... of 10cm"); None when there is none, or several ("45 kg ... 15 m³"),
+    or when the parameter's default is of another kind (the default "km/h" of a velocity is not
+    a length: "50 kilometers" does not set it)."""
+    units = {m.group(1) for m in _UNIT_AFTER_NUMBER.finditer(text)}
+    if len(units) != 1:
+        return None
+    unit = units.pop()
+    default = _DEFAULT_UNIT.search(description)
+    if default and _DIMENSION_OF.get(default.group(1).lower()) != _DIMENSION_OF.get(unit.lower()):
+        return None
+    return unit
+
+
 def _stem_in(word: str, text_words: set[str]) -> bool:
     stem = word.rstrip("s")[:5] or word
     return any(w.startswith(stem) for w in text_words)
@@ -695,6 +725,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             wants_date = date_format(str(schema.get("description", ""))) is not None
             dated = wants_date and parse_date(text) is not None
             named = dated or calendar_name(name, text) is not None
+            described = str(schema.get("description", ""))
+            named = named or ("unit" in name.lower() and written_unit(text, described) is not None)
             if named or any(_stem_in(w, text_words) for w in _name_words(name)):
                 keep.append(name)
             elif schema.get("type") in numeric and surplus > 0:
@@ -912,6 +944,15 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 else:
                     ranked = list(dict.fromkeys(c.mention.value for c in choice.ranked))
                     open_[name] = [choice.value, *[v for v in ranked if v != choice.value]][:3]
+            # A unit written with the numbers ("a radius of 5cm") is the unit parameter's value,
+            # though nothing names the parameter itself.
+            for name in scalar:
+                if "unit" not in name.lower() or name in values or open_.get(name):
+                    continue
+                unit = written_unit(text, str(spec.properties[name].get("description", "")))
+                if unit:
+                    values[name] = unit
+                    open_.pop(name, None)
         return values, open_
 
     def _similarity(self, queries: Sequence[str], texts: Sequence[str]) -> np.ndarray:

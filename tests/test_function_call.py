@@ -514,9 +514,9 @@ def test_reading_splits_requests_that_describe_cases_in_turn(
         "a height of 15 meters. The second triangle has a base of 18 meters and a height of 24 "
         "meters. What are their areas?"
     )
-    assert _calls(reader, request, [AREA]) == [
-        {"calculate_triangle_area": {"base": 12, "height": 15}},
-        {"calculate_triangle_area": {"base": 18, "height": 24}},
+    assert _calls(reader, request, [AREA]) == [  # the unit as the request writes it
+        {"calculate_triangle_area": {"base": 12, "height": 15, "unit": "meters"}},
+        {"calculate_triangle_area": {"base": 18, "height": 24, "unit": "meters"}},
     ]
     # A sentence without a case of its own ("What are their areas?") goes with every case.
     parts = reader.requests_in(request)
@@ -905,6 +905,37 @@ def test_a_choice_an_enum_took_does_not_also_fill_a_text_parameter() -> None:
     assert call.arguments == {
         "team": "Boston Celtics", "league": "NBA", "season": "2019", "stage": "playoff"
     }  # fmt: skip
+
+
+def test_a_unit_written_with_the_numbers_fills_the_unit_parameter() -> None:
+    from orchestrator.specialists.function_call import written_unit
+
+    assert written_unit("a side of 3cm and another of 4cm") == "cm"
+    assert written_unit("a mass of 45 kg in 15 m\u00b3") == "kg"
+    assert written_unit("2 kg and 3 m") is None  # two kinds of unit: which one is meant?
+    assert written_unit("no measures here") is None
+    velocity = "The unit to return the velocity in. If not provided, the default is km/h."
+    assert written_unit("50 kilometers in 2 hours", velocity) is None  # not a length
+    assert written_unit("a radius of 5 meters", "Default is 'cm'.") == "meters"
+
+    square = {
+        "name": "geometry.square_area",
+        "description": "The area of a square.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "side": {"type": "integer", "description": "Length of a side."},
+                "unit": {"type": "string", "description": "Unit of the side. Default is 'cm'."},
+            },
+            "required": ["side"],
+        },
+    }
+    item = FunctionCallInput(
+        request=[{"role": "user", "content": "What is the area of a square with a side of 7m?"}],
+        functions=[square],
+    )
+    (call,) = FunctionCallSpecialist().predict_batch([item])[0].output.calls
+    assert call.arguments == {"side": 7, "unit": "m"}
 
 
 def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None:
