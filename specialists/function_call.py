@@ -285,19 +285,25 @@ def _unrepeated(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# A name of several capitalised words ("Natural History Museum", "Bank of America").
+_PROPER_NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]*)+")
+
+
 def _named_choices(text: str, choices: Sequence[Any]) -> list[Any]:
     """The choices the request names: exactly, or by the stems of all their words
-    ("disabled access" for "Disabled Access"; "vegetarian" for "Vegetarian")."""
-    text_words = _words(text)
-    return [
-        c
-        for c in choices
-        if isinstance(c, str)
-        and (
-            _mentions(text, c)
-            or (bool(_words(c)) and all(_stem_in(w, text_words) for w in _words(c)))
+    ("disabled access" for "Disabled Access"; "vegetarian" for "Vegetarian"). A one-word
+    choice inside a longer proper name is not named by it ("history" in "Natural History
+    Museum")."""
+    outside = _PROPER_NAME.sub(lambda m: " " * len(m[0]), text)
+
+    def named(c: str) -> bool:
+        where = text if len(c.split()) > 1 else outside
+        words = _words(c)
+        return _mentions(where, c) or (
+            bool(words) and all(_stem_in(w, _words(where)) for w in words)
         )
-    ]
+
+    return [c for c in choices if isinstance(c, str) and named(c)]
 
 
 # Lowercase items joined by commas and a final "and"/"or": "navy, purple and maroon".

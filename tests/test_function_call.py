@@ -938,6 +938,16 @@ def test_a_unit_written_with_the_numbers_fills_the_unit_parameter() -> None:
     assert call.arguments == {"side": 7, "unit": "m"}
 
 
+def test_a_word_of_a_proper_name_does_not_name_a_choice() -> None:
+    from orchestrator.specialists.function_call import _named_choices
+
+    choices = ["timings", "exhibitions", "history", "Rock"]
+    text = "Get the timings and exhibitions of the Natural History Museum, and a Rock concert."
+    assert _named_choices(text, choices) == ["timings", "exhibitions", "Rock"]
+    assert _named_choices("the history of the museum", choices) == ["history"]
+    assert _named_choices("flights to New York City", ["New York", "Boston"]) == ["New York"]
+
+
 def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None:
     from types import SimpleNamespace
 
