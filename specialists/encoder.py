@@ -198,10 +198,13 @@ class OnnxSentenceEncoder:
 PASS_COST_TOKENS = 10
 
 
-def length_groups(lengths: Sequence[int], pass_cost: int = PASS_COST_TOKENS) -> list[list[int]]:
+def length_groups(
+    lengths: Sequence[int], pass_cost: int = PASS_COST_TOKENS, max_group: int = 64
+) -> list[list[int]]:
     """Indices grouped into forward passes so that padding wastes little: a pass costs
     ``pass_cost`` plus its size times its longest text, and the partition of the texts sorted
-    by length with the least total cost is found exactly (O(n^2), n is a micro-batch).
+    by length into runs of at most ``max_group`` with the least total cost is found exactly
+    (O(n * max_group), so a call with thousands of texts stays cheap).
 
     Padding every text to the longest of a batch of short customer messages made a batch of
     32 slower per text than one text at a time."""
@@ -211,7 +214,8 @@ def length_groups(lengths: Sequence[int], pass_cost: int = PASS_COST_TOKENS) -> 
     for end in range(1, len(order) + 1):
         width = lengths[order[end - 1]]
         best[end], cut[end] = min(
-            (best[start] + pass_cost + (end - start) * width, start) for start in range(end)
+            (best[start] + pass_cost + (end - start) * width, start)
+            for start in range(max(0, end - max_group), end)
         )
     groups: list[list[int]] = []
     end = len(order)

@@ -163,6 +163,9 @@ def test_length_groups_partition_the_texts_at_the_least_cost() -> None:
     assert length_groups([20] * 16) == [list(range(16))]  # equal lengths: one pass
     assert len(length_groups([5, 500])) == 2  # padding 5 to 500 costs more than a pass
     assert length_groups([]) == []
+    many = length_groups([(i * 37) % 120 + 1 for i in range(5000)])  # one big encode() call
+    assert sorted(i for g in many for i in g) == list(range(5000))
+    assert max(len(g) for g in many) <= 64
 
 
 def test_count_tokens_is_positive_and_grows_with_the_text(encoder: OnnxSentenceEncoder) -> None:
