@@ -1016,7 +1016,10 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 for start, end, items in zipped:
                     variant += text[last:start] + items[i]
                     last = end
-                variants.append(variant + text[last:])
+                # Each version holds one item of each list: "respectively" has nothing left
+                # to pair.
+                variant = re.sub(r",?\s+respectively\b", "", variant + text[last:], flags=re.I)
+                variants.append(variant)
             return variants
         parts = self.requests_in(text, by_case=by_case)
         if len(parts) == count:

@@ -948,6 +948,31 @@ def test_a_word_of_a_proper_name_does_not_name_a_choice() -> None:
     assert _named_choices("flights to New York City", ["New York", "Boston"]) == ["New York"]
 
 
+def test_zipped_lists_drop_respectively() -> None:
+    ranking = {
+        "name": "get_team_ranking",
+        "description": "Get the ranking of a football team in a league.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "team": {"type": "string", "description": "The name of the team."},
+                "league": {"type": "string", "description": "The name of the league."},
+            },
+            "required": ["team", "league"],
+        },
+    }
+    request = (
+        "Give me the ranking of Napoli and Benfica in the UEFA Champions League and Primeira "
+        "Liga respectively."
+    )
+    item = FunctionCallInput(request=[{"role": "user", "content": request}], functions=[ranking])
+    calls = [c.arguments for c in FunctionCallSpecialist().predict_batch([item])[0].output.calls]
+    assert calls == [
+        {"team": "Napoli", "league": "UEFA Champions League"},
+        {"team": "Benfica", "league": "Primeira Liga"},
+    ]
+
+
 def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None:
     from types import SimpleNamespace
 
