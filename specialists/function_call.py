@@ -927,9 +927,9 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 for v in (v if isinstance(v, list) else [v])
             ]
             free_text = text
-            for choice in chosen:
+            for taken in chosen:
                 free_text = re.sub(
-                    rf"(?i)(?<!\w){re.escape(choice)}(?!\w)", lambda m: " " * len(m[0]), free_text
+                    rf"(?i)(?<!\w){re.escape(taken)}(?!\w)", lambda m: " " * len(m[0]), free_text
                 )
             choices = assign_arguments(
                 free_text,
