@@ -8,7 +8,12 @@ Each ``specialists`` node N becomes these LangGraph nodes::
                                                         +--> next wave of N.call
 
 and each ``set`` node becomes one. Edges from the file become conditional edges out of
-``N.merge`` (or the set node) that follow the decision the node recorded in the state.
+``N.merge`` (or the set node) that follow the decision the node recorded in the state; a node
+with one way out gets a plain edge.
+
+Every node and edge function is a coroutine, even where its body never awaits: LangGraph runs
+a plain function in a thread pool, and that hand-off (about 0.1 ms a step) cost more than the
+bodies themselves, which are short CPU work that gains nothing from a thread.
 """
 
 from __future__ import annotations
@@ -73,11 +78,6 @@ def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
 
         graph.add_conditional_edges(LG_START, from_start, {t: _entry(t) for t in sorted(targets)})
     return graph
-
-
-# Every node and edge function is a coroutine, even where its body never awaits: LangGraph
-# runs a plain function in a thread pool, and that hand-off (about 0.1 ms a step) cost more
-# than the bodies themselves, which are short CPU work that gains nothing from a thread.
 
 
 def _add_specialists_node(graph: StateGraph[Any], ctx: NodeContext, name: str) -> None:

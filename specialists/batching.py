@@ -30,7 +30,6 @@ class _Request:
     texts: Sequence[str]
     # Set once: when the result (or error) is ready, or when the caller is asked to lead.
     wake: threading.Event = field(default_factory=threading.Event)
-    taken: bool = False  # a leader has put it into a pass
     done: bool = False
     result: Vectors | None = None
     error: BaseException | None = None
@@ -134,11 +133,9 @@ class MicroBatcher:
         """The leader's own request (it has no one else to run it), then the oldest queued
         requests while they fit in ``max_batch`` texts."""
         self._queue.remove(own)
-        own.taken = True
         batch, count = [own], len(own.texts)
         while self._queue and count + len(self._queue[0].texts) <= self._max_batch:
             request = self._queue.pop(0)
-            request.taken = True
             batch.append(request)
             count += len(request.texts)
         return batch

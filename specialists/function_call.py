@@ -295,12 +295,13 @@ def _named_choices(text: str, choices: Sequence[Any]) -> list[Any]:
     choice inside a longer proper name is not named by it ("history" in "Natural History
     Museum")."""
     outside = _PROPER_NAME.sub(lambda m: " " * len(m[0]), text)
+    words_of = {text: _words(text), outside: _words(outside)}
 
     def named(c: str) -> bool:
         where = text if len(c.split()) > 1 else outside
         words = _words(c)
         return _mentions(where, c) or (
-            bool(words) and all(_stem_in(w, _words(where)) for w in words)
+            bool(words) and all(_stem_in(w, words_of[where]) for w in words)
         )
 
     return [c for c in choices if isinstance(c, str) and named(c)]
@@ -485,6 +486,13 @@ def written_unit(text: str, description: str = "") -> str | None:
     if default and _DIMENSION_OF.get(default.group(1).lower()) != _DIMENSION_OF.get(unit.lower()):
         return None
     return unit
+
+
+def _unit_value(name: str, schema: Mapping[str, Any], text: str) -> str | None:
+    """For a parameter named for a unit, the unit the request writes with its numbers."""
+    if "unit" not in name.lower():
+        return None
+    return written_unit(text, str(schema.get("description", "")))
 
 
 def _stem_in(word: str, text_words: set[str]) -> bool:
@@ -731,8 +739,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             wants_date = date_format(str(schema.get("description", ""))) is not None
             dated = wants_date and parse_date(text) is not None
             named = dated or calendar_name(name, text) is not None
-            described = str(schema.get("description", ""))
-            named = named or ("unit" in name.lower() and written_unit(text, described) is not None)
+            named = named or _unit_value(name, schema, text) is not None
             if named or any(_stem_in(w, text_words) for w in _name_words(name)):
                 keep.append(name)
             elif schema.get("type") in numeric and surplus > 0:
@@ -919,18 +926,17 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         if scalar:
             # A choice an enum parameter took ("RGB and HEX" for conversion_type) is not also
             # a value for a free-text one ("for navy": color_name); blanked, offsets kept.
-            chosen = [
-                str(v)
-                for n, v in values.items()
-                if spec.properties.get(n, {}).get("enum")
-                or (spec.properties.get(n, {}).get("items") or {}).get("enum")
-                for v in (v if isinstance(v, list) else [v])
-            ]
             free_text = text
-            for taken in chosen:
-                free_text = re.sub(
-                    rf"(?i)(?<!\w){re.escape(taken)}(?!\w)", lambda m: " " * len(m[0]), free_text
-                )
+            for name, value in values.items():
+                declared = spec.properties.get(name, {})
+                if not (declared.get("enum") or (declared.get("items") or {}).get("enum")):
+                    continue
+                for taken in value if isinstance(value, list) else [value]:
+                    free_text = re.sub(
+                        rf"(?i)(?<!\w){re.escape(str(taken))}(?!\w)",
+                        lambda m: " " * len(m[0]),
+                        free_text,
+                    )
             choices = assign_arguments(
                 free_text,
                 spec.properties,
@@ -953,9 +959,9 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             # A unit written with the numbers ("a radius of 5cm") is the unit parameter's value,
             # though nothing names the parameter itself.
             for name in scalar:
-                if "unit" not in name.lower() or name in values or open_.get(name):
+                if name in values or open_.get(name):
                     continue
-                unit = written_unit(text, str(spec.properties[name].get("description", "")))
+                unit = _unit_value(name, spec.properties[name], text)
                 if unit:
                     values[name] = unit
                     open_.pop(name, None)

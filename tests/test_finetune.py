@@ -242,6 +242,29 @@ def test_a_soup_averages_its_members_weights(tmp_path: Path) -> None:
         )  # fmt: skip
 
 
+def test_the_soup_flag_reaches_the_fine_tuning_and_the_recorded_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    import orchestrator.specialists.finetune as finetune
+
+    seen: dict[str, object] = {}
+
+    def record(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise RuntimeError("stop before training")
+
+    monkeypatch.setattr(finetune, "finetune_artifact", record)
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "hi", "label": "a"}\n', encoding="utf-8")
+    args = ["specialists", "train", "x", "--data", str(data), "--format", "jsonl"]
+    with pytest.raises(RuntimeError, match="stop before training"):
+        main([*args, "--specialist", "intent", "--finetune", "--soup", "3"])
+    assert seen["config"].soup == 3  # type: ignore[attr-defined]
+    assert "--soup 3" in str(seen["command"])
+    assert main([*args, "--specialist", "intent", "--finetune", "--soup", "0"]) != 0
+
+
 def test_init_errors_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "train.jsonl"
     data.write_text('{"text": "hi", "label": "a"}\n', encoding="utf-8")
