@@ -173,8 +173,13 @@ def _print_card(card: dict[str, Any]) -> None:
     cal = card["calibration"]
     table.add_row(
         "calibration",
-        f"{cal['method']} T={cal['temperature']:.3f}; "
-        f"val ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",
+        f"{cal['method']} T={cal['temperature']:.3f}"
+        + (
+            f", class offsets {', '.join(f'{b:+.2f}' for b in cal['class_bias'])}"
+            if cal.get("class_bias")
+            else ""
+        )
+        + f"; val ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",
     )
     thr = card["threshold"]
     table.add_row(

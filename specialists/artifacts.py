@@ -171,6 +171,15 @@ def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
+def _bias_text(labels: list[str], bias: list[float] | None) -> str:
+    """The class offsets of a macro-recall calibration, for people."""
+    if not bias:
+        return ""
+    return "; class offsets " + ", ".join(
+        f"{lab} {b:+.2f}" for lab, b in zip(labels, bias, strict=False)
+    )
+
+
 def _card_markdown(card: dict[str, Any]) -> str:
     lines = [f"# Model card: {card['name']}", ""]
     lines += [
@@ -183,7 +192,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
         f"- **Labels:** {len(card['labels'])}"
         + (f"; out-of-scope label `{card['oos_label']}`" if card.get("oos_label") else ""),
         f"- **Calibration:** {card['calibration']['method']} "
-        f"(temperature {card['calibration']['temperature']:.3f}); ECE on validation "
+        f"(temperature {card['calibration']['temperature']:.3f}"
+        + _bias_text(card["labels"], card["calibration"].get("class_bias"))
+        + "); ECE on validation "
         f"{card['calibration']['ece_before']:.4f} -> {card['calibration']['ece_after']:.4f}",
         f"- **Acceptance threshold:** {card['threshold']['value']:.4f} for target precision "
         f"{card['threshold']['target_precision']:.3f} (validation precision "

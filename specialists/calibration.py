@@ -3,6 +3,11 @@
 A head's softmax is usually over- or under-confident. The calibrator is fitted on validation
 data that the head did not train on, and the acceptance threshold is then chosen on the
 calibrated confidences for a target precision of the accepted answers.
+
+For a macro-recall task the calibrator can also carry one bias per class, fitted on the same
+held-out logits so that every class counts equally. A head trained on examples its encoder has
+already fitted (a fine-tuned encoder) places its class boundaries where the training
+examples are separable, not where held-out ones fall; the biases move them back.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "Threshold",
     "expected_calibration_error",
     "fit_calibrator",
+    "fit_class_bias",
     "threshold_for_precision",
 ]
 
@@ -48,6 +54,55 @@ def _nll(logits: Floats, y: npt.NDArray[np.int64], temperature: float) -> float:
     return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
 
 
+def _balanced_nll(logits: Floats, y: npt.NDArray[np.int64], bias: npt.NDArray[np.float64]) -> float:
+    """Mean negative log-likelihood in which every class weighs the same."""
+    p = softmax((logits + bias).astype(np.float32))
+    picked = -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))
+    classes = np.unique(y)
+    return float(np.mean([picked[y == c].mean() for c in classes]))
+
+
+def fit_class_bias(
+    logits: Floats, y: npt.NDArray[np.int64], *, steps: int = 500
+) -> tuple[float, ...]:
+    """Per-class logit offsets that minimise the class-balanced NLL on held-out logits.
+
+    The loss is convex in the offsets; plain gradient descent with a halving step converges.
+    The offsets are centred (they only matter relative to each other). A class absent from
+    `y` keeps offset 0.
+    """
+    k = logits.shape[1]
+    bias = np.zeros(k)
+    present = np.unique(y)
+    if len(present) < 2:
+        return tuple(0.0 for _ in range(k))
+    onehot = np.zeros((len(y), k))
+    onehot[np.arange(len(y)), y] = 1.0
+    weight = np.zeros(len(y))
+    for c in present:
+        weight[y == c] = 1.0 / (len(present) * np.sum(y == c))
+    loss, step = _balanced_nll(logits, y, bias), 1.0
+    for _ in range(steps):
+        p = softmax((logits + bias).astype(np.float32)).astype(np.float64)
+        grad = (weight[:, None] * (p - onehot)).sum(axis=0)
+        grad[[c for c in range(k) if c not in present]] = 0.0
+        if np.abs(grad).max() < 1e-6:
+            break
+        while step > 1e-6:
+            trial = bias - step * grad
+            trial_loss = _balanced_nll(logits, y, trial)
+            if trial_loss < loss:
+                bias, loss = trial, trial_loss
+                step *= 1.5
+                break
+            step /= 2
+        else:
+            break
+    bias -= bias[present].mean()
+    bias[[c for c in range(k) if c not in present]] = 0.0
+    return tuple(float(b) for b in bias)
+
+
 def _pav(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[list[float], list[float]]:
     """Pool-adjacent-violators: a non-decreasing step function fitted to (x, y)."""
     order = np.argsort(x, kind="stable")
@@ -71,9 +126,14 @@ class Calibrator:
     #: Isotonic map of the top probability: upper x of each step and its value.
     iso_x: tuple[float, ...] = ()
     iso_y: tuple[float, ...] = ()
+    #: Added to the tempered logits, one per class (empty: none); see :func:`fit_class_bias`.
+    class_bias: tuple[float, ...] = ()
 
     def probabilities(self, logits: Floats) -> Floats:
-        p = softmax(logits / self.temperature)
+        tempered = logits / self.temperature
+        if self.class_bias:
+            tempered = (tempered + np.asarray(self.class_bias, dtype=np.float32)).astype(np.float32)
+        p = softmax(tempered)
         if self.method != "isotonic" or not self.iso_x:
             return p
         top = p.max(axis=1)
@@ -94,7 +154,7 @@ class Calibrator:
             "temperature": self.temperature,
             "iso_x": list(self.iso_x),
             "iso_y": list(self.iso_y),
-        }
+        } | ({"class_bias": list(self.class_bias)} if self.class_bias else {})
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Calibrator:
@@ -103,24 +163,34 @@ class Calibrator:
             temperature=float(raw["temperature"]),
             iso_x=tuple(raw.get("iso_x", ())),
             iso_y=tuple(raw.get("iso_y", ())),
+            class_bias=tuple(float(b) for b in raw.get("class_bias", ())),
         )
 
 
-def fit_calibrator(logits: Floats, y: npt.NDArray[np.int64], method: Method) -> Calibrator:
-    """Fit on held-out logits; temperature minimises the negative log-likelihood."""
+def fit_calibrator(
+    logits: Floats, y: npt.NDArray[np.int64], method: Method, *, balance_classes: bool = False
+) -> Calibrator:
+    """Fit on held-out logits; temperature minimises the negative log-likelihood.
+
+    ``balance_classes`` adds per-class offsets (:func:`fit_class_bias`) after the temperature,
+    for tasks scored by macro recall; the isotonic map is then fitted on the offset logits.
+    """
     if method == "none" or len(y) == 0:
+        if balance_classes and len(y):
+            return Calibrator(class_bias=fit_class_bias(logits, y))
         return Calibrator()
     # NLL in log-temperature is smooth and unimodal in practice: a coarse grid, then a fine one.
     grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 60))
     best = min(grid, key=lambda t: _nll(logits, y, float(t)))
     fine = best * np.exp(np.linspace(-0.12, 0.12, 25))
     temperature = float(min(fine, key=lambda t: _nll(logits, y, float(t))))
+    bias = fit_class_bias(logits / temperature, y) if balance_classes else ()
     if method == "temperature":
-        return Calibrator("temperature", temperature)
-    p = softmax(logits / temperature)
+        return Calibrator("temperature", temperature, class_bias=bias)
+    p = Calibrator("temperature", temperature, class_bias=bias).probabilities(logits)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
     xs, ys = _pav(p.max(axis=1).astype(np.float64), correct)
-    return Calibrator("isotonic", temperature, tuple(xs), tuple(ys))
+    return Calibrator("isotonic", temperature, tuple(xs), tuple(ys), class_bias=bias)
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,9 @@ def train_artifact(
     assert best is not None
     _, best_epoch, head, config = best
     val_logits = head.logits(x_val)
-    calibrator = fit_calibrator(val_logits, y_val, calibration)
+    # Macro recall weighs every class the same, so the decision biases are fitted that way
+    # on the held-out logits too (see calibration.fit_class_bias).
+    calibrator = fit_calibrator(val_logits, y_val, calibration, balance_classes=macro)
     if carved:
         x_all = np.concatenate([x_fit, x_val])
         y_all = np.concatenate([y_fit, y_val])

@@ -18,10 +18,13 @@ from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.batching import MicroBatcher
 from orchestrator.specialists.calibration import (
+    Calibrator,
     expected_calibration_error,
     fit_calibrator,
+    fit_class_bias,
     threshold_for_precision,
 )
+from orchestrator.specialists.heads import macro_recall
 from orchestrator.specialists.evaluation import classification_metrics, risk_coverage
 from orchestrator.specialists.intent import IntentSpecialist
 
@@ -152,6 +155,42 @@ def test_temperature_scaling_fixes_an_overconfident_model() -> None:
     assert cal.temperature > 2.0 and after < before / 3
     iso = fit_calibrator(logits, y, "isotonic").probabilities(logits)
     assert expected_calibration_error(iso.max(axis=1), iso.argmax(axis=1) == y) <= before
+
+
+def _shifted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Balanced 3-class logits whose labels follow softmax(logits + true offsets)."""
+    rng = np.random.default_rng(seed)
+    shift = np.array([-1.0, 0.4, 0.6])
+    y = np.repeat(np.arange(3), n // 3)
+    logits = rng.normal(0, 1, (len(y), 3)) + 2.0 * np.eye(3)[y] - shift
+    return logits.astype(np.float32), y, shift - shift.mean()
+
+
+def test_class_bias_recovers_offsets_and_lifts_held_out_macro_recall() -> None:
+    logits, y, offsets = _shifted(6000, 0)
+    bias = np.array(fit_class_bias(logits, y))
+    assert np.allclose(bias, offsets, atol=0.15) and abs(bias.sum()) < 1e-6
+    held, y_held, _ = _shifted(6000, 1)
+    before = macro_recall(y_held, held.argmax(axis=1))
+    after = macro_recall(y_held, (held + bias).argmax(axis=1))
+    assert after > before + 0.05
+    # The calibrator applies them after the temperature and keeps them in its JSON; an artifact
+    # written before offsets existed still loads without any.
+    cal = fit_calibrator(logits, y, "temperature", balance_classes=True)
+    assert len(cal.class_bias) == 3 and Calibrator.from_json(cal.to_json()) == cal
+    assert macro_recall(y_held, cal.probabilities(held).argmax(axis=1)) == pytest.approx(
+        after, abs=0.01
+    )
+    old = {"method": "temperature", "temperature": 1.5, "iso_x": [], "iso_y": []}
+    assert Calibrator.from_json(old).class_bias == ()
+    assert fit_calibrator(logits, y, "temperature").class_bias == ()
+
+
+def test_class_bias_leaves_a_class_missing_from_validation_alone() -> None:
+    logits, y, _ = _shifted(600, 2)
+    keep = y != 2
+    bias = fit_class_bias(logits[keep], y[keep])
+    assert bias[2] == 0.0 and bias[0] != 0.0
 
 
 def _ece(logits: np.ndarray, y: np.ndarray) -> float:
@@ -374,3 +413,28 @@ edges:
     assert a.verified == (a.confidence >= artifact.threshold)
     # an explicit min_confidence wins over the artifact's threshold
     assert not b.verified and any("below 1.00" in r for r in b.reasons)
+
+
+def test_a_three_class_sentiment_artifact_carries_class_offsets(tmp_path: Path) -> None:
+    words = {
+        "negative": ["awful", "terrible", "horrible", "dreadful", "miserable"],
+        "neutral": ["ordinary", "scheduled", "listed", "located", "printed"],
+        "positive": ["wonderful", "lovely", "fantastic", "delightful", "brilliant"],
+    }
+    things = ["film", "meal", "trip", "concert", "hotel", "book", "game", "class"]
+    rows = [
+        {"text": f"the {thing} was {word}", "label": label}
+        for label, group in words.items()
+        for word in group
+        for thing in things
+    ]
+    data = _write_jsonl(tmp_path / "sentiment.jsonl", rows)
+    argv = ["specialists", "train", "tone", "--data", str(data), "--format", "jsonl"]
+    argv += ["--specialist", "sentiment", "--store", str(tmp_path / "store")]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+    folder = tmp_path / "store" / "tone"
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["variant"] == "three_class" and len(card["calibration"]["class_bias"]) == 3
+    assert "class offsets negative" in (folder / "model_card.md").read_text()
+    artifact = load_artifact("tone", tmp_path / "store")
+    assert artifact.calibrator.class_bias == tuple(card["calibration"]["class_bias"])
