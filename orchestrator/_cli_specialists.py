@@ -100,6 +100,7 @@ def _train_one(
     show_progress: bool,
     command: str,
     finetune: dict[str, Any] | None = None,
+    class_offsets: bool = False,
 ) -> dict[str, Any]:
     kind = specialist or (
         name if name in ("intent", "sentiment") else SPECIALIST_OF_FORMAT.get(fmt)
@@ -127,6 +128,7 @@ def _train_one(
         "target_precision": target_precision or _TARGET_PRECISION[kind],
         "calibration": method,
         "cache_dir": cache_dir,
+        "class_offsets": class_offsets,
     }
     if finetune is not None:
         from orchestrator.specialists.finetune import (
@@ -223,8 +225,21 @@ def train(
     cache_dir: CacheOpt = DEFAULT_CACHE_DIR,
     as_json: JsonOpt = False,
     seed: Annotated[
-        int | None, typer.Option(help="cuad: seed of the train/test contract split.")
+        int | None,
+        typer.Option(
+            help="cuad: seed of the train/test contract split; --finetune: seed of the data "
+            "order, dropout and head initialisation."
+        ),
     ] = None,
+    class_offsets: Annotated[
+        bool,
+        typer.Option(
+            "--class-offsets",
+            help="Fit one logit offset per class on the held-out data, every class weighted "
+            "the same (for macro recall when the data you serve drifts from the validation "
+            "data; see benchmarks/RESULTS.md, TweetEval).",
+        ),
+    ] = False,
     finetune: Annotated[
         bool,
         typer.Option(
@@ -283,6 +298,11 @@ def train(
         )
     if init and not finetune:
         raise ConfigurationError("--init starts a fine-tuning run: add --finetune")
+    if seed is not None and not finetune:
+        raise ConfigurationError(
+            "--seed sets the cuad contract split or a --finetune run; a frozen head is "
+            "deterministic, so drop --seed or add --finetune"
+        )
     tuned = (
         {
             "init": init,
@@ -294,6 +314,7 @@ def train(
             "threads": threads,
             "soup": soup,
         }
+        | ({"seed": seed} if seed is not None else {})
         if finetune
         else None
     )
@@ -332,12 +353,15 @@ def train(
                     "max_train": max_train,
                     "init": init,
                     "soup": soup if soup > 1 else None,
+                    "seed": seed,
                 }
                 if finetune
                 else {}
             ),
+            class_offsets=class_offsets,
         ),
         finetune=tuned,
+        class_offsets=class_offsets,
     )
     if as_json:
         out.print_json(json.dumps(card))

@@ -98,6 +98,7 @@ def train_artifact(
     variant: str | None = None,
     target_precision: float = 0.95,
     calibration: Method = "temperature",
+    class_offsets: bool = False,
     heads: Sequence[HeadConfig] | None = None,
     val_fraction: float = 0.15,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
@@ -108,6 +109,10 @@ def train_artifact(
     card_extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train, calibrate and write one artifact to `target` (atomically).
+
+    ``class_offsets`` adds per-class logit offsets to the calibration, fitted on the held-out
+    data with every class weighted the same (:func:`~orchestrator.specialists.calibration.
+    fit_class_bias`): for macro recall when the served data drifts from the validation data.
 
     ``encoder_files`` ship a fine-tuned `encoder` inside the artifact: ``encoder.onnx`` (or the
     first ``*.onnx`` name given) and ``tokenizer.json``. ``card_extra`` is merged into the card.
@@ -168,9 +173,7 @@ def train_artifact(
     assert best is not None
     _, best_epoch, head, config = best
     val_logits = head.logits(x_val)
-    # Macro recall weighs every class the same, so the decision biases are fitted that way
-    # on the held-out logits too (see calibration.fit_class_bias).
-    calibrator = fit_calibrator(val_logits, y_val, calibration, balance_classes=macro)
+    calibrator = fit_calibrator(val_logits, y_val, calibration, balance_classes=class_offsets)
     if carved:
         x_all = np.concatenate([x_fit, x_val])
         y_all = np.concatenate([y_fit, y_val])

@@ -242,7 +242,7 @@ def test_a_soup_averages_its_members_weights(tmp_path: Path) -> None:
         )  # fmt: skip
 
 
-def test_the_soup_flag_reaches_the_fine_tuning_and_the_recorded_command(
+def test_the_soup_seed_and_offset_flags_reach_the_fine_tuning_and_the_recorded_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("torch")
@@ -259,9 +259,14 @@ def test_the_soup_flag_reaches_the_fine_tuning_and_the_recorded_command(
     data.write_text('{"text": "hi", "label": "a"}\n', encoding="utf-8")
     args = ["specialists", "train", "x", "--data", str(data), "--format", "jsonl"]
     with pytest.raises(RuntimeError, match="stop before training"):
-        main([*args, "--specialist", "intent", "--finetune", "--soup", "3"])
+        main([*args, "--specialist", "intent", "--finetune", "--soup", "3", "--seed", "7"])
     assert seen["config"].soup == 3  # type: ignore[attr-defined]
-    assert "--soup 3" in str(seen["command"])
+    assert seen["config"].seed == 7  # type: ignore[attr-defined]
+    assert "--soup 3" in str(seen["command"]) and "--seed 7" in str(seen["command"])
+    assert seen["class_offsets"] is False
+    with pytest.raises(RuntimeError, match="stop before training"):
+        main([*args, "--specialist", "intent", "--finetune", "--class-offsets"])
+    assert seen["class_offsets"] is True and "--class-offsets" in str(seen["command"])
     assert main([*args, "--specialist", "intent", "--finetune", "--soup", "0"]) != 0
 
 

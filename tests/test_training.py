@@ -24,8 +24,8 @@ from orchestrator.specialists.calibration import (
     fit_class_bias,
     threshold_for_precision,
 )
-from orchestrator.specialists.heads import macro_recall
 from orchestrator.specialists.evaluation import classification_metrics, risk_coverage
+from orchestrator.specialists.heads import macro_recall
 from orchestrator.specialists.intent import IntentSpecialist
 
 TOPICS = {
@@ -415,7 +415,7 @@ edges:
     assert not b.verified and any("below 1.00" in r for r in b.reasons)
 
 
-def test_a_three_class_sentiment_artifact_carries_class_offsets(tmp_path: Path) -> None:
+def test_class_offsets_are_fitted_when_asked_and_recorded_in_the_card(tmp_path: Path) -> None:
     words = {
         "negative": ["awful", "terrible", "horrible", "dreadful", "miserable"],
         "neutral": ["ordinary", "scheduled", "listed", "located", "printed"],
@@ -431,10 +431,25 @@ def test_a_three_class_sentiment_artifact_carries_class_offsets(tmp_path: Path) 
     data = _write_jsonl(tmp_path / "sentiment.jsonl", rows)
     argv = ["specialists", "train", "tone", "--data", str(data), "--format", "jsonl"]
     argv += ["--specialist", "sentiment", "--store", str(tmp_path / "store")]
-    assert main([*argv, "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--json"]
+    assert main([*argv, "--class-offsets"]) == 0
     folder = tmp_path / "store" / "tone"
     card = json.loads((folder / "model_card.json").read_text())
     assert card["variant"] == "three_class" and len(card["calibration"]["class_bias"]) == 3
     assert "class offsets negative" in (folder / "model_card.md").read_text()
+    assert card["command"].endswith("--class-offsets")
     artifact = load_artifact("tone", tmp_path / "store")
     assert artifact.calibrator.class_bias == tuple(card["calibration"]["class_bias"])
+    # Off unless asked for: the plain command trains a calibration without offsets.
+    assert main([*argv[:2], "plain", *argv[3:]]) == 0
+    assert load_artifact("plain", tmp_path / "store").calibrator.class_bias == ()
+
+
+def test_seed_without_finetune_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _write_jsonl(tmp_path / "intents.jsonl", _rows())
+    argv = ["specialists", "train", "x", "--data", str(data), "--format", "jsonl", "--seed", "3"]
+    assert main([*argv, "--store", str(tmp_path / "store")]) != 0
+    assert "--seed" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
