@@ -96,7 +96,8 @@ DATES = re.compile(
     r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|(?:jan|feb|mar|apr|may|"
     r"jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}"
     r"(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
-    r"(?:,?\s+\d{4})?)",
+    r"(?:,?\s+\d{4})?|(?:next|this|coming)\s+(?:monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday|week(?:end)?|month|year)|tomorrow|tonight|today)\b",
     re.IGNORECASE,
 )
 

@@ -692,6 +692,10 @@ def test_argument_readers() -> None:
     assert parse_date("on 2022/08/16") == (2022, 8, 16)
     assert parse_date("the 13th of December 2019") == (2019, 12, 13)
     assert parse_date("next Friday") is None
+    # A relative date is a date mention too, read whole: "next Friday", not "Friday".
+    _, relative = mentions_in("classical concerts in Berlin next Friday with parking")
+    assert "next Friday" in [m.value for m in relative]
+    assert "tomorrow" in [m.value for m in mentions_in("the UV index for Tokyo tomorrow")[1]]
     assert date_format("The date (month-day-year).") == "MM-DD-YYYY"
     assert date_format("Format: yyyy-mm-dd.") == "YYYY-MM-DD"
     assert format_date((2022, 8, 16), "MM-DD-YYYY") == "08-16-2022"
