@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from orchestrator.specialists.places import region_words
+
 __all__ = [
     "STOP_WORDS",
     "Candidate",
@@ -225,6 +227,8 @@ class Mention:
     echo: bool = False
     #: A percentage read as a fraction ("5%" as 0.05).
     fraction: bool = False
+    #: A place with its region after a comma ("Berlin, Germany").
+    place: bool = False
 
     def overlaps(self, other: Mention) -> bool:
         return not (self.last < other.first or other.last < self.first)
@@ -341,7 +345,7 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     strings: list[Mention] = []
     seen: set[tuple[str, int]] = set()
 
-    def add(span: str, first: int, last: int, quoted: bool = False) -> None:
+    def add(span: str, first: int, last: int, quoted: bool = False, place: bool = False) -> None:
         span = span.strip(_EDGE) if not quoted else span.strip()
         if not quoted:
             span = re.sub(r"['\u2019]s$", "", span)  # "Van Gogh's painting": the name is Van Gogh
@@ -351,7 +355,17 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             whole = name and _is_whole_name(request, first, last)
             code = first == last and _CODE.fullmatch(span) is not None
             strings.append(
-                Mention(span, span, first, last, quoted, name=name, whole_name=whole, code=code)
+                Mention(
+                    span,
+                    span,
+                    first,
+                    last,
+                    quoted,
+                    name=name,
+                    whole_name=whole,
+                    code=code,
+                    place=place,
+                )
             )
 
     for match in _QUOTED.finditer(text):
@@ -368,6 +382,9 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     for i in range(n):
         for j in range(i, min(n, i + 6)):
             words = request.words[i : j + 1]
+            if _place_pair(request, i, j):
+                add(" ".join(words), i, j, place=True)  # "Berlin, Germany": one place
+                continue
             if any(
                 w.endswith((".", "?", "!", ";", ",")) and not _abbreviation(w) for w in words[:-1]
             ):
@@ -389,6 +406,24 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
         if m.quoted or not any(q.first <= m.first and m.last <= q.last for q in quotes)
     ]
     return numbers, strings
+
+
+_REGION_PARAM = re.compile(r"(?:^|_)(?:state|country|region|province)(?:_?(?:name|code))?$", re.I)
+
+
+def _place_pair(request: _Request, first: int, last: int) -> bool:
+    """Words ``first..last`` are a capitalised place, a comma, then a region that ends at
+    ``last``: "San Francisco, California", "Portland, OR"."""
+    words = request.words
+    for comma in range(first, last):
+        if words[comma].endswith(","):
+            before = [w.strip(_EDGE) for w in words[first : comma + 1]]
+            return (
+                all(w[:1].isupper() for w in before)
+                and not any(w.endswith((".", "?", "!", ";", ",")) for w in words[first:comma])
+                and region_words(words, comma + 1) == last - comma
+            )
+    return False
 
 
 _CONNECTORS = frozenset({"of", "de", "la", "le", "the", "du", "van", "von", "del", "v.", "vs."})
@@ -716,6 +751,9 @@ def assign_arguments(
     ``estimate_population``) describe the call rather than fill it."""
     request = _Request.of(text)
     numbers, strings = mentions_in(text)
+    if any(_REGION_PARAM.search(name) for name in parameters):
+        # A function that takes the region apart ("city", "state") gets the two halves.
+        strings = [m for m in strings if not m.place]
     params = [_param(n, parameters[n], n in required) for n in names]
     numeric = [p for p in params if p.kind in ("integer", "number")]
     textual = [p for p in params if p.kind == "string"]

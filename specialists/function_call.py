@@ -53,6 +53,7 @@ from orchestrator.specialists.function_schema import (
     schema_problems,
 )
 from orchestrator.specialists.generation import ChatMessage, JSONGenerator
+from orchestrator.specialists.places import region_words
 
 __all__ = [
     "ChatTurn",
@@ -388,6 +389,50 @@ def _name_lists(text: str) -> list[re.Match[str]]:
                 continue
             found.append(match)
     return found
+
+
+def _list_items(text: str, match: re.Match[str]) -> tuple[int, list[str]]:
+    """The items of a list that `match` found, and where the list ends: a place and its
+    region ("San Francisco, California") are one item, and a region right after the last
+    item ("... and Chicago, Illinois") belongs to it."""
+    body = match.group(0)
+    cuts = list(_LIST_SEP.finditer(body))
+    pieces = [
+        body[a:b]
+        for a, b in zip(
+            [0, *(c.end() for c in cuts)], [*(c.start() for c in cuts), len(body)], strict=True
+        )
+    ]
+    # Only a bare comma can join a place to its region ("California and New York" is two).
+    commas = [c.group(0).strip() == "," for c in cuts]
+    items, joinable = [], []
+    for k, piece in enumerate(pieces):
+        if piece.strip(_EDGE):
+            items.append(piece.strip(_EDGE))
+            joinable.append(k > 0 and commas[k - 1])
+    end = match.end()
+    trailing = re.match(r",\s*((?:[A-Z][\w.'-]*\s*){1,3})", text[end:])
+    if items and trailing:
+        words = trailing.group(1).split()
+        size = region_words(words, 0)
+        if size:
+            region = " ".join(words[:size]).rstrip(".,;:!?")
+            items.append(region)
+            joinable.append(True)
+            end += text[end:].index(region) + len(region)
+    merged: list[str] = []
+    for item, after_comma in zip(items, joinable, strict=True):
+        words = item.split()
+        if (
+            after_comma
+            and merged
+            and region_words(words, 0) == len(words)
+            and "," not in merged[-1]
+        ):
+            merged[-1] = f"{merged[-1]}, {item}"
+        else:
+            merged.append(item)
+    return end, merged
 
 
 def _number_mentions(text: str) -> int:
@@ -813,7 +858,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         siblings = max(kinds.values(), default=0)
         if not free_array and strings:
             for match in [*_name_lists(text), *_WORD_LISTS.finditer(text)]:
-                items = [i.strip(_EDGE).lower() for i in _LIST_SEP.split(match.group(0))]
+                items = [i.lower() for i in _list_items(text, match)[1]]
                 if not all(any(c in i for c in choices) for i in items) and len(items) > siblings:
                     count = max(count, len(items))
         return min(max(count, len(self.requests_in(text, by_case=by_case))), self.opts.max_calls)
@@ -1012,9 +1057,9 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         found = [*_name_lists(text), *_NUM_LIST.finditer(text), *_WORD_LISTS.finditer(text)]
         zipped: list[tuple[int, int, list[str]]] = []
         for match in sorted(found, key=lambda m: (m.start(), -m.end())):
-            items = [i.strip(_EDGE) for i in _LIST_SEP.split(match.group(0)) if i.strip(_EDGE)]
+            list_end, items = _list_items(text, match)
             if len(items) == count and all(match.start() >= end for _, end, _ in zipped):
-                zipped.append((match.start(), match.end(), items))
+                zipped.append((match.start(), list_end, items))
         if zipped:
             variants = []
             for i in range(count):

@@ -680,6 +680,7 @@ def test_hybrid_asks_the_model_only_what_reading_cannot_settle() -> None:
 
 def test_argument_readers() -> None:
     from orchestrator.specialists.argument_extraction import (
+        assign_arguments,
         currency_code,
         date_format,
         format_date,
@@ -696,6 +697,16 @@ def test_argument_readers() -> None:
     _, relative = mentions_in("classical concerts in Berlin next Friday with parking")
     assert "next Friday" in [m.value for m in relative]
     assert "tomorrow" in [m.value for m in mentions_in("the UV index for Tokyo tomorrow")[1]]
+    # A place and its region are one value; a function with a region parameter gets halves.
+    places = [m.value for m in mentions_in("hotels in Berlin, Germany and Portland, OR")[1]]
+    assert "Berlin, Germany" in places and "Portland, OR" in places
+    assert "Paris, Rome" not in [m.value for m in mentions_in("in Paris, Rome and Oslo")[1]]
+    split = {"city": {"type": "string"}, "state": {"type": "string"}}
+    read = assign_arguments("sales tax in Chicago, Illinois", split, ["city", "state"])
+    assert read["city"].value == "Chicago" and read["state"].value == "Illinois"
+    whole = {"location": {"type": "string", "description": "The city and state."}}
+    read = assign_arguments("a music shop in Chicago, Illinois", whole, ["location"])
+    assert read["location"].value == "Chicago, Illinois"
     assert date_format("The date (month-day-year).") == "MM-DD-YYYY"
     assert date_format("Format: yyyy-mm-dd.") == "YYYY-MM-DD"
     assert format_date((2022, 8, 16), "MM-DD-YYYY") == "08-16-2022"
@@ -1047,3 +1058,40 @@ def test_an_untyped_parameter_is_read_as_a_string(reader: FunctionCallSpecialist
     }
     calls = _calls(reader, "Find details of the music festival 'Jazz a Vienne'", [lookup])
     assert calls == [{"festival_lookup": {"festival": "Jazz a Vienne"}}]
+
+
+def test_place_pairs_in_lists_are_one_item_each() -> None:
+    from orchestrator.specialists.function_call import _list_items, _name_lists
+    from orchestrator.specialists.places import region_words
+
+    assert region_words(["New", "York", "City"], 0) == 2
+    assert region_words(["new", "york"], 0) == 0  # lower case is no region
+    assert region_words(["OR"], 0) == 1 and region_words(["or"], 0) == 0
+
+    def lists(text: str) -> list[list[str]]:
+        return [_list_items(text, m)[1] for m in _name_lists(text)]
+
+    text = "a Kawai piano in San Francisco, California, and Chicago, Illinois."
+    assert ["San Francisco, California", "Chicago, Illinois"] in lists(text)
+    text = "concerts in San Francisco, California and New York, New York?"
+    assert ["San Francisco, California", "New York, New York"] in lists(text)
+    assert ["Paris", "Rome", "Berlin"] in lists("flights to Paris, Rome and Berlin")
+
+
+def test_a_list_of_places_with_regions_gives_one_call_per_place(
+    reader: FunctionCallSpecialist,
+) -> None:
+    shops = {
+        "name": "find_shop",
+        "description": "Find a music shop in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string", "description": "City and state."}},
+            "required": ["location"],
+        },
+    }
+    calls = _calls(reader, "Find a music shop in Austin, Texas and Portland, Oregon.", [shops])
+    assert calls == [
+        {"find_shop": {"location": "Austin, Texas"}},
+        {"find_shop": {"location": "Portland, Oregon"}},
+    ]
