@@ -84,6 +84,10 @@ def _command_line(*parts: str, **flags: object) -> str:
     return shlex.join(words)
 
 
+#: Up to this many labels, `eval` prints a table per label.
+_PER_CLASS_ROWS = 20
+
+
 def _train_one(
     name: str,
     data: Path,
@@ -405,6 +409,7 @@ def _evaluate(
         "data": dataset.source,
         "split": split,
         "metrics": report["metrics"],
+        "per_class": report["per_class"],
         "accuracy_at_escalated": dict(
             zip(
                 [f"{e:.2f}" for e in report["risk_coverage"]["escalated"][::10]],
@@ -483,6 +488,18 @@ def evaluate(
     for key, value in result["metrics"].items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     out.print(table)
+    rows = result["per_class"]
+    if len(rows) <= _PER_CLASS_ROWS:  # 150 intents are for --json and the confusion plot
+        by_class = Table("label", "support", "predicted", "precision", "recall", title="per label")
+        for label, row in rows.items():
+            by_class.add_row(
+                label,
+                f"{row['support']:.0f}",
+                f"{row['predicted']:.0f}",
+                f"{row['precision']:.4f}",
+                f"{row['recall']:.4f}",
+            )
+        out.print(by_class)
     for plot in result.get("plots", []):
         out.print(f"plot: {plot}")
     return 0

@@ -64,6 +64,25 @@ def classification_metrics(
     }
 
 
+def per_class_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """For each label: its support, how often it was predicted, precision and recall. A drift
+    shows here first ("negative" predicted for 56% of texts where 32% are negative)."""
+    truth, pred = np.asarray(y_true), np.asarray(y_pred)
+    rows: dict[str, dict[str, float]] = {}
+    for c in labels:
+        tp = float(((pred == c) & (truth == c)).sum())
+        support, predicted = float((truth == c).sum()), float((pred == c).sum())
+        rows[c] = {
+            "support": support,
+            "predicted": predicted,
+            "precision": tp / predicted if predicted else 0.0,
+            "recall": tp / support if support else 0.0,
+        }
+    return rows
+
+
 def risk_coverage(
     confidence: npt.NDArray[np.floating[Any]], correct: npt.NDArray[np.bool_], points: int = 101
 ) -> dict[str, list[float]]:
@@ -179,8 +198,10 @@ def evaluate_artifact(
     if latency_samples:
         texts = list(dict.fromkeys(split.texts))[: latency_samples + 2]
         metrics.update(_timing(artifact, texts))
+    shown = answer if model_oos else argmax
     return {
         "metrics": metrics,
+        "per_class": per_class_metrics(list(truth), list(shown), sorted(set(truth) | set(shown))),
         "risk_coverage": curve,
         "confusion": {"truth": list(truth), "pred": list(answer if model_oos else argmax)},
     }

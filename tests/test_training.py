@@ -24,7 +24,11 @@ from orchestrator.specialists.calibration import (
     fit_class_bias,
     threshold_for_precision,
 )
-from orchestrator.specialists.evaluation import classification_metrics, risk_coverage
+from orchestrator.specialists.evaluation import (
+    classification_metrics,
+    per_class_metrics,
+    risk_coverage,
+)
 from orchestrator.specialists.heads import macro_recall
 from orchestrator.specialists.intent import IntentSpecialist
 
@@ -260,6 +264,23 @@ def test_eval_reports_metrics_and_writes_readable_plots(
     assert report["metrics"]["accuracy"] > 0.9 and report["metrics"]["latency_p50_ms"] > 0
     for name in ("risk_coverage.png", "confusion.png"):
         assert (trained / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = report["per_class"]
+    assert sum(r["support"] for r in rows.values()) == report["metrics"]["examples"]
+    assert sum(r["predicted"] for r in rows.values()) == report["metrics"]["examples"]
+    assert np.mean([rows[c]["recall"] for c in ("flights", "music", "weather")]) > 0.9
+    # Without --json the same numbers come as a table per label.
+    argv = ["eval", "demo", "--data", str(data), "--format", "jsonl", "--split", "train"]
+    argv += ["--store", str(trained / "store"), "--cache-dir", str(trained / "cache")]
+    assert main([*argv, "--latency-samples", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "per label" in printed and "weather" in printed
+
+
+def test_per_class_metrics_count_support_predictions_precision_and_recall() -> None:
+    rows = per_class_metrics(["a", "a", "b", "c"], ["a", "b", "b", "b"], ["a", "b", "c"])
+    assert rows["a"] == {"support": 2, "predicted": 1, "precision": 1.0, "recall": 0.5}
+    assert rows["b"]["predicted"] == 3 and rows["b"]["precision"] == pytest.approx(1 / 3)
+    assert rows["c"] == {"support": 1, "predicted": 0, "precision": 0.0, "recall": 0.0}
 
 
 @pytest.mark.parametrize(
