@@ -435,6 +435,43 @@ def _list_items(text: str, match: re.Match[str]) -> tuple[int, list[str]]:
     return end, merged
 
 
+_SAME_FOR = re.compile(
+    r"[,;]?\s*(?:and\s+)?(?:then\s+)?(?:do|repeat)\s+the\s+same(?:\s+(?:thing|search|query|"
+    r"calculation|request))?\s+(?:for|with|in)\s+(?P<tail>[^?!]+?)\s*(?:[?!]|\.(?:\s|$)|$)",
+    re.IGNORECASE,
+)
+_PLACE_PAIR = re.compile(
+    r"\b[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)*,\s+[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?"
+)
+
+
+def _same_for(text: str) -> list[str]:
+    """The versions of "<request>, and then do the same for A and B": the request as written,
+    then once for each item, put in place of the value of its kind (a place for a place, a
+    name for a name, a number for a number). Empty when the text says no such thing."""
+    match = _SAME_FOR.search(text)
+    if not match or match.start() < 8:
+        return []
+    base, tail = text[: match.start()], match.group("tail").strip(_EDGE)
+    lists = [*_name_lists(tail), *_NUM_LIST.finditer(tail)]
+    items = _list_items(tail, min(lists, key=lambda m: m.start()))[1] if lists else [tail]
+    first = items[0]
+    if "," in first:
+        spans = [
+            m
+            for m in _PLACE_PAIR.finditer(base)
+            if region_words(m.group(0).split(", ")[-1].split(), 0)
+        ]
+    elif first[:1].isupper():
+        spans = _names_in(base)
+    else:
+        spans = list(_NUMBER.finditer(base)) if _NUMBER.fullmatch(first) else []
+    if not spans:
+        return []
+    start, end = spans[-1].span()
+    return [base, *(base[:start] + item + base[end:] for item in items)]
+
+
 def _number_mentions(text: str) -> int:
     """Numbers written with digits, not counting those inside names ("Maroon 5")."""
     count = 0
@@ -861,7 +898,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 items = [i.lower() for i in _list_items(text, match)[1]]
                 if not all(any(c in i for c in choices) for i in items) and len(items) > siblings:
                     count = max(count, len(items))
-        return min(max(count, len(self.requests_in(text, by_case=by_case))), self.opts.max_calls)
+        count = max(count, len(self.requests_in(text, by_case=by_case)), len(_same_for(text)))
+        return min(count, self.opts.max_calls)
 
     @staticmethod
     def requests_in(text: str, *, by_case: bool = True) -> list[str]:
@@ -1043,6 +1081,9 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         15 minutes respectively"); or the request is split where a new one begins ("... and
         another flight from ..."); otherwise the numbers are shared out in order. Groups of
         numbers in parentheses ("the pairs (45, 60) and (81, 27)") go one to a call."""
+        same = _same_for(text)
+        if count > 1 and len(same) == count:
+            return same
         groups = list(NUMBER_GROUPS.finditer(text))
         if count > 1 and len(groups) == count:
             return [

@@ -1095,3 +1095,28 @@ def test_a_list_of_places_with_regions_gives_one_call_per_place(
         {"find_shop": {"location": "Austin, Texas"}},
         {"find_shop": {"location": "Portland, Oregon"}},
     ]
+
+
+def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
+    reader: FunctionCallSpecialist,
+) -> None:
+    from orchestrator.specialists.function_call import _same_for
+
+    versions = _same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
+    assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
+    assert _same_for("Find hotels in Paris.") == []
+    hotels = {
+        "name": "find_hotels",
+        "description": "Find hotels in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "The city."}},
+            "required": ["city"],
+        },
+    }
+    text = "Find hotels in Lisbon, and then do the same for Madrid and Seville."
+    assert _calls(reader, text, [hotels]) == [
+        {"find_hotels": {"city": "Lisbon"}},
+        {"find_hotels": {"city": "Madrid"}},
+        {"find_hotels": {"city": "Seville"}},
+    ]
