@@ -425,6 +425,19 @@ STATS = {
 }
 
 
+def _one_string_function(name: str, description: str, param: str) -> dict[str, Any]:
+    """A function definition with one required string parameter."""
+    return {
+        "name": name,
+        "description": description,
+        "parameters": {
+            "type": "object",
+            "properties": {param: {"type": "string", "description": f"The {param}."}},
+            "required": [param],
+        },
+    }
+
+
 def _calls(specialist: FunctionCallSpecialist, request: str, functions: list[Any]) -> list[Any]:
     item = FunctionCallInput(request=request, functions=functions)
     prediction = specialist.predict_batch([item])[0]
@@ -746,15 +759,7 @@ def test_argument_readers() -> None:
 def test_names_joined_by_of_and_lists_for_sibling_parameters(
     reader: FunctionCallSpecialist,
 ) -> None:
-    museum = {
-        "name": "exhibition_info",
-        "description": "Exhibitions of a museum.",
-        "parameters": {
-            "type": "dict",
-            "properties": {"museum_name": {"type": "string", "description": "The museum."}},
-            "required": ["museum_name"],
-        },
-    }
+    museum = _one_string_function("exhibition_info", "Exhibitions of a museum.", "museum_name")
     calls = _calls(reader, "Find exhibitions in the Museum of Modern Art, New York.", [museum])
     assert calls == [{"exhibition_info": {"museum_name": "Museum of Modern Art"}}]
     trip = {
@@ -1081,15 +1086,7 @@ def test_place_pairs_in_lists_are_one_item_each() -> None:
 def test_a_list_of_places_with_regions_gives_one_call_per_place(
     reader: FunctionCallSpecialist,
 ) -> None:
-    shops = {
-        "name": "find_shop",
-        "description": "Find a music shop in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string", "description": "City and state."}},
-            "required": ["location"],
-        },
-    }
+    shops = _one_string_function("find_shop", "Find a music shop in a city.", "location")
     calls = _calls(reader, "Find a music shop in Austin, Texas and Portland, Oregon.", [shops])
     assert calls == [
         {"find_shop": {"location": "Austin, Texas"}},
@@ -1105,15 +1102,7 @@ def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
     versions = _same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
     assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
     assert _same_for("Find hotels in Paris.") == []
-    hotels = {
-        "name": "find_hotels",
-        "description": "Find hotels in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string", "description": "The city."}},
-            "required": ["city"],
-        },
-    }
+    hotels = _one_string_function("find_hotels", "Find hotels in a city.", "city")
     text = "Find hotels in Lisbon, and then do the same for Madrid and Seville."
     assert _calls(reader, text, [hotels]) == [
         {"find_hotels": {"city": "Lisbon"}},
