@@ -278,8 +278,9 @@ def train(
 ) -> int:
     """Train a specialist head on labelled data and write its artifact and model card."""
     if fmt == "cuad":
-        if finetune:
-            raise ConfigurationError("--finetune applies to the text classifiers, not to cuad")
+        if finetune or class_offsets:
+            flag = "--finetune" if finetune else "--class-offsets"
+            raise ConfigurationError(f"{flag} applies to the text classifiers, not to cuad")
         from orchestrator._cli_clauses import train_cuad
 
         return train_cuad(

@@ -7,8 +7,8 @@ calibrated confidences for a target precision of the accepted answers.
 With ``balance_classes`` the calibrator also carries one offset per class, fitted on the same
 held-out logits with every class weighted the same. It moves the class boundaries, so it can
 change answers: meant for macro recall when the served data drifts from the validation data
-(on TweetEval it adds 0.5-2.5 points on the test tweets and nothing on held-out validation
-tweets; benchmarks/RESULTS.md has the numbers).
+(on TweetEval it adds 0.5-2.5 points on the test tweets but does not help on held-out
+validation tweets; benchmarks/RESULTS.md has the numbers).
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def fit_class_bias(
 ) -> tuple[float, ...]:
     """Per-class logit offsets that minimise the class-balanced NLL on held-out logits.
 
-    The loss is convex in the offsets; plain gradient descent with a halving step converges.
+    The loss is convex in the offsets, so gradient descent converges; the step grows while the
+    loss falls and halves when it would rise.
     The offsets are centred (they only matter relative to each other). A class absent from
     `y` keeps offset 0.
     """

@@ -474,3 +474,6 @@ def test_seed_without_finetune_is_refused_not_ignored(
     assert main([*argv, "--store", str(tmp_path / "store")]) != 0
     assert "--seed" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+    cuad = ["specialists", "train", "clauses", "--data", str(tmp_path), "--format", "cuad"]
+    assert main([*cuad, "--class-offsets"]) != 0
+    assert "--class-offsets applies to the text classifiers" in capsys.readouterr().err
