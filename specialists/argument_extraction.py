@@ -23,6 +23,7 @@ import numpy as np
 from orchestrator.specialists.places import region_words
 
 __all__ = [
+    "PERIODS",
     "STOP_WORDS",
     "Candidate",
     "Mention",
@@ -63,6 +64,14 @@ _PER_YEAR = {
     "annually": 1, "yearly": 1, "semiannually": 2, "semi-annually": 2, "quarterly": 4,
     "monthly": 12, "weekly": 52, "daily": 365,
 }  # fmt: skip
+#: Units of time that "the next ..." counts one of.
+PERIODS = frozenset({"day", "week", "month", "quarter", "year", "decade", "hour", "minute"})
+
+
+def _period_at(request: _Request, index: int) -> bool:
+    return index < len(request.lower) and request.lower[index] in PERIODS
+
+
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
@@ -342,6 +351,8 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             numbers.append(Mention(_PER_YEAR[word], word, i, i))
         elif word == "rest" and i and request.lower[i - 1] in ("from", "at"):
             numbers.append(Mention(0, "rest", i, i))  # "starts from rest": speed 0
+        elif word in ("next", "coming", "following") and _period_at(request, i + 1):
+            numbers.append(Mention(1, word, i, i, spelled=True))  # "the next month": 1 month
     strings: list[Mention] = []
     seen: set[tuple[str, int]] = set()
 

@@ -39,6 +39,7 @@ from orchestrator.specialists.argument_extraction import (
     BRACKETS,
     DATES,
     NUMBER_GROUPS,
+    PERIODS,
     STOP_WORDS,
     assign_arguments,
     calendar_name,
@@ -192,6 +193,7 @@ _NUMBER_WORDS = {
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
     "once": 1, "twice": 2, "first": 1, "second": 2, "third": 3, "dozen": 12,
 }  # fmt: skip
+_NEXT_PERIOD = re.compile(rf"\b(?:next|coming|following)\s+(?:{'|'.join(PERIODS)})\b", re.I)
 _QUOTED = re.compile(r"[\"'\u201c\u2018`]([^\"'\u201d\u2019`]{1,120})[\"'\u201d\u2019`]")
 _EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
 
@@ -212,6 +214,8 @@ def numbers_in(text: str) -> list[int | float]:
     for word in re.findall(r"[a-z]+", text.lower()):
         if word in _NUMBER_WORDS:
             found.append(_NUMBER_WORDS[word])
+    if _NEXT_PERIOD.search(text):
+        found.append(1)  # "for the next month"
     return list(dict.fromkeys(found))
 
 

@@ -710,6 +710,9 @@ def test_argument_readers() -> None:
     _, relative = mentions_in("classical concerts in Berlin next Friday with parking")
     assert "next Friday" in [m.value for m in relative]
     assert "tomorrow" in [m.value for m in mentions_in("the UV index for Tokyo tomorrow")[1]]
+    # "The next month" is one month.
+    assert [m.value for m in mentions_in("house prices for the next month")[0]] == [1]
+    assert [m.value for m in mentions_in("prices for the next 5 years")[0]] == [5]
     # A place and its region are one value; a function with a region parameter gets halves.
     places = [m.value for m in mentions_in("hotels in Berlin, Germany and Portland, OR")[1]]
     assert "Berlin, Germany" in places and "Portland, OR" in places
