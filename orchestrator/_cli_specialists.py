@@ -19,7 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.artifacts import DEFAULT_STORE, load_artifact, update_model_card
+from orchestrator.specialists.artifacts import (
+    DEFAULT_STORE,
+    load_artifact,
+    offsets_text,
+    update_model_card,
+)
 from orchestrator.specialists.calibration import Method
 from orchestrator.specialists.datasets import FORMATS, load_dataset
 from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR
@@ -180,11 +185,7 @@ def _print_card(card: dict[str, Any]) -> None:
     table.add_row(
         "calibration",
         f"{cal['method']} T={cal['temperature']:.3f}"
-        + (
-            f", class offsets {', '.join(f'{b:+.2f}' for b in cal['class_bias'])}"
-            if cal.get("class_bias")
-            else ""
-        )
+        + offsets_text(card["labels"], cal.get("class_bias"))
         + f"; val ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",
     )
     thr = card["threshold"]

@@ -37,6 +37,7 @@ __all__ = [
     "Artifact",
     "artifact_encoder",
     "load_artifact",
+    "offsets_text",
     "resolve_artifact",
     "rewrite_model_card",
     "update_model_card",
@@ -171,12 +172,13 @@ def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
-def _bias_text(labels: list[str], bias: list[float] | None) -> str:
-    """The class offsets of a macro-recall calibration, for people."""
-    if not bias:
+def offsets_text(labels: list[str], offsets: list[float] | None) -> str:
+    """A calibration's class offsets for people ("; class offsets negative -0.29, ..."), or
+    nothing when it has none."""
+    if not offsets:
         return ""
     return "; class offsets " + ", ".join(
-        f"{lab} {b:+.2f}" for lab, b in zip(labels, bias, strict=False)
+        f"{lab} {b:+.2f}" for lab, b in zip(labels, offsets, strict=False)
     )
 
 
@@ -193,7 +195,7 @@ def _card_markdown(card: dict[str, Any]) -> str:
         + (f"; out-of-scope label `{card['oos_label']}`" if card.get("oos_label") else ""),
         f"- **Calibration:** {card['calibration']['method']} "
         f"(temperature {card['calibration']['temperature']:.3f}"
-        + _bias_text(card["labels"], card["calibration"].get("class_bias"))
+        + offsets_text(card["labels"], card["calibration"].get("class_bias"))
         + "); ECE on validation "
         f"{card['calibration']['ece_before']:.4f} -> {card['calibration']['ece_after']:.4f}",
         f"- **Acceptance threshold:** {card['threshold']['value']:.4f} for target precision "

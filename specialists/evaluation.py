@@ -203,7 +203,7 @@ def evaluate_artifact(
         "metrics": metrics,
         "per_class": per_class_metrics(list(truth), list(shown), sorted(set(truth) | set(shown))),
         "risk_coverage": curve,
-        "confusion": {"truth": list(truth), "pred": list(answer if model_oos else argmax)},
+        "confusion": {"truth": list(truth), "pred": list(shown)},
     }
 
 

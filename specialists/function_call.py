@@ -44,6 +44,7 @@ from orchestrator.specialists.argument_extraction import (
     assign_arguments,
     calendar_name,
     date_format,
+    mentions_in,
     parse_date,
     read_lists,
 )
@@ -444,9 +445,6 @@ _SAME_FOR = re.compile(
     r"calculation|request))?\s+(?:for|with|in)\s+(?P<tail>[^?!]+?)\s*(?:[?!]|\.(?:\s|$)|$)",
     re.IGNORECASE,
 )
-_PLACE_PAIR = re.compile(
-    r"\b[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)*,\s+[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?"
-)
 
 
 def _same_for(text: str) -> list[str]:
@@ -460,19 +458,17 @@ def _same_for(text: str) -> list[str]:
     lists = [*_name_lists(tail), *_NUM_LIST.finditer(tail)]
     items = _list_items(tail, min(lists, key=lambda m: m.start()))[1] if lists else [tail]
     first = items[0]
-    if "," in first:
-        spans = [
-            m
-            for m in _PLACE_PAIR.finditer(base)
-            if region_words(m.group(0).split(", ")[-1].split(), 0)
-        ]
+    spans: list[tuple[int, int]] = []
+    if "," in first:  # a place with its region, as the reader finds them
+        for place in (m.text for m in mentions_in(base)[1] if m.place and m.whole_name):
+            spans += [m.span() for m in re.finditer(re.escape(place), base)]
     elif first[:1].isupper():
-        spans = _names_in(base)
-    else:
-        spans = list(_NUMBER.finditer(base)) if _NUMBER.fullmatch(first) else []
+        spans = [m.span() for m in _names_in(base)]
+    elif _NUMBER.fullmatch(first):
+        spans = [m.span() for m in _NUMBER.finditer(base)]
     if not spans:
         return []
-    start, end = spans[-1].span()
+    start, end = max(spans)
     return [base, *(base[:start] + item + base[end:] for item in items)]
 
 

@@ -425,15 +425,17 @@ STATS = {
 }
 
 
-def _one_string_function(name: str, description: str, param: str) -> dict[str, Any]:
-    """A function definition with one required string parameter."""
+def _string_function(name: str, description: str, *params: str) -> dict[str, Any]:
+    """A function definition whose parameters are all required strings."""
     return {
         "name": name,
         "description": description,
         "parameters": {
-            "type": "object",
-            "properties": {param: {"type": "string", "description": f"The {param}."}},
-            "required": [param],
+            "type": "dict",
+            "properties": {
+                p: {"type": "string", "description": f"The {p.replace('_', ' ')}."} for p in params
+            },
+            "required": list(params),
         },
     }
 
@@ -762,7 +764,7 @@ def test_argument_readers() -> None:
 def test_names_joined_by_of_and_lists_for_sibling_parameters(
     reader: FunctionCallSpecialist,
 ) -> None:
-    museum = _one_string_function("exhibition_info", "Exhibitions of a museum.", "museum_name")
+    museum = _string_function("exhibition_info", "Exhibitions of a museum.", "museum_name")
     calls = _calls(reader, "Find exhibitions in the Museum of Modern Art, New York.", [museum])
     assert calls == [{"exhibition_info": {"museum_name": "Museum of Modern Art"}}]
     trip = {
@@ -972,18 +974,9 @@ def test_a_word_of_a_proper_name_does_not_name_a_choice() -> None:
 
 
 def test_zipped_lists_drop_respectively() -> None:
-    ranking = {
-        "name": "get_team_ranking",
-        "description": "Get the ranking of a football team in a league.",
-        "parameters": {
-            "type": "dict",
-            "properties": {
-                "team": {"type": "string", "description": "The name of the team."},
-                "league": {"type": "string", "description": "The name of the league."},
-            },
-            "required": ["team", "league"],
-        },
-    }
+    ranking = _string_function(
+        "get_team_ranking", "Get the ranking of a football team in a league.", "team", "league"
+    )
     request = (
         "Give me the ranking of Napoli and Benfica in the UEFA Champions League and Primeira "
         "Liga respectively."
@@ -1089,7 +1082,7 @@ def test_place_pairs_in_lists_are_one_item_each() -> None:
 def test_a_list_of_places_with_regions_gives_one_call_per_place(
     reader: FunctionCallSpecialist,
 ) -> None:
-    shops = _one_string_function("find_shop", "Find a music shop in a city.", "location")
+    shops = _string_function("find_shop", "Find a music shop in a city.", "location")
     calls = _calls(reader, "Find a music shop in Austin, Texas and Portland, Oregon.", [shops])
     assert calls == [
         {"find_shop": {"location": "Austin, Texas"}},
@@ -1105,7 +1098,7 @@ def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
     versions = _same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
     assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
     assert _same_for("Find hotels in Paris.") == []
-    hotels = _one_string_function("find_hotels", "Find hotels in a city.", "city")
+    hotels = _string_function("find_hotels", "Find hotels in a city.", "city")
     text = "Find hotels in Lisbon, and then do the same for Madrid and Seville."
     assert _calls(reader, text, [hotels]) == [
         {"find_hotels": {"city": "Lisbon"}},

@@ -185,6 +185,9 @@ def test_class_bias_recovers_offsets_and_lifts_held_out_macro_recall() -> None:
     assert macro_recall(y_held, cal.probabilities(held).argmax(axis=1)) == pytest.approx(
         after, abs=0.01
     )
+    for method in ("isotonic", "none"):  # offsets go with every calibration method
+        other = fit_calibrator(logits, y, method, balance_classes=True)
+        assert np.allclose(other.class_bias, cal.class_bias, atol=0.2)
     old = {"method": "temperature", "temperature": 1.5, "iso_x": [], "iso_y": []}
     assert Calibrator.from_json(old).class_bias == ()
     assert fit_calibrator(logits, y, "temperature").class_bias == ()
