@@ -409,6 +409,11 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             if j > i and inner_number and not _is_name(request, i, j):
                 continue  # "A by 10%": the number is a value of its own
             add(" ".join(words), i, j)
+    # "gas-powered", "plant-based": the first part names the kind.
+    for i, word in enumerate(request.lower):
+        compound = _KIND_COMPOUND.fullmatch(word)
+        if compound and compound.group(1) not in _STOP:
+            add(compound.group(1), i, i)
     # Part of a short quoted value ("Roe" of 'Roe v. Wade') is not a value of its own.
     quotes = [m for m in strings if m.quoted and len(m.text.split()) <= 6]
     strings = [
@@ -417,6 +422,30 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
         if m.quoted or not any(q.first <= m.first and m.last <= q.last for q in quotes)
     ]
     return numbers, strings
+
+
+_KIND_COMPOUND = re.compile(r"([a-z]{2,})-([a-z]+ed)")
+#: Name words of a parameter that asks for a kind of something ("vehicle_type").
+_KIND_WORDS = frozenset({"type", "kind", "category", "class", "sort"})
+
+
+def _kind_of(request: _Request, param: _Param, mention: Mention) -> bool:
+    """The mention says which kind of the thing a kind parameter is about: it stands just
+    before that thing ("a gas-powered vehicle" and "renewable energy" for vehicle_type and
+    energy_type) or is the first part of it ("gas-fueled" for fuel_type)."""
+    if not any(k in _KIND_WORDS for k in param.name_keys) or mention.quoted:
+        return False
+    things = [k for k in param.name_keys if k not in _KIND_WORDS]
+    if not things or (mention.first != mention.last and not mention.name):
+        return False
+    word = request.lower[mention.last]
+    compound = _KIND_COMPOUND.fullmatch(word)
+    if compound and mention.text.lower() == word:
+        return False  # the whole of "gas-powered" is not the kind; "gas" is
+    if compound and any(_same_word(compound.group(2), t) for t in things):
+        return True
+    following = request.lower[mention.last + 1 : mention.last + 2]
+    return bool(following) and any(_same_word(following[0], t) for t in things)
 
 
 _REGION_PARAM = re.compile(r"(?:^|_)(?:state|country|region|province)(?:_?(?:name|code))?$", re.I)
@@ -616,6 +645,8 @@ def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.
         score += 2.5 if wants else -1.0
     if mention.echo:
         score -= 1.0
+    if _kind_of(request, param, mention):
+        score += 2.5
     if mention.code:
         score += 1.5 if any(k in _CODE_PARAMS for k in param.name_keys) else 0.0
     if mention.quoted:

@@ -737,6 +737,14 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         whole = sims[0]
         best = int(whole.argmax())
         relevance = self.relevance(text, specs[best], float(whole[best]))
+        # A request of several parts applies when one part does: a long preamble ("I am
+        # planning a trip ...") dilutes the whole request's similarity, not the part's.
+        if len(clauses) > 1:
+            for c, clause in enumerate(clauses, start=1):
+                f = int(sims[c].argmax())
+                part = self.relevance(clause, specs[f], float(sims[c][f]))
+                if part > relevance:
+                    relevance, best = part, f
         if relevance < self.opts.relevance_threshold:
             return [], relevance, specs[best]
         chosen: dict[int, list[str]] = {best: []}

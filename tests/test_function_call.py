@@ -1105,3 +1105,50 @@ def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
         {"find_hotels": {"city": "Madrid"}},
         {"find_hotels": {"city": "Seville"}},
     ]
+
+
+def test_one_relevant_part_makes_a_long_request_relevant(reader: FunctionCallSpecialist) -> None:
+    parks = {
+        "name": "park_finder.search",
+        "description": "Find parks with the given facilities in a city.",
+        "parameters": {
+            "type": "dict",
+            "properties": {"city": {"type": "string", "description": "The city."}},
+            "required": ["city"],
+        },
+    }
+    text = (
+        "Could you help me get ready for a long weekend away in Chicago? My two nephews are "
+        "coming along with us, and my sister has booked the hotel and the train tickets "
+        "already. I still need to pack the suitcases and buy presents. Find a park with a "
+        "playground and a picnic area."
+    )
+    spec = FunctionCallInput(request=text, functions=[parks]).specs()[0]
+    similarity = float(reader.similarities([text], [spec])[0, 0])
+    assert reader.relevance(text, spec, similarity) < reader.opts.relevance_threshold
+    assert _calls(reader, text, [parks]) == [{"park_finder.search": {"city": "Chicago"}}]
+
+
+def test_a_kind_parameter_takes_the_word_that_says_which_kind(
+    reader: FunctionCallSpecialist,
+) -> None:
+    from orchestrator.specialists.argument_extraction import assign_arguments
+
+    def kind(text: str, name: str) -> Any:
+        params = {name: {"type": "string", "description": "The kind."}}
+        return assign_arguments(text, params, [name], [name])[name].value
+
+    assert kind("the footprint of a gas-powered vehicle for 1500 miles", "vehicle_type") == "gas"
+    assert kind("a gas-fueled car that travels 12,000 miles", "fuel_type") == "gas"
+    assert kind("if I switched to renewable energy sources", "energy_type") == "renewable"
+    assert kind("plants for a hill slope in terms of erosion", "slope_type") == "hill"
+    emissions = _string_function(
+        "calculate_emission_savings",
+        "Estimate the greenhouse gas emissions saved by switching to another energy source.",
+        "energy_type",
+        "region",
+    )
+    text = "How much greenhouse gas would I save by switching to solar energy in California?"
+    assert _calls(reader, text, [emissions]) == [
+        {"calculate_emission_savings": {"energy_type": "solar", "region": "California"}}
+    ]
