@@ -55,7 +55,7 @@ from orchestrator.specialists.function_schema import (
     schema_problems,
 )
 from orchestrator.specialists.generation import ChatMessage, JSONGenerator
-from orchestrator.specialists.places import region_words
+from orchestrator.specialists.places import in_city_state_format, region_words
 
 __all__ = [
     "ChatTurn",
@@ -1212,7 +1212,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
     @staticmethod
     def coerce(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, Any]:
         """Numbers as the declared type (``2.0`` for an integer is ``2``, ``5`` for a number
-        stays ``5``, items of number arrays become floats)."""
+        stays ``5``, items of number arrays become floats), and a bare US city in the
+        "City, State" form its description asks for."""
         out: dict[str, Any] = {}
         for name, value in args.items():
             schema = spec.properties.get(name, {})
@@ -1221,6 +1222,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 value = int(value)
             elif kind == "number" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            elif isinstance(value, str) and not schema.get("enum"):
+                value = in_city_state_format(value, str(schema.get("description", "")))
             elif kind == "array" and isinstance(value, list):
                 item_kind = (schema.get("items") or {}).get("type")
                 if item_kind == "number":

@@ -1152,3 +1152,32 @@ def test_a_kind_parameter_takes_the_word_that_says_which_kind(
     assert _calls(reader, text, [emissions]) == [
         {"calculate_emission_savings": {"energy_type": "solar", "region": "California"}}
     ]
+
+
+def test_a_bare_city_takes_the_city_and_state_form_its_description_asks_for(
+    reader: FunctionCallSpecialist,
+) -> None:
+    from orchestrator.specialists.places import in_city_state_format
+
+    coded = "The city and state, e.g. Boston, MA."
+    assert in_city_state_format("Los Angeles", coded) == "Los Angeles, CA"
+    assert in_city_state_format("Chicago", "City and state, e.g. Denver, Colorado") == (
+        "Chicago, Illinois"
+    )
+    assert in_city_state_format("Chicago", "The city, e.g. Boston.") == "Chicago"
+    assert in_city_state_format("Paris", coded) == "Paris"  # not a US city
+    assert in_city_state_format("Austin, Texas", coded) == "Austin, Texas"
+    finder = {
+        "name": "restaurant.find_nearby",
+        "description": "Find nearby restaurants that serve a cuisine.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "location": {"type": "string", "description": coded},
+                "cuisine": {"type": "string", "description": "The cuisine, e.g. Thai."},
+            },
+            "required": ["location", "cuisine"],
+        },
+    }
+    calls = _calls(reader, "Find a nearby restaurant that serves Thai food in Seattle.", [finder])
+    assert calls == [{"restaurant.find_nearby": {"location": "Seattle, WA", "cuisine": "Thai"}}]
