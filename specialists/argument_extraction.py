@@ -817,14 +817,19 @@ def assign_arguments(
             if m.quoted or m.name or not all(_stem(w) in labels for w in m.text.lower().split())
         ]
         function_words = {_stem(w) for w in _key_words(function_text)}
+        # A capitalised word the function is named after ("UV" for uv_index) is the topic,
+        # not a value.
+        name_words = {_stem(w) for w in _key_words(function_text.split(" ")[0])}
+
+        def echoes(m: Mention) -> bool:
+            keys = _key_words(m.text)
+            if m.name and not m.quoted and m.first == m.last and keys:
+                return all(_stem(w) in name_words for w in keys)
+            plain = not (m.quoted or m.name or m.code or m.formula)
+            return plain and all(_stem(w) in function_words for w in keys)
+
         if function_words:
-            free = [
-                replace(m, echo=True)
-                if not (m.quoted or m.name or m.code or m.formula)
-                and all(_stem(w) in function_words for w in _key_words(m.text))
-                else m
-                for m in free
-            ]
+            free = [replace(m, echo=True) if echoes(m) else m for m in free]
         meaning: dict[tuple[str, str], float] = {}
         if similarity is not None and free:
             texts = list(dict.fromkeys(m.text for m in free))

@@ -1181,3 +1181,12 @@ def test_a_bare_city_takes_the_city_and_state_form_its_description_asks_for(
     }
     calls = _calls(reader, "Find a nearby restaurant that serves Thai food in Seattle.", [finder])
     assert calls == [{"restaurant.find_nearby": {"location": "Seattle, WA", "cuisine": "Thai"}}]
+
+
+def test_a_capitalised_word_the_function_is_named_after_is_not_a_value(
+    reader: FunctionCallSpecialist,
+) -> None:
+    uv = _string_function("uv_index.get", "Retrieve UV index data for a location.", "location")
+    uv["parameters"]["properties"]["location"]["description"] = "The location of the UV index."
+    calls = _calls(reader, "Give me the UV index for Tokyo for tomorrow, June 1 2023.", [uv])
+    assert calls == [{"uv_index.get": {"location": "Tokyo"}}]
