@@ -1001,4 +1001,47 @@ def read_lists(
             result[name] = items
             used.add(index)
             break
+    # A list of text without a list of its own takes a pair ("uses chicken and mushrooms").
+    pairs = [p for p in _word_pairs(text) if free(*p[0])]
+    for name in names:
+        items_schema = parameters[name].get("items") or {}
+        if name in result or not pairs or items_schema.get("enum"):
+            continue
+        if (_kind(items_schema) if items_schema else "string") == "string":
+            result[name] = pairs.pop(0)[1]
     return result
+
+
+def _word_pairs(text: str) -> list[tuple[tuple[int, int], list[str]]]:
+    """Two items joined by "and", each of the same number of words (at most two, none a
+    stop word): "chicken and mushrooms", "engine size and fuel economy", "the S&P 500 and
+    the Dow Jones". Each with its character span."""
+    words = list(_WORD.finditer(text))
+    lower = [w.group(0).strip(_EDGE).lower() for w in words]
+
+    def plain(k: int) -> bool:
+        return bool(lower[k]) and lower[k] not in _STOP and not _NUMBER.fullmatch(lower[k])
+
+    pairs = []
+    for i, word in enumerate(lower):
+        if word != "and" or not i or words[i - 1].group(0).endswith((",", ".", ";", ":", "?")):
+            continue
+        start = i + 2 if i + 1 < len(words) and lower[i + 1] == "the" else i + 1
+        right: list[int] = []
+        for k in range(start, min(start + 2, len(words))):
+            if not plain(k) and not (right and lower[k].isdigit()):
+                break
+            right.append(k)
+            if words[k].group(0).endswith((",", ".", ";", ":", "?", "!")):
+                break
+        size = len(right)
+        left = list(range(i - size, i))
+        if not size or left[0] < 0:
+            continue
+        if not all(plain(k) or (k > left[0] and lower[k].isdigit()) for k in left):
+            continue
+        if any(words[k].group(0).endswith((",", ".", ";", ":", "?", "!")) for k in left):
+            continue
+        items = [" ".join(words[k].group(0) for k in side).strip(_EDGE) for side in (left, right)]
+        pairs.append(((words[left[0]].start(), words[right[-1]].end()), items))
+    return pairs

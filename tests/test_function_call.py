@@ -1190,3 +1190,17 @@ def test_a_capitalised_word_the_function_is_named_after_is_not_a_value(
     uv["parameters"]["properties"]["location"]["description"] = "The location of the UV index."
     calls = _calls(reader, "Give me the UV index for Tokyo for tomorrow, June 1 2023.", [uv])
     assert calls == [{"uv_index.get": {"location": "Tokyo"}}]
+
+
+def test_a_text_list_without_a_list_of_its_own_takes_a_pair_joined_by_and() -> None:
+    from orchestrator.specialists.argument_extraction import read_lists
+
+    def pair(text: str) -> list[Any] | None:
+        params = {"items": {"type": "array", "items": {"type": "string"}}}
+        return read_lists(text, params, ["items"]).get("items")
+
+    assert pair("a lunch recipe that uses chicken and mushrooms.") == ["chicken", "mushrooms"]
+    assert pair("the S&P 500 and the Dow Jones over the past 5 days") == ["S&P 500", "Dow Jones"]
+    assert pair("using engine size and fuel economy variables") == ["engine size", "fuel economy"]
+    assert pair("with Paris, Rome and Berlin") == ["Paris", "Rome", "Berlin"]  # a list first
+    assert pair("Find a recipe, and cook it.") is None
