@@ -424,6 +424,23 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     return numbers, strings
 
 
+_EXAMPLES = re.compile(
+    r"\b(?:e\.g\.|eg\.|for example|such as|for instance|like)[:,]?\s+([^.;()]*)", re.I
+)
+
+
+def _is_example(param: _Param, text: str) -> bool:
+    """The mention is one of the examples the parameter's description gives ("Type of
+    cuisine, e.g. Italian, Japanese" for "an Italian restaurant")."""
+    description = str(param.schema.get("description", ""))
+    low = text.lower()
+    for match in _EXAMPLES.finditer(description):
+        examples = re.split(r"\s*,\s*|\s+or\s+|\s+and\s+", match.group(1).lower())
+        if low in (e.strip(" '\"") for e in examples):
+            return True
+    return False
+
+
 _KIND_COMPOUND = re.compile(r"([a-z]{2,})-([a-z]+ed)")
 #: Name words of a parameter that asks for a kind of something ("vehicle_type").
 _KIND_WORDS = frozenset({"type", "kind", "category", "class", "sort"})
@@ -645,6 +662,8 @@ def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.
         score += 2.5 if wants else -1.0
     if mention.echo:
         score -= 1.0
+    if _is_example(param, text):
+        score += 3.0
     if _kind_of(request, param, mention):
         score += 2.5
     if mention.code:

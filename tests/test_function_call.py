@@ -1204,3 +1204,27 @@ def test_a_text_list_without_a_list_of_its_own_takes_a_pair_joined_by_and() -> N
     assert pair("using engine size and fuel economy variables") == ["engine size", "fuel economy"]
     assert pair("with Paris, Rome and Berlin") == ["Paris", "Rome", "Berlin"]  # a list first
     assert pair("Find a recipe, and cook it.") is None
+
+
+def test_a_value_the_description_gives_as_an_example_fits_its_parameter(
+    reader: FunctionCallSpecialist,
+) -> None:
+    finder = {
+        "name": "restaurant_finder",
+        "description": "Search for restaurants based on location and cuisine type.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "location": {"type": "string", "description": "The city, e.g. Boston."},
+                "cuisine": {
+                    "type": "string",
+                    "description": "Type of cuisine the user wants, e.g. Italian, Japanese etc.",
+                },
+            },
+            "required": ["location", "cuisine"],
+        },
+    }
+    text = "Find an Italian restaurant near me in Denver that serves vegetarian food options."
+    assert _calls(reader, text, [finder]) == [
+        {"restaurant_finder": {"location": "Denver", "cuisine": "Italian"}}
+    ]
