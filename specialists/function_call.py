@@ -472,6 +472,19 @@ def _same_for(text: str) -> list[str]:
     return [base, *(base[:start] + item + base[end:] for item in items)]
 
 
+def _one_each(text: str, parts: Sequence[re.Match[str]]) -> list[str]:
+    """One version of the text per part, each keeping that part and cutting the others."""
+    return [
+        "".join(
+            text[(parts[j - 1].end() if j else 0) : part.start()]
+            + (part.group(0) if j == i else "")
+            for j, part in enumerate(parts)
+        )
+        + text[parts[-1].end() :]
+        for i in range(len(parts))
+    ]
+
+
 def _number_mentions(text: str) -> int:
     """Numbers written with digits, not counting those inside names ("Maroon 5")."""
     count = 0
@@ -1094,15 +1107,16 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             return same
         groups = list(NUMBER_GROUPS.finditer(text))
         if count > 1 and len(groups) == count:
-            return [
-                "".join(
-                    text[(groups[j - 1].end() if j else 0) : g.start()]
-                    + (g.group(0) if j == i else "")
-                    for j, g in enumerate(groups)
-                )
-                + text[groups[-1].end() :]
-                for i in range(count)
-            ]
+            return _one_each(text, groups)
+        # Lists of numbers that each hold one call's numbers ("John chose 36 and 48, while
+        # Mary chose 60 and 96" for num1 and num2) go one to a call, not item by item.
+        numeric = sum(
+            1 for p in params if spec.properties.get(p, {}).get("type") in ("integer", "number")
+        )
+        runs = list(_NUM_LIST.finditer(text))
+        each = count > 1 and numeric > 1 and len(runs) == count
+        if each and all(len(_list_items(text, m)[1]) == numeric for m in runs):
+            return _one_each(text, runs)
         found = [*_name_lists(text), *_NUM_LIST.finditer(text), *_WORD_LISTS.finditer(text)]
         zipped: list[tuple[int, int, list[str]]] = []
         for match in sorted(found, key=lambda m: (m.start(), -m.end())):
@@ -1146,9 +1160,6 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             for i in range(count):
                 cut[i] += [m.span() for m in names if m.group(0) != distinct[i]]
         numbers = list(_NUMBER.finditer(text))
-        numeric = sum(
-            1 for p in params if spec.properties.get(p, {}).get("type") in ("integer", "number")
-        )
         # Numbers that one call needs all of are common to every call ("a wire of 5 m and
         # 0.01 m2, of copper and of aluminum").
         per_call = max(1, len(numbers) // count) if len(numbers) > numeric else len(numbers)

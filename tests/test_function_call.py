@@ -1228,3 +1228,13 @@ def test_a_value_the_description_gives_as_an_example_fits_its_parameter(
     assert _calls(reader, text, [finder]) == [
         {"restaurant_finder": {"location": "Denver", "cuisine": "Italian"}}
     ]
+
+
+def test_lists_of_numbers_that_each_hold_one_calls_numbers_go_one_to_a_call(
+    reader: FunctionCallSpecialist,
+) -> None:
+    text = "John chose the numbers 36 and 48, while Mary chose the numbers 60 and 96. Find the GCD."
+    assert _calls(reader, text, [GCD]) == [
+        {"math.gcd": {"num1": 36, "num2": 48}},
+        {"math.gcd": {"num1": 60, "num2": 96}},
+    ]
