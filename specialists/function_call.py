@@ -321,7 +321,7 @@ _WORD_LISTS = re.compile(
 _NEXT_REQUEST = re.compile(
     r"(?<=[.?!])\s+(?=(?:also|and|plus|then|additionally|next|finally|lastly)\b)"
     r"|(?:\s*,\s*|\s+and\s+)(?:then\s+)?(?:also|additionally|as well as|plus)\b,?\s+"
-    r"|,?\s+\band\s+(?=another\b)|,?\s+\band\s+then\b\s+",
+    r"|,?\s+\band\s+(?=another\b)|,?\s+\band\s+then\b\s+|,?\s+\band\s+(?=for\s+['\"\u201c\u2018A-Z])",
     re.IGNORECASE,
 )
 
@@ -1118,11 +1118,27 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         if each and all(len(_list_items(text, m)[1]) == numeric for m in runs):
             return _one_each(text, runs)
         found = [*_name_lists(text), *_NUM_LIST.finditer(text), *_WORD_LISTS.finditer(text)]
+        dates = [d.span() for d in DATES.finditer(text)]
         zipped: list[tuple[int, int, list[str]]] = []
         for match in sorted(found, key=lambda m: (m.start(), -m.end())):
+            if any(a < match.end() and match.start() < b for a, b in dates):
+                continue  # "March 10, 2022" is a date, not the list "10, 2022"
             list_end, items = _list_items(text, match)
             if len(items) == count and all(match.start() >= end for _, end, _ in zipped):
                 zipped.append((match.start(), list_end, items))
+        parts = self.requests_in(text, by_case=by_case)
+        # Requests written out one after the other ("... for 'Queens Hotel' in Berlin ... and
+        # for 'Royal Hotel' in Paris ...") are the calls, unless one of them holds a whole
+        # list of as many items ("hotels in Paris, France and New York, USA. Also I prefer").
+        if len(parts) == count:
+            bounds, start = [], 0
+            for part in parts:
+                at = text.find(part, start)
+                if at >= 0:  # a part told in turn may be reworded ("The first ...")
+                    bounds.append((at, at + len(part)))
+                    start = at + len(part)
+            if not any(a <= s0 and e0 <= b for s0, e0, _ in zipped for a, b in bounds):
+                return parts
         if zipped:
             variants = []
             for i in range(count):
@@ -1135,7 +1151,6 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 variant = re.sub(r",?\s+respectively\b", "", variant + text[last:], flags=re.I)
                 variants.append(variant)
             return variants
-        parts = self.requests_in(text, by_case=by_case)
         if len(parts) == count:
             return parts
         # Each version keeps its own share of the values the request names in turn: one of

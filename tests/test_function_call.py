@@ -1238,3 +1238,42 @@ def test_lists_of_numbers_that_each_hold_one_calls_numbers_go_one_to_a_call(
         {"math.gcd": {"num1": 36, "num2": 48}},
         {"math.gcd": {"num1": 60, "num2": 96}},
     ]
+
+
+def test_requests_written_out_in_turn_are_the_calls(reader: FunctionCallSpecialist) -> None:
+    booking = {
+        "name": "hotel.check_availability",
+        "description": "Check the availability of a hotel for a stay.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "hotel_name": {"type": "string", "description": "The name of the hotel."},
+                "location": {"type": "string", "description": "The city of the hotel."},
+                "check_in_date": {"type": "string", "description": "Check-in, YYYY-MM-DD."},
+                "check_out_date": {"type": "string", "description": "Check-out, YYYY-MM-DD."},
+            },
+            "required": ["hotel_name", "location", "check_in_date", "check_out_date"],
+        },
+    }
+    text = (
+        "Check the availability of 'Grand Hotel' in Oslo, Norway from May 2, 2024 to May 6, "
+        "2024 and for 'Park Inn' in Rome, Italy from June 1, 2024 to June 3, 2024."
+    )
+    assert _calls(reader, text, [booking]) == [
+        {
+            "hotel.check_availability": {
+                "hotel_name": "Grand Hotel",
+                "location": "Oslo, Norway",
+                "check_in_date": "2024-05-02",
+                "check_out_date": "2024-05-06",
+            }
+        },
+        {
+            "hotel.check_availability": {
+                "hotel_name": "Park Inn",
+                "location": "Rome, Italy",
+                "check_in_date": "2024-06-01",
+                "check_out_date": "2024-06-03",
+            }
+        },
+    ]
