@@ -396,6 +396,11 @@ def _name_lists(text: str) -> list[re.Match[str]]:
     return found
 
 
+_PAIR = r"[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+to\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?"
+#: Pairs joined by "and": "USD to AUD and USD to CAD", "English to French, English to German".
+_PAIR_LISTS = re.compile(rf"(?<![\w.]){_PAIR}(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+){_PAIR})+")
+
+
 def _list_items(text: str, match: re.Match[str]) -> tuple[int, list[str]]:
     """The items of a list that `match` found, and where the list ends: a place and its
     region ("San Francisco, California") are one item, and a region right after the last
@@ -919,6 +924,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 items = [i.lower() for i in _list_items(text, match)[1]]
                 if not all(any(c in i for c in choices) for i in items) and len(items) > siblings:
                     count = max(count, len(items))
+        for match in _PAIR_LISTS.finditer(text):
+            count = max(count, len(_list_items(text, match)[1]))
         count = max(count, len(self.requests_in(text, by_case=by_case)), len(_same_for(text)))
         return min(count, self.opts.max_calls)
 
@@ -1117,7 +1124,12 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         each = count > 1 and numeric > 1 and len(runs) == count
         if each and all(len(_list_items(text, m)[1]) == numeric for m in runs):
             return _one_each(text, runs)
-        found = [*_name_lists(text), *_NUM_LIST.finditer(text), *_WORD_LISTS.finditer(text)]
+        found = [
+            *_PAIR_LISTS.finditer(text),
+            *_name_lists(text),
+            *_NUM_LIST.finditer(text),
+            *_WORD_LISTS.finditer(text),
+        ]
         dates = [d.span() for d in DATES.finditer(text)]
         zipped: list[tuple[int, int, list[str]]] = []
         for match in sorted(found, key=lambda m: (m.start(), -m.end())):

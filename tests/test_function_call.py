@@ -1277,3 +1277,14 @@ def test_requests_written_out_in_turn_are_the_calls(reader: FunctionCallSpeciali
             }
         },
     ]
+
+
+def test_a_list_of_pairs_gives_one_call_per_pair(reader: FunctionCallSpecialist) -> None:
+    rates = _string_function(
+        "get_exchange_rate", "Get the exchange rate of two currencies.", "base", "target"
+    )
+    text = "What are the exchange rates of EUR to GBP and EUR to JPY?"
+    assert _calls(reader, text, [rates]) == [
+        {"get_exchange_rate": {"base": "EUR", "target": "GBP"}},
+        {"get_exchange_rate": {"base": "EUR", "target": "JPY"}},
+    ]
