@@ -1139,6 +1139,13 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             if len(items) == count and all(match.start() >= end for _, end, _ in zipped):
                 zipped.append((match.start(), list_end, items))
         parts = self.requests_in(text, by_case=by_case)
+        # A part without a number is no call of a function that needs numbers ("..., and then
+        # compare the two areas").
+        needs_number = any(
+            spec.properties.get(p, {}).get("type") in ("integer", "number") for p in spec.required
+        )
+        if needs_number and not all(_NUMBER.search(part) for part in parts):
+            parts = []
         # Requests written out one after the other ("... for 'Queens Hotel' in Berlin ... and
         # for 'Royal Hotel' in Paris ...") are the calls, unless one of them holds a whole
         # list of as many items ("hotels in Paris, France and New York, USA. Also I prefer").

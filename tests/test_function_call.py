@@ -1288,3 +1288,25 @@ def test_a_list_of_pairs_gives_one_call_per_pair(reader: FunctionCallSpecialist)
         {"get_exchange_rate": {"base": "EUR", "target": "GBP"}},
         {"get_exchange_rate": {"base": "EUR", "target": "JPY"}},
     ]
+
+
+def test_a_part_without_a_number_is_no_call_of_a_function_that_needs_numbers(
+    reader: FunctionCallSpecialist,
+) -> None:
+    circle = {
+        "name": "geometry.circle_area",
+        "description": "Calculate the area of a circle.",
+        "parameters": {
+            "type": "dict",
+            "properties": {"radius": {"type": "integer", "description": "The radius."}},
+            "required": ["radius"],
+        },
+    }
+    text = (
+        "Calculate the area of two circles, one with a radius of 3 and the other with a "
+        "radius of 7, and then compare the two areas to see which is larger."
+    )
+    assert _calls(reader, text, [circle]) == [
+        {"geometry.circle_area": {"radius": 3}},
+        {"geometry.circle_area": {"radius": 7}},
+    ]
