@@ -396,9 +396,24 @@ def _name_lists(text: str) -> list[re.Match[str]]:
     return found
 
 
-_PAIR = r"[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+to\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?"
-#: Pairs joined by "and": "USD to AUD and USD to CAD", "English to French, English to German".
-_PAIR_LISTS = re.compile(rf"(?<![\w.]){_PAIR}(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+){_PAIR})+")
+_QUOTED_VALUE = r"['\"\u201c\u2018][^'\"\u201d\u2019]{1,60}['\"\u201d\u2019]"
+_CAPITALISED = r"[A-Z][\w.'-]*(?:\s+(?:of\s+)?[A-Z0-9][\w.'-]*){0,4}"
+_TIME = r"\d{1,2}(?::\d{2})?\s?(?:am|pm|AM|PM)\b"
+_AMOUNT = r"\$\d[\d,]*(?:\.\d+)?"
+_WHAT = rf"(?:{_QUOTED_VALUE}|{_TIME}|{_AMOUNT}|{_CAPITALISED})"
+_WHERE = rf"(?:the\s+)?(?:{_QUOTED_VALUE}|{_TIME}|{_CAPITALISED}(?:,\s+{_CAPITALISED})?)"
+_JOIN = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+)"
+#: Pairs joined by "and", each with the same word between its halves: "USD to AUD and USD to
+#: CAD", "$30.45 in Chicago, Illinois, $52.33 in Sacramento, California and $11.23 in
+#: Portland, Oregon", "Tenet at 5 pm and No Time To Die at 7:30 pm".
+_PAIR_LISTS = [
+    re.compile(rf"(?<![\w.$]){_WHAT}\s+{word}\s+{_WHERE}(?:{_JOIN}{_WHAT}\s+{word}\s+{_WHERE})+")
+    for word in ("to", "in", "at", "for")
+]
+
+
+def _pair_lists(text: str) -> list[re.Match[str]]:
+    return [m for pattern in _PAIR_LISTS for m in pattern.finditer(text)]
 
 
 def _list_items(text: str, match: re.Match[str]) -> tuple[int, list[str]]:
@@ -924,7 +939,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 items = [i.lower() for i in _list_items(text, match)[1]]
                 if not all(any(c in i for c in choices) for i in items) and len(items) > siblings:
                     count = max(count, len(items))
-        for match in _PAIR_LISTS.finditer(text):
+        for match in _pair_lists(text):
             count = max(count, len(_list_items(text, match)[1]))
         count = max(count, len(self.requests_in(text, by_case=by_case)), len(_same_for(text)))
         return min(count, self.opts.max_calls)
@@ -1125,7 +1140,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         if each and all(len(_list_items(text, m)[1]) == numeric for m in runs):
             return _one_each(text, runs)
         found = [
-            *_PAIR_LISTS.finditer(text),
+            *_pair_lists(text),
             *_name_lists(text),
             *_NUM_LIST.finditer(text),
             *_WORD_LISTS.finditer(text),

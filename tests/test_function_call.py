@@ -1288,6 +1288,24 @@ def test_a_list_of_pairs_gives_one_call_per_pair(reader: FunctionCallSpecialist)
         {"get_exchange_rate": {"base": "EUR", "target": "GBP"}},
         {"get_exchange_rate": {"base": "EUR", "target": "JPY"}},
     ]
+    tax = {
+        "name": "calculate_sales_tax",
+        "description": "Calculate the sales tax on a purchase in a city.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "purchase_amount": {"type": "float", "description": "The amount of the purchase."},
+                "city": {"type": "string", "description": "The city of the purchase."},
+            },
+            "required": ["purchase_amount", "city"],
+        },
+    }
+    text = "The sales tax on buying $12.50 in Boston, $40.10 in Denver and $7.25 in Austin?"
+    assert _calls(reader, text, [tax]) == [
+        {"calculate_sales_tax": {"purchase_amount": 12.5, "city": "Boston"}},
+        {"calculate_sales_tax": {"purchase_amount": 40.1, "city": "Denver"}},
+        {"calculate_sales_tax": {"purchase_amount": 7.25, "city": "Austin"}},
+    ]
 
 
 def test_a_part_without_a_number_is_no_call_of_a_function_that_needs_numbers(
