@@ -560,15 +560,16 @@ _NEGATIVE_FLAGS = frozenset({"avoid", "exclude", "skip", "disable", "hide", "ign
 
 def _flag(text: str, name: str) -> bool:
     """The value of a flag the request speaks of: true, unless it is negated ("without
-    traffic", "don't include tolls"); for a flag named for a negative ("avoid_tolls"), a
-    negated mention ("without toll roads") sets it."""
+    traffic", "don't include tolls", "with tolls excluded"); for a flag named for a negative
+    ("avoid_tolls"), a negated mention ("without toll roads", "toll roads avoided") sets it."""
     words = _name_words(name)
     stems = "|".join(re.escape(w.rstrip("s")[:5]) for w in words) or re.escape(name)
     pattern = (
         rf"\b(?:no|not|without|exclud\w*|don't|do not|never|skip|avoid\w*)\b\W+"
         rf"(?:\w+\W+){{0,3}}(?:{stems})"
     )
-    negated = re.search(pattern, text, re.IGNORECASE) is not None
+    after = rf"(?:{stems})\w*\W+(?:\w+\W+){{0,2}}(?:avoided|excluded|skipped|disabled)\b"
+    negated = re.search(f"{pattern}|{after}", text, re.IGNORECASE) is not None
     negative = bool(words & _NEGATIVE_FLAGS) or name.lower().startswith("no_")
     return negated if negative else not negated
 

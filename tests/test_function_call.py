@@ -1035,6 +1035,8 @@ def test_flags_follow_the_request() -> None:
     assert _flag("forecast without the human impact", "include_human_impact") is False
     assert _flag("route that avoids toll roads", "avoid_tolls") is True
     assert _flag("route, no tolls please", "avoid_tolls") is True
+    assert _flag("the fastest route with toll roads avoided", "avoid_tolls") is True
+    assert _flag("a summary with the history excluded", "include_history") is False
 
 
 def test_cli_evaluates_bfcl_by_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
