@@ -802,6 +802,16 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         """The schema one value must follow, narrowed to what the request contains."""
         if schema.get("enum"):
             mentioned = [e for e in schema["enum"] if isinstance(e, str) and _mentions(text, e)]
+            if not mentioned:  # a choice named by another form of its word: "in detail"
+                words = _words(text)
+                mentioned = [
+                    e
+                    for e in schema["enum"]
+                    if isinstance(e, str)
+                    and len(e) > 4
+                    and " " not in e
+                    and _stem_in(e.lower(), words)
+                ]
             return {"enum": mentioned or list(schema["enum"])}
         kind = schema.get("type")
         if isinstance(kind, list):

@@ -1330,3 +1330,22 @@ def test_a_part_without_a_number_is_no_call_of_a_function_that_needs_numbers(
         {"geometry.circle_area": {"radius": 3}},
         {"geometry.circle_area": {"radius": 7}},
     ]
+
+
+def test_a_choice_named_by_another_form_of_its_word(reader: FunctionCallSpecialist) -> None:
+    punishments = {
+        "name": "law.crime_punishments",
+        "description": "Find the possible punishments for a crime in a state.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "crime": {"type": "string", "description": "The crime."},
+                "state": {"type": "string", "description": "The state."},
+                "detail_level": {"type": "string", "enum": ["basic", "detailed"]},
+            },
+            "required": ["crime", "state", "detail_level"],
+        },
+    }
+    text = "Tell me the possible punishments for the crime of fraud in Texas in detail."
+    calls = _calls(reader, text, [punishments])
+    assert calls[0]["law.crime_punishments"]["detail_level"] == "detailed"
