@@ -13,6 +13,7 @@ generative model choose among the few best candidates.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -349,6 +350,13 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             numbers.append(Mention(_NUMBER_WORDS[word], word, i, i, spelled=True))
         elif word in _PER_YEAR:  # "compounded monthly": 12 times a year
             numbers.append(Mention(_PER_YEAR[word], word, i, i))
+        elif word in ("pi", "\u03c0"):  # "from 0 to 2 pi": 6.2832
+            before = [m for m in numbers if m.last == i - 1 and not m.fraction]
+            factor = float(before[-1].value) if before else 1.0
+            numbers = [m for m in numbers if m not in before]
+            first = before[-1].first if before else i
+            written = f"{before[-1].text} {word}" if before else word
+            numbers.append(Mention(round(factor * math.pi, 4), written, first, i))
         elif word == "rest" and i and request.lower[i - 1] in ("from", "at"):
             numbers.append(Mention(0, "rest", i, i))  # "starts from rest": speed 0
         elif word in ("next", "coming", "following") and _period_at(request, i + 1):

@@ -1332,6 +1332,14 @@ def test_a_part_without_a_number_is_no_call_of_a_function_that_needs_numbers(
     ]
 
 
+def test_multiples_of_pi_are_numbers() -> None:
+    from orchestrator.specialists.argument_extraction import mentions_in
+
+    values = [(m.value, m.text) for m in mentions_in("a sine wave from 0 to 2 pi at 5 Hz")[0]]
+    assert values == [(0, "0"), (5, "5"), (6.2832, "2 pi")]
+    assert [m.value for m in mentions_in("an angle of pi radians")[0]] == [3.1416]
+
+
 def test_a_choice_named_by_another_form_of_its_word(reader: FunctionCallSpecialist) -> None:
     punishments = {
         "name": "law.crime_punishments",
