@@ -239,8 +239,12 @@ class Mention:
     fraction: bool = False
     #: A place with its region after a comma ("Berlin, Germany").
     place: bool = False
+    #: Which of the two numbers of a clock time it is ("6:30": 1 for 6, 2 for 30), else 0.
+    piece: int = 0
 
     def overlaps(self, other: Mention) -> bool:
+        if self.piece and other.piece and self.piece != other.piece:
+            return False
         return not (self.last < other.first or other.last < self.first)
 
 
@@ -341,7 +345,10 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
         written = match.group(0).strip()
         if match.group("short") and "$" not in written:
             written = written[:-1]  # a unit ("300K"), not a scale
-        numbers.append(Mention(as_number, written, first, last))
+        # The hours and the minutes of "6:30" are two values in one word.
+        clock = first == last and re.fullmatch(r"\d{1,2}:\d{2}", request.lower[first] or "")
+        piece = (1 if text[match.end() : match.end() + 1] == ":" else 2) if clock else 0
+        numbers.append(Mention(as_number, written, first, last, piece=piece))
         if match.group("pct"):
             fraction = round(value / 100, 10)
             numbers.append(Mention(fraction, match.group(0).strip(), first, last, fraction=True))
@@ -359,8 +366,9 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             numbers.append(Mention(round(factor * math.pi, 4), written, first, i))
         elif word == "rest" and i and request.lower[i - 1] in ("from", "at"):
             numbers.append(Mention(0, "rest", i, i))  # "starts from rest": speed 0
-        elif word in ("next", "coming", "following") and _period_at(request, i + 1):
-            numbers.append(Mention(1, word, i, i, spelled=True))  # "the next month": 1 month
+        elif word in ("next", "coming", "following", "every") and _period_at(request, i + 1):
+            # "the next month": 1 month; "duplicates every hour": once an hour
+            numbers.append(Mention(1, word, i, i, spelled=True))
     strings: list[Mention] = []
     seen: set[tuple[str, int]] = set()
 

@@ -194,7 +194,7 @@ _NUMBER_WORDS = {
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
     "once": 1, "twice": 2, "first": 1, "second": 2, "third": 3, "dozen": 12,
 }  # fmt: skip
-_NEXT_PERIOD = re.compile(rf"\b(?:next|coming|following)\s+(?:{'|'.join(PERIODS)})\b", re.I)
+_NEXT_PERIOD = re.compile(rf"\b(?:next|coming|following|every)\s+(?:{'|'.join(PERIODS)})\b", re.I)
 _QUOTED = re.compile(r"[\"'\u201c\u2018`]([^\"'\u201d\u2019`]{1,120})[\"'\u201d\u2019`]")
 _EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
 

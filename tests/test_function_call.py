@@ -1340,6 +1340,27 @@ def test_multiples_of_pi_are_numbers() -> None:
     assert [m.value for m in mentions_in("an angle of pi radians")[0]] == [3.1416]
 
 
+def test_a_clock_time_gives_its_hours_and_minutes_and_every_hour_is_once_an_hour(
+    reader: FunctionCallSpecialist,
+) -> None:
+    def numeric(name: str, *params: str) -> dict[str, Any]:
+        properties = {p: {"type": "integer", "description": f"The {p}."} for p in params}
+        return {
+            "name": name,
+            "description": f"{name.replace('_', ' ')}.",
+            "parameters": {"type": "dict", "properties": properties, "required": list(params)},
+        }
+
+    clock = numeric("calculate_clock_angle", "hours", "minutes")
+    text = "What is the angle between the hands of a clock at 4:45 PM?"
+    assert _calls(reader, text, [clock]) == [{"calculate_clock_angle": {"hours": 4, "minutes": 45}}]
+    growth = numeric("bacteria_growth", "start_population", "duplication_frequency", "duration")
+    text = "Bacteria growth from 300 bacteria that duplicate every hour, for 8 hours."
+    assert _calls(reader, text, [growth]) == [
+        {"bacteria_growth": {"start_population": 300, "duplication_frequency": 1, "duration": 8}}
+    ]
+
+
 def test_a_choice_named_by_another_form_of_its_word(reader: FunctionCallSpecialist) -> None:
     punishments = {
         "name": "law.crime_punishments",
