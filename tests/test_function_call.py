@@ -27,11 +27,11 @@ from orchestrator.specialists.function_call import (
     FunctionCallOutput,
     FunctionCallSpecialist,
     ToolCall,
-    numbers_in,
     spans_in,
 )
 from orchestrator.specialists.function_schema import normalize_function
 from orchestrator.specialists.generation import ChatMessage, Generated, JSONGenerator
+from orchestrator.specialists.request_parts import numbers_in
 
 AREA = {
     "name": "calculate_triangle_area",
@@ -1064,15 +1064,15 @@ def test_an_untyped_parameter_is_read_as_a_string(reader: FunctionCallSpecialist
 
 
 def test_place_pairs_in_lists_are_one_item_each() -> None:
-    from orchestrator.specialists.function_call import _list_items, _name_lists
     from orchestrator.specialists.places import region_words
+    from orchestrator.specialists.request_parts import list_items, name_lists
 
     assert region_words(["New", "York", "City"], 0) == 2
     assert region_words(["new", "york"], 0) == 0  # lower case is no region
     assert region_words(["OR"], 0) == 1 and region_words(["or"], 0) == 0
 
     def lists(text: str) -> list[list[str]]:
-        return [_list_items(text, m)[1] for m in _name_lists(text)]
+        return [list_items(text, m)[1] for m in name_lists(text)]
 
     text = "a Kawai piano in San Francisco, California, and Chicago, Illinois."
     assert ["San Francisco, California", "Chicago, Illinois"] in lists(text)
@@ -1095,11 +1095,11 @@ def test_a_list_of_places_with_regions_gives_one_call_per_place(
 def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
     reader: FunctionCallSpecialist,
 ) -> None:
-    from orchestrator.specialists.function_call import _same_for
+    from orchestrator.specialists.request_parts import same_for
 
-    versions = _same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
+    versions = same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
     assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
-    assert _same_for("Find hotels in Paris.") == []
+    assert same_for("Find hotels in Paris.") == []
     hotels = _string_function("find_hotels", "Find hotels in a city.", "city")
     text = "Find hotels in Lisbon, and then do the same for Madrid and Seville."
     assert _calls(reader, text, [hotels]) == [
