@@ -274,6 +274,14 @@ _GENERIC = frozenset(
         "update total",
     )
 )
+_OPPOSITE_PAIRS = (
+    "internal external", "maximum minimum", "max min", "increase decrease", "buy sell",
+    "import export", "input output", "inbound outbound", "upload download", "encrypt decrypt",
+    "encode decode", "add remove", "deposit withdraw", "borrow lend", "start stop",
+)  # fmt: skip
+_OPPOSITES = {
+    a: b for pair in _OPPOSITE_PAIRS for x, y in [pair.split()] for a, b in ((x, y), (y, x))
+}
 #: Relevance model: weights of similarity, specific-name overlap, numbers coverage; bias.
 _GATE = (8.8667, 3.4856, 4.5747, -9.7387)
 
@@ -489,7 +497,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         """The probability that ``spec`` serves the request: a logistic model over the
         encoder similarity, the share of the function's specific name words that the request
         uses, and whether the request holds enough numbers for the numeric required
-        parameters. Fitted on the tuning half of BFCL's non-live files."""
+        parameters. Fitted on the tuning half of BFCL's non-live files. Zero when the request
+        asks for the opposite of a word the function is named for."""
         text_words = _words(text)
         specific = [w for w in _name_words(spec.name) if w not in _GENERIC]
         if not specific:
@@ -501,6 +510,13 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         coverage = min(1.0, len(numbers_in(text)) / numeric) if numeric else 1.0
         w_sim, w_overlap, w_numbers, bias = _GATE
         z = w_sim * similarity + w_overlap * overlap + w_numbers * coverage + bias
+        # A request for the opposite of what the function is named for ("the external rate of
+        # return" for calculate_internal_rate_of_return) is not served by it.
+        if any(
+            _OPPOSITES.get(w) in text_words and not _stem_in(w, text_words)
+            for w in _name_words(spec.name)
+        ):
+            return 0.0
         return float(1.0 / (1.0 + np.exp(-z)))
 
     def choose(

@@ -1378,3 +1378,25 @@ def test_a_choice_named_by_another_form_of_its_word(reader: FunctionCallSpeciali
     text = "Tell me the possible punishments for the crime of fraud in Texas in detail."
     calls = _calls(reader, text, [punishments])
     assert calls[0]["law.crime_punishments"]["detail_level"] == "detailed"
+
+
+def test_a_request_for_the_opposite_of_the_functions_name_gets_no_call(
+    reader: FunctionCallSpecialist,
+) -> None:
+    irr = {
+        "name": "calculate_internal_rate_of_return",
+        "description": "Calculate the internal rate of return for a project's cash flows.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "cash_flows": {"type": "array", "items": {"type": "float"}, "description": "."}
+            },
+            "required": ["cash_flows"],
+        },
+    }
+    asked = "What is the {} rate of return for cash flows of -$100, $40, $60, $80?"
+    item = FunctionCallInput(request=asked.format("external"), functions=[irr])
+    assert reader.predict_batch([item])[0].output.no_call
+    assert _calls(reader, asked.format("internal"), [irr]) == [
+        {"calculate_internal_rate_of_return": {"cash_flows": [-100.0, 40.0, 60.0, 80.0]}}
+    ]
