@@ -274,6 +274,21 @@ _GENERIC = frozenset(
         "update total",
     )
 )
+#: Quantities that requests ask for and functions are named for.
+_QUANTITIES = frozenset(
+    re.findall(
+        r"\S+",
+        "acceleration velocity speed height distance displacement force energy power pressure "
+        "mass weight volume temperature density area perimeter circumference radius diameter "
+        "length width depth frequency wavelength voltage resistance charge mean median mode "
+        "variance deviation profit revenue population",
+    )
+)
+_ASKED = re.compile(
+    r"\b(?:what(?:'s| is| are| was| would be| will be)|calculate|compute|determine|estimate)"
+    r"\s+(?:the\s+)?(?:[\w-]+\s+){0,2}?(?:" + "|".join(sorted(_QUANTITIES)) + r")\b",
+    re.I,
+)
 _OPPOSITE_PAIRS = (
     "internal external", "maximum minimum", "max min", "increase decrease", "buy sell",
     "import export", "input output", "inbound outbound", "upload download", "encrypt decrypt",
@@ -498,7 +513,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         encoder similarity, the share of the function's specific name words that the request
         uses, and whether the request holds enough numbers for the numeric required
         parameters. Fitted on the tuning half of BFCL's non-live files. Zero when the request
-        asks for the opposite of a word the function is named for."""
+        asks for the opposite of a word the function is named for, or for a quantity when
+        the function is named for others the request never mentions."""
         text_words = _words(text)
         specific = [w for w in _name_words(spec.name) if w not in _GENERIC]
         if not specific:
@@ -516,6 +532,11 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             _OPPOSITES.get(w) in text_words and not _stem_in(w, text_words)
             for w in _name_words(spec.name)
         ):
+            return 0.0
+        # A request that asks for one quantity ("What is the acceleration ...") is not served
+        # by a function named for others it never mentions (calculate_maximum_height).
+        named = _name_words(spec.name) & _QUANTITIES
+        if named and _ASKED.search(text) and not any(_stem_in(q, text_words) for q in named):
             return 0.0
         return float(1.0 / (1.0 + np.exp(-z)))
 

@@ -1400,3 +1400,28 @@ def test_a_request_for_the_opposite_of_the_functions_name_gets_no_call(
     assert _calls(reader, asked.format("internal"), [irr]) == [
         {"calculate_internal_rate_of_return": {"cash_flows": [-100.0, 40.0, 60.0, 80.0]}}
     ]
+
+
+def test_a_request_for_a_quantity_the_function_is_not_named_for_gets_no_call(
+    reader: FunctionCallSpecialist,
+) -> None:
+    height = {
+        "name": "calculate_maximum_height",
+        "description": "Calculate the maximum height an object thrown straight up will reach.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "initial_velocity": {"type": "float", "description": "The initial velocity."}
+            },
+            "required": ["initial_velocity"],
+        },
+    }
+    asked = "What is the {} a ball thrown straight up at 7 m/s will reach?"
+    item = FunctionCallInput(request=asked.format("acceleration"), functions=[height])
+    assert reader.predict_batch([item])[0].output.no_call
+    assert _calls(reader, asked.format("maximum height"), [height]) == [
+        {"calculate_maximum_height": {"initial_velocity": 7.0}}
+    ]
+    density = _string_function("calculate_density", "Calculate a population density.", "country")
+    text = "Calculate the population density of Peru from its population and land area."
+    assert _calls(reader, text, [density]) == [{"calculate_density": {"country": "Peru"}}]
