@@ -516,9 +516,17 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         asks for the opposite of a word the function is named for, or for a quantity when
         the function is named for others the request never mentions."""
         text_words = _words(text)
-        specific = [w for w in _name_words(spec.name) if w not in _GENERIC]
-        if not specific:
-            specific = list(_name_words(spec.name))
+        name_words = _name_words(spec.name)
+        # A request for the opposite of what the function is named for ("the external rate of
+        # return" for calculate_internal_rate_of_return) is not served by it; nor is one that
+        # asks for a quantity ("What is the acceleration ...") when the function is named for
+        # others it never mentions (calculate_maximum_height).
+        if any(_OPPOSITES.get(w) in text_words and not _stem_in(w, text_words) for w in name_words):
+            return 0.0
+        named = name_words & _QUANTITIES
+        if named and _ASKED.search(text) and not any(_stem_in(q, text_words) for q in named):
+            return 0.0
+        specific = [w for w in name_words if w not in _GENERIC] or list(name_words)
         overlap = float(np.mean([_stem_in(w, text_words) for w in specific])) if specific else 0.0
         numeric = sum(
             1 for p in spec.required if spec.properties[p].get("type") in ("integer", "number")
@@ -526,18 +534,6 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         coverage = min(1.0, len(numbers_in(text)) / numeric) if numeric else 1.0
         w_sim, w_overlap, w_numbers, bias = _GATE
         z = w_sim * similarity + w_overlap * overlap + w_numbers * coverage + bias
-        # A request for the opposite of what the function is named for ("the external rate of
-        # return" for calculate_internal_rate_of_return) is not served by it.
-        if any(
-            _OPPOSITES.get(w) in text_words and not _stem_in(w, text_words)
-            for w in _name_words(spec.name)
-        ):
-            return 0.0
-        # A request that asks for one quantity ("What is the acceleration ...") is not served
-        # by a function named for others it never mentions (calculate_maximum_height).
-        named = _name_words(spec.name) & _QUANTITIES
-        if named and _ASKED.search(text) and not any(_stem_in(q, text_words) for q in named):
-            return 0.0
         return float(1.0 / (1.0 + np.exp(-z)))
 
     def choose(
@@ -910,11 +906,13 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         by_case: bool = True,
     ) -> list[str]:
         """``count`` versions of a request that asks for several calls, each keeping one of
-        them: a list of names or numbers ("Boston, Paris and Rome") is replaced by each of its
-        items in turn (several such lists are zipped: "Taylor Swift and Maroon 5 ... 20 and
-        15 minutes respectively"); or the request is split where a new one begins ("... and
-        another flight from ..."); otherwise the numbers are shared out in order. Groups of
-        numbers in parentheses ("the pairs (45, 60) and (81, 27)") go one to a call."""
+        them: the request is split where a new one begins ("... and another flight from ...")
+        unless one part holds a whole list; a list of names, numbers or pairs ("Boston, Paris
+        and Rome", "USD to AUD and USD to CAD") is replaced by each of its items in turn
+        (several such lists are zipped: "Taylor Swift and Maroon 5 ... 20 and 15 minutes
+        respectively"); otherwise the numbers are shared out in order. Groups of numbers in
+        parentheses ("the pairs (45, 60) and (81, 27)") and lists that each hold one call's
+        numbers go one to a call."""
         same = same_for(text)
         if count > 1 and len(same) == count:
             return same
@@ -976,8 +974,6 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 variant = re.sub(r",?\s+respectively\b", "", variant + text[last:], flags=re.I)
                 variants.append(variant)
             return variants
-        if len(parts) == count:
-            return parts
         # Each version keeps its own share of the values the request names in turn: one of
         # the choices named for a parameter ("in easy mode ... in hard mode") and one block
         # of the numbers, in order ("stage 7 ... stage 3"); the other shares are cut out.

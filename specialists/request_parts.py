@@ -110,7 +110,8 @@ WORD_LISTS = re.compile(
 NEXT_REQUEST = re.compile(
     r"(?<=[.?!])\s+(?=(?:also|and|plus|then|additionally|next|finally|lastly)\b)"
     r"|(?:\s*,\s*|\s+and\s+)(?:then\s+)?(?:also|additionally|as well as|plus)\b,?\s+"
-    r"|,?\s+\band\s+(?=another\b)|,?\s+\band\s+then\b\s+|,?\s+\band\s+(?=for\s+['\"\u201c\u2018A-Z])",
+    r"|,?\s+\band\s+(?=another\b)|,?\s+\band\s+then\b\s+"
+    r"|,?\s+\band\s+(?=for\s+['\"\u201c\u2018A-Z])",  # "... and for 'Royal Hotel' in Paris"
     re.IGNORECASE,
 )
 
@@ -185,12 +186,11 @@ def name_lists(text: str) -> list[re.Match[str]]:
     return found
 
 
-_QUOTED_VALUE = r"['\"\u201c\u2018][^'\"\u201d\u2019]{1,60}['\"\u201d\u2019]"
 _CAPITALISED = r"[A-Z][\w.'-]*(?:\s+(?:of\s+)?[A-Z0-9][\w.'-]*){0,4}"
 _TIME = r"\d{1,2}(?::\d{2})?\s?(?:am|pm|AM|PM)\b"
 _AMOUNT = r"\$\d[\d,]*(?:\.\d+)?"
-_WHAT = rf"(?:{_QUOTED_VALUE}|{_TIME}|{_AMOUNT}|{_CAPITALISED})"
-_WHERE = rf"(?:the\s+)?(?:{_QUOTED_VALUE}|{_TIME}|{_CAPITALISED}(?:,\s+{_CAPITALISED})?)"
+_WHAT = rf"(?:{_QUOTE}|{_TIME}|{_AMOUNT}|{_CAPITALISED})"
+_WHERE = rf"(?:the\s+)?(?:{_QUOTE}|{_TIME}|{_CAPITALISED}(?:,\s+{_CAPITALISED})?)"
 _JOIN = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+)"
 #: Pairs joined by "and", each with the same word between its halves: "USD to AUD and USD to
 #: CAD", "$30.45 in Chicago, Illinois, $52.33 in Sacramento, California and $11.23 in

@@ -425,15 +425,15 @@ STATS = {
 }
 
 
-def _string_function(name: str, description: str, *params: str) -> dict[str, Any]:
-    """A function definition whose parameters are all required strings."""
+def _function(name: str, description: str, *params: str, kind: str = "string") -> dict[str, Any]:
+    """A function definition whose parameters are all required and of one type."""
     return {
         "name": name,
         "description": description,
         "parameters": {
             "type": "dict",
             "properties": {
-                p: {"type": "string", "description": f"The {p.replace('_', ' ')}."} for p in params
+                p: {"type": kind, "description": f"The {p.replace('_', ' ')}."} for p in params
             },
             "required": list(params),
         },
@@ -764,7 +764,7 @@ def test_argument_readers() -> None:
 def test_names_joined_by_of_and_lists_for_sibling_parameters(
     reader: FunctionCallSpecialist,
 ) -> None:
-    museum = _string_function("exhibition_info", "Exhibitions of a museum.", "museum_name")
+    museum = _function("exhibition_info", "Exhibitions of a museum.", "museum_name")
     calls = _calls(reader, "Find exhibitions in the Museum of Modern Art, New York.", [museum])
     assert calls == [{"exhibition_info": {"museum_name": "Museum of Modern Art"}}]
     trip = {
@@ -974,7 +974,7 @@ def test_a_word_of_a_proper_name_does_not_name_a_choice() -> None:
 
 
 def test_zipped_lists_drop_respectively() -> None:
-    ranking = _string_function(
+    ranking = _function(
         "get_team_ranking", "Get the ranking of a football team in a league.", "team", "league"
     )
     request = (
@@ -1084,7 +1084,7 @@ def test_place_pairs_in_lists_are_one_item_each() -> None:
 def test_a_list_of_places_with_regions_gives_one_call_per_place(
     reader: FunctionCallSpecialist,
 ) -> None:
-    shops = _string_function("find_shop", "Find a music shop in a city.", "location")
+    shops = _function("find_shop", "Find a music shop in a city.", "location")
     calls = _calls(reader, "Find a music shop in Austin, Texas and Portland, Oregon.", [shops])
     assert calls == [
         {"find_shop": {"location": "Austin, Texas"}},
@@ -1100,7 +1100,7 @@ def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
     versions = same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
     assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
     assert same_for("Find hotels in Paris.") == []
-    hotels = _string_function("find_hotels", "Find hotels in a city.", "city")
+    hotels = _function("find_hotels", "Find hotels in a city.", "city")
     text = "Find hotels in Lisbon, and then do the same for Madrid and Seville."
     assert _calls(reader, text, [hotels]) == [
         {"find_hotels": {"city": "Lisbon"}},
@@ -1144,7 +1144,7 @@ def test_a_kind_parameter_takes_the_word_that_says_which_kind(
     assert kind("a gas-fueled car that travels 12,000 miles", "fuel_type") == "gas"
     assert kind("if I switched to renewable energy sources", "energy_type") == "renewable"
     assert kind("plants for a hill slope in terms of erosion", "slope_type") == "hill"
-    emissions = _string_function(
+    emissions = _function(
         "calculate_emission_savings",
         "Estimate the greenhouse gas emissions saved by switching to another energy source.",
         "energy_type",
@@ -1188,7 +1188,7 @@ def test_a_bare_city_takes_the_city_and_state_form_its_description_asks_for(
 def test_a_capitalised_word_the_function_is_named_after_is_not_a_value(
     reader: FunctionCallSpecialist,
 ) -> None:
-    uv = _string_function("uv_index.get", "Retrieve UV index data for a location.", "location")
+    uv = _function("uv_index.get", "Retrieve UV index data for a location.", "location")
     uv["parameters"]["properties"]["location"]["description"] = "The location of the UV index."
     calls = _calls(reader, "Give me the UV index for Tokyo for tomorrow, June 1 2023.", [uv])
     assert calls == [{"uv_index.get": {"location": "Tokyo"}}]
@@ -1282,7 +1282,7 @@ def test_requests_written_out_in_turn_are_the_calls(reader: FunctionCallSpeciali
 
 
 def test_a_list_of_pairs_gives_one_call_per_pair(reader: FunctionCallSpecialist) -> None:
-    rates = _string_function(
+    rates = _function(
         "get_exchange_rate", "Get the exchange rate of two currencies.", "base", "target"
     )
     text = "What are the exchange rates of EUR to GBP and EUR to JPY?"
@@ -1343,18 +1343,19 @@ def test_multiples_of_pi_are_numbers() -> None:
 def test_a_clock_time_gives_its_hours_and_minutes_and_every_hour_is_once_an_hour(
     reader: FunctionCallSpecialist,
 ) -> None:
-    def numeric(name: str, *params: str) -> dict[str, Any]:
-        properties = {p: {"type": "integer", "description": f"The {p}."} for p in params}
-        return {
-            "name": name,
-            "description": f"{name.replace('_', ' ')}.",
-            "parameters": {"type": "dict", "properties": properties, "required": list(params)},
-        }
-
-    clock = numeric("calculate_clock_angle", "hours", "minutes")
+    clock = _function(
+        "calculate_clock_angle", "calculate clock angle.", "hours", "minutes", kind="integer"
+    )
     text = "What is the angle between the hands of a clock at 4:45 PM?"
     assert _calls(reader, text, [clock]) == [{"calculate_clock_angle": {"hours": 4, "minutes": 45}}]
-    growth = numeric("bacteria_growth", "start_population", "duplication_frequency", "duration")
+    growth = _function(
+        "bacteria_growth",
+        "bacteria growth.",
+        "start_population",
+        "duplication_frequency",
+        "duration",
+        kind="integer",
+    )
     text = "Bacteria growth from 300 bacteria that duplicate every hour, for 8 hours."
     assert _calls(reader, text, [growth]) == [
         {"bacteria_growth": {"start_population": 300, "duplication_frequency": 1, "duration": 8}}
@@ -1422,6 +1423,6 @@ def test_a_request_for_a_quantity_the_function_is_not_named_for_gets_no_call(
     assert _calls(reader, asked.format("maximum height"), [height]) == [
         {"calculate_maximum_height": {"initial_velocity": 7.0}}
     ]
-    density = _string_function("calculate_density", "Calculate a population density.", "country")
+    density = _function("calculate_density", "Calculate a population density.", "country")
     text = "Calculate the population density of Peru from its population and land area."
     assert _calls(reader, text, [density]) == [{"calculate_density": {"country": "Peru"}}]
