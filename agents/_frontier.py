@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from orchestrator._contracts import ModelCall, ToolInfo
 from orchestrator._errors import ConfigurationError, RunError
-from orchestrator._graphspec import FrontierSpec
+from orchestrator.graph.spec import FrontierSpec
 
 __all__ = [
     "AnthropicFrontier",

@@ -10,8 +10,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from orchestrator._contracts import Plan, RunRequest, Subtask, ToolInfo
-from orchestrator._graphspec import SubtaskSpec
-from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
+from orchestrator.graph.spec import SubtaskSpec
+from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
 
 __all__ = ["LocalPlanner", "PlanStep", "Planner"]
 

@@ -36,7 +36,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from orchestrator import GraphSpec, Orchestrator, RunResult, configure_logging
 from orchestrator.graphs import shipped_graph
 from orchestrator.specialists.clauses import ClausesSpecialist, ContractInput
-from orchestrator.specialists.cuad import load_cuad
+from orchestrator.specialists.evaluation.cuad import load_cuad
 
 CONCURRENCY = (1, 8, 32)
 PHASES = ("plan", "dispatch", "model", "verify", "merge", "set", "checkpoint")

@@ -48,7 +48,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from orchestrator import configure_logging
-from orchestrator._graphspec import MCPServerSpec
+from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.specialists import default_registry
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools._toolset import InProcessToolset

@@ -43,7 +43,7 @@ from _common import (
 )
 
 from orchestrator import configure_logging
-from orchestrator._graphspec import MCPServerSpec
+from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.specialists import Specialist, TextInput, default_registry
 from orchestrator.tools._pool import MCPSessionPool
 

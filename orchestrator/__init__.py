@@ -33,11 +33,11 @@ from orchestrator._errors import (
     ToolTransportError,
     UnknownSpecialistError,
 )
-from orchestrator._graphspec import GraphSpec, graph_json_schema
 from orchestrator._logging import configure_logging
 from orchestrator._orchestrator import Orchestrator
 from orchestrator._version import __version__
 from orchestrator.agents import LocalPlanner, Planner, PlanStep
+from orchestrator.graph.spec import GraphSpec, graph_json_schema
 from orchestrator.specialists import Prediction, Specialist, default_registry, register_specialist
 from orchestrator.tools import InProcessToolset, Toolset
 

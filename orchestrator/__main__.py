@@ -1,3 +1,3 @@
-from orchestrator._cli import entrypoint
+from orchestrator.cli.app import entrypoint
 
 entrypoint()

@@ -23,8 +23,8 @@ from orchestrator._contracts import (
     ToolInfo,
     Verdict,
 )
-from orchestrator._graphspec import FrontierRung, GraphSpec, Rung, SpecialistRung, VoteRung
 from orchestrator.agents.answerer import FrontierAnswerer, output_problems
+from orchestrator.graph.spec import FrontierRung, GraphSpec, Rung, SpecialistRung, VoteRung
 
 __all__ = ["Escalator", "input_variants"]
 

@@ -41,19 +41,19 @@ from orchestrator._contracts import (
 )
 from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
 from orchestrator._escalation import Escalator
-from orchestrator._expressions import Expression, Template, parse_expression, parse_template
-from orchestrator._graphspec import (
+from orchestrator._state import CallPayload, RunState
+from orchestrator.agents._frontier import FrontierError
+from orchestrator.agents._planner import Planner, PlanStep
+from orchestrator.agents.answerer import FrontierAnswerer
+from orchestrator.agents.composer import Composer
+from orchestrator.graph.expressions import Expression, Template, parse_expression, parse_template
+from orchestrator.graph.spec import (
     END,
     ComposeNodeSpec,
     GraphSpec,
     SetNodeSpec,
     SpecialistsNodeSpec,
 )
-from orchestrator._state import CallPayload, RunState
-from orchestrator.agents._frontier import FrontierError
-from orchestrator.agents._planner import Planner, PlanStep
-from orchestrator.agents.answerer import FrontierAnswerer
-from orchestrator.agents.composer import Composer
 from orchestrator.tools._toolset import Toolset
 
 __all__ = [

@@ -17,10 +17,8 @@ from langgraph.types import Command
 from pydantic import BaseModel
 
 from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
-from orchestrator._compiler import build_state_graph
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
 from orchestrator._errors import ConfigurationError
-from orchestrator._graphspec import GraphSpec, SpecialistsNodeSpec
 from orchestrator._ledger import PriceTable
 from orchestrator._nodes import NodeContext
 from orchestrator._result import build_run_result
@@ -29,8 +27,10 @@ from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.agents.answerer import FrontierAnswerer, output_problems
 from orchestrator.agents.composer import Composer
 from orchestrator.agents.frontier_planner import FrontierPlanner
+from orchestrator.graph.compiler import build_state_graph
+from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
-from orchestrator.specialists.served import specialist_for_binding
+from orchestrator.specialists.backends.openai_compatible import specialist_for_binding
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.specialists.encoder import TextEncoder
+from orchestrator.specialists.backends.encoder import TextEncoder
 
 __all__ = ["FewShotHead", "LabelSpec", "load_label_specs"]
 

@@ -16,8 +16,8 @@ from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._base import Prediction, Specialist, TextInput
 from orchestrator.specialists._fewshot import FewShotHead, LabelSpec
 from orchestrator.specialists.artifacts import Artifact, artifact_encoder, load_artifact
-from orchestrator.specialists.batching import MicroBatcher
-from orchestrator.specialists.encoder import TextEncoder, Vectors, bundled_encoder
+from orchestrator.specialists.backends.batching import MicroBatcher
+from orchestrator.specialists.backends.encoder import TextEncoder, Vectors, bundled_encoder
 
 __all__ = ["ClassifierOptions", "LabelScore", "TextClassifier"]
 

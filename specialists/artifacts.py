@@ -27,8 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
+from orchestrator.specialists.backends.encoder import (
+    OnnxSentenceEncoder,
+    TextEncoder,
+    bundled_encoder,
+)
 from orchestrator.specialists.calibration import Calibrator
-from orchestrator.specialists.encoder import OnnxSentenceEncoder, TextEncoder, bundled_encoder
 from orchestrator.specialists.heads import Head
 
 __all__ = [

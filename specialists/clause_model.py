@@ -33,6 +33,7 @@ from orchestrator.specialists.artifacts import _atomic_dir, resolve_artifact
 
 __all__ = [
     "CLAUSE_ARTIFACT_FORMAT",
+    "CUAD_CATEGORIES",
     "ClauseModel",
     "Csr",
     "grams",
@@ -42,6 +43,51 @@ __all__ = [
     "segment_grams",
     "write_clause_model",
 ]
+
+#: The 41 CUAD categories, in the order of the release's ``master_clauses.csv``.
+CUAD_CATEGORIES: tuple[str, ...] = (
+    "Document Name",
+    "Parties",
+    "Agreement Date",
+    "Effective Date",
+    "Expiration Date",
+    "Renewal Term",
+    "Notice Period to Terminate Renewal",
+    "Governing Law",
+    "Most Favored Nation",
+    "Competitive Restriction Exception",
+    "Non-Compete",
+    "Exclusivity",
+    "No-Solicit of Customers",
+    "No-Solicit of Employees",
+    "Non-Disparagement",
+    "Termination for Convenience",
+    "Rofr/Rofo/Rofn",
+    "Change of Control",
+    "Anti-Assignment",
+    "Revenue/Profit Sharing",
+    "Price Restrictions",
+    "Minimum Commitment",
+    "Volume Restriction",
+    "IP Ownership Assignment",
+    "Joint IP Ownership",
+    "License Grant",
+    "Non-Transferable License",
+    "Affiliate License-Licensor",
+    "Affiliate License-Licensee",
+    "Unlimited/All-You-Can-Eat-License",
+    "Irrevocable or Perpetual License",
+    "Source Code Escrow",
+    "Post-Termination Services",
+    "Audit Rights",
+    "Uncapped Liability",
+    "Cap on Liability",
+    "Liquidated Damages",
+    "Warranty Duration",
+    "Insurance",
+    "Covenant Not to Sue",
+    "Third Party Beneficiary",
+)
 
 CLAUSE_ARTIFACT_FORMAT = 1
 Floats = npt.NDArray[np.float32]

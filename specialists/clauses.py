@@ -17,8 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists.artifacts import DEFAULT_STORE
-from orchestrator.specialists.clause_model import ClauseModel, load_clause_model, narrow
-from orchestrator.specialists.cuad import CUAD_CATEGORIES
+from orchestrator.specialists.clause_model import (
+    CUAD_CATEGORIES,
+    ClauseModel,
+    load_clause_model,
+    narrow,
+)
 
 __all__ = [
     "CategoryResult",

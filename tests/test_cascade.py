@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from orchestrator._cascade import evaluate_cascade, plot_cascade
-from orchestrator._cli import main
-from orchestrator._graphspec import FrontierSpec
 from orchestrator.agents._frontier import AnthropicFrontier
 from orchestrator.agents.answerer import FrontierAnswerer
+from orchestrator.cli.app import main
+from orchestrator.graph.spec import FrontierSpec
 from orchestrator.specialists.artifacts import load_artifact
-from orchestrator.specialists.datasets import Split
+from orchestrator.specialists.evaluation.cascade import evaluate_cascade, plot_cascade
+from orchestrator.specialists.evaluation.datasets import Split
 
 from .test_training import trained  # noqa: F401 - the module-scoped trained artifact
 

@@ -16,21 +16,14 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import GraphSpec, Orchestrator
-from orchestrator._cli import main
 from orchestrator._contracts import SpecialistResult
 from orchestrator._errors import ConfigurationError
 from orchestrator._nodes import NodeContext
 from orchestrator.agents._planner import LocalPlanner
+from orchestrator.cli.app import main
 from orchestrator.specialists import SpecialistRegistry, TextInput
 from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists.clause_model import load_clause_model, segment
-from orchestrator.specialists.clause_training import (
-    Question,
-    cuad_metrics,
-    jaccard,
-    platt,
-    segment_labels,
-)
 from orchestrator.specialists.clauses import (
     CategoryResult,
     ClausesOutput,
@@ -38,8 +31,15 @@ from orchestrator.specialists.clauses import (
     ClausesSpecialist,
     ContractInput,
 )
-from orchestrator.specialists.cuad import Contract, load_cuad, locate, split_contracts
-from orchestrator.specialists.datasets import DataError
+from orchestrator.specialists.evaluation.cuad import Contract, load_cuad, locate, split_contracts
+from orchestrator.specialists.evaluation.datasets import DataError
+from orchestrator.specialists.training.clauses import (
+    Question,
+    cuad_metrics,
+    jaccard,
+    platt,
+    segment_labels,
+)
 from orchestrator.tools._toolset import InProcessToolset
 
 CATEGORIES = ["Document Name", "Agreement Date", "Governing Law", "Termination for Convenience"]

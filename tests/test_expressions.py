@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator._expressions import (
+from orchestrator.graph.expressions import (
     Expression,
     ExpressionError,
     Template,

@@ -13,14 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator._cli import main
 from orchestrator._errors import ConfigurationError
+from orchestrator.cli.app import main
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
-from orchestrator.specialists.datasets import Split, TextDataset
-from orchestrator.specialists.encoder import OnnxSentenceEncoder, _bundled_paths
-from orchestrator.specialists.finetune import read_safetensors, resolve_init, write_safetensors
+from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder, _bundled_paths
+from orchestrator.specialists.evaluation.datasets import Split, TextDataset
 from orchestrator.specialists.intent import IntentSpecialist
+from orchestrator.specialists.training.finetune import (
+    read_safetensors,
+    resolve_init,
+    write_safetensors,
+)
 
 TOPICS = {
     "weather": ["the weather in {c}", "will it rain in {c}", "how hot is it in {c} today"],
@@ -99,8 +103,8 @@ def test_finetune_without_torch_names_the_extra(
 def test_export_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from orchestrator.specialists.finetune import load_pretrained
-    from orchestrator.specialists.onnx_export import export_encoder, quantize_int8
+    from orchestrator.specialists.training.finetune import load_pretrained
+    from orchestrator.specialists.training.onnx_export import export_encoder, quantize_int8
 
     folder = _tiny_checkpoint(tmp_path / "tiny")
     model = load_pretrained(folder, dropout=0.0).eval()
@@ -128,7 +132,7 @@ def test_export_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
 def test_tiny_finetune_exports_loads_and_predicts(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from orchestrator.specialists.finetune import FinetuneConfig, finetune_artifact
+    from orchestrator.specialists.training.finetune import FinetuneConfig, finetune_artifact
 
     folder = _tiny_checkpoint(tmp_path / "tiny")
     config = FinetuneConfig(
@@ -200,7 +204,12 @@ def test_a_soup_averages_its_members_weights(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from tokenizers import Tokenizer
 
-    from orchestrator.specialists.finetune import FinetuneConfig, _average, _Run, finetune_encoder
+    from orchestrator.specialists.training.finetune import (
+        FinetuneConfig,
+        _average,
+        _Run,
+        finetune_encoder,
+    )
 
     folder = _tiny_checkpoint(tmp_path / "tiny")
     split = _dataset().split("train")
@@ -246,7 +255,7 @@ def test_the_soup_seed_and_offset_flags_reach_the_fine_tuning_and_the_recorded_c
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("torch")
-    import orchestrator.specialists.finetune as finetune
+    import orchestrator.specialists.training.finetune as finetune
 
     seen: dict[str, object] = {}
 

@@ -15,9 +15,9 @@ import httpx2
 import pytest
 
 from orchestrator import ConfigurationError, GraphSpec, Orchestrator, RunResult
-from orchestrator._graphspec import FrontierSpec
 from orchestrator._ledger import PriceTable
 from orchestrator.agents._frontier import AnthropicFrontier, OpenAICompatibleFrontier
+from orchestrator.graph.spec import FrontierSpec
 from orchestrator.specialists import SpecialistRegistry
 
 RECORDINGS = Path(__file__).parent / "recordings"

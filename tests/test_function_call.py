@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists import default_registry
-from orchestrator.specialists.bfcl import (
+from orchestrator.specialists.backends.generation import ChatMessage, Generated, JSONGenerator
+from orchestrator.specialists.evaluation.bfcl import (
     check_calls,
     check_simple_call,
     evaluate_bfcl,
@@ -22,16 +23,15 @@ from orchestrator.specialists.bfcl import (
     select_part,
     standardize_string,
 )
-from orchestrator.specialists.function_call import (
+from orchestrator.specialists.function_call.request_parts import numbers_in
+from orchestrator.specialists.function_call.schema import normalize_function
+from orchestrator.specialists.function_call.specialist import (
     FunctionCallInput,
     FunctionCallOutput,
     FunctionCallSpecialist,
     ToolCall,
     spans_in,
 )
-from orchestrator.specialists.function_schema import normalize_function
-from orchestrator.specialists.generation import ChatMessage, Generated, JSONGenerator
-from orchestrator.specialists.request_parts import numbers_in
 
 AREA = {
     "name": "calculate_triangle_area",
@@ -694,7 +694,7 @@ def test_hybrid_asks_the_model_only_what_reading_cannot_settle() -> None:
 
 
 def test_argument_readers() -> None:
-    from orchestrator.specialists.argument_extraction import (
+    from orchestrator.specialists.function_call.arguments import (
         assign_arguments,
         currency_code,
         date_format,
@@ -890,7 +890,7 @@ def test_years_and_sums_of_money_go_to_their_parameters(reader: FunctionCallSpec
 
 # -- the real local backend ----------------------------------------------------------------
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.specialists.llama_engine import LlamaJSONGenerator
+    from orchestrator.specialists.backends.llama import LlamaJSONGenerator
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'orchestrator\[llm\]'"):
@@ -933,7 +933,7 @@ def test_a_choice_an_enum_took_does_not_also_fill_a_text_parameter() -> None:
 
 
 def test_a_unit_written_with_the_numbers_fills_the_unit_parameter() -> None:
-    from orchestrator.specialists.function_call import written_unit
+    from orchestrator.specialists.function_call.specialist import written_unit
 
     assert written_unit("a side of 3cm and another of 4cm") == "cm"
     assert written_unit("a mass of 45 kg in 15 m\u00b3") == "kg"
@@ -964,7 +964,7 @@ def test_a_unit_written_with_the_numbers_fills_the_unit_parameter() -> None:
 
 
 def test_a_word_of_a_proper_name_does_not_name_a_choice() -> None:
-    from orchestrator.specialists.function_call import _named_choices
+    from orchestrator.specialists.function_call.specialist import _named_choices
 
     choices = ["timings", "exhibitions", "history", "Rock"]
     text = "Get the timings and exhibitions of the Natural History Museum, and a Rock concert."
@@ -992,7 +992,7 @@ def test_zipped_lists_drop_respectively() -> None:
 def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None:
     from types import SimpleNamespace
 
-    from orchestrator.specialists.llama_engine import PORTABLE_CMAKE_ARGS, check_build
+    from orchestrator.specialists.backends.llama import PORTABLE_CMAKE_ARGS, check_build
 
     amx = SimpleNamespace(llama_print_system_info=lambda: b"CPU : AVX2 = 1 | AMX_INT8 = 1 | ")
     with pytest.raises(ConfigurationError, match="AMX") as caught:
@@ -1002,7 +1002,7 @@ def test_an_amx_build_of_llama_cpp_is_refused_with_the_rebuild_command() -> None
 
 
 def test_the_makefile_builds_llama_cpp_with_the_portable_flags() -> None:
-    from orchestrator.specialists.llama_engine import PORTABLE_CMAKE_ARGS
+    from orchestrator.specialists.backends.llama import PORTABLE_CMAKE_ARGS
 
     makefile = (Path(__file__).parents[1] / "Makefile").read_text(encoding="utf-8")
     assert f"LLAMA_CMAKE_ARGS ?= {PORTABLE_CMAKE_ARGS}\n" in makefile
@@ -1011,7 +1011,7 @@ def test_the_makefile_builds_llama_cpp_with_the_portable_flags() -> None:
 @pytest.mark.slow
 def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
-    from orchestrator.specialists.llama_engine import LlamaJSONGenerator
+    from orchestrator.specialists.backends.llama import LlamaJSONGenerator
 
     generator = LlamaJSONGenerator(n_threads=2)
     specialist = FunctionCallSpecialist({"filler": "generate"}, generator=generator)
@@ -1029,7 +1029,7 @@ def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
 
 
 def test_flags_follow_the_request() -> None:
-    from orchestrator.specialists.function_call import _flag
+    from orchestrator.specialists.function_call.specialist import _flag
 
     assert _flag("forecast including human impact", "include_human_impact") is True
     assert _flag("forecast without the human impact", "include_human_impact") is False
@@ -1040,7 +1040,7 @@ def test_flags_follow_the_request() -> None:
 
 
 def test_cli_evaluates_bfcl_by_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from orchestrator._cli import ExitCode, main
+    from orchestrator.cli.app import ExitCode, main
 
     folder = _write_bfcl(tmp_path)
     args = ["eval", "function_call", "--data", str(folder), "--format", "bfcl", "--json"]
@@ -1064,8 +1064,8 @@ def test_an_untyped_parameter_is_read_as_a_string(reader: FunctionCallSpecialist
 
 
 def test_place_pairs_in_lists_are_one_item_each() -> None:
-    from orchestrator.specialists.places import region_words
-    from orchestrator.specialists.request_parts import list_items, name_lists
+    from orchestrator.specialists.function_call.places import region_words
+    from orchestrator.specialists.function_call.request_parts import list_items, name_lists
 
     assert region_words(["New", "York", "City"], 0) == 2
     assert region_words(["new", "york"], 0) == 0  # lower case is no region
@@ -1095,7 +1095,7 @@ def test_a_list_of_places_with_regions_gives_one_call_per_place(
 def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
     reader: FunctionCallSpecialist,
 ) -> None:
-    from orchestrator.specialists.request_parts import same_for
+    from orchestrator.specialists.function_call.request_parts import same_for
 
     versions = same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
     assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
@@ -1134,7 +1134,7 @@ def test_one_relevant_part_makes_a_long_request_relevant(reader: FunctionCallSpe
 def test_a_kind_parameter_takes_the_word_that_says_which_kind(
     reader: FunctionCallSpecialist,
 ) -> None:
-    from orchestrator.specialists.argument_extraction import assign_arguments
+    from orchestrator.specialists.function_call.arguments import assign_arguments
 
     def kind(text: str, name: str) -> Any:
         params = {name: {"type": "string", "description": "The kind."}}
@@ -1159,7 +1159,7 @@ def test_a_kind_parameter_takes_the_word_that_says_which_kind(
 def test_a_bare_city_takes_the_city_and_state_form_its_description_asks_for(
     reader: FunctionCallSpecialist,
 ) -> None:
-    from orchestrator.specialists.places import in_city_state_format
+    from orchestrator.specialists.function_call.places import in_city_state_format
 
     coded = "The city and state, e.g. Boston, MA."
     assert in_city_state_format("Los Angeles", coded) == "Los Angeles, CA"
@@ -1195,7 +1195,7 @@ def test_a_capitalised_word_the_function_is_named_after_is_not_a_value(
 
 
 def test_a_text_list_without_a_list_of_its_own_takes_a_pair_joined_by_and() -> None:
-    from orchestrator.specialists.argument_extraction import read_lists
+    from orchestrator.specialists.function_call.arguments import read_lists
 
     def pair(text: str) -> list[Any] | None:
         params = {"items": {"type": "array", "items": {"type": "string"}}}
@@ -1333,7 +1333,7 @@ def test_a_part_without_a_number_is_no_call_of_a_function_that_needs_numbers(
 
 
 def test_multiples_of_pi_are_numbers() -> None:
-    from orchestrator.specialists.argument_extraction import mentions_in
+    from orchestrator.specialists.function_call.arguments import mentions_in
 
     values = [(m.value, m.text) for m in mentions_in("a sine wave from 0 to 2 pi at 5 Hz")[0]]
     assert values == [(0, "0"), (5, "5"), (6.2832, "2 pi")]

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 from orchestrator import GraphSpec, Orchestrator, ToolTransportError
-from orchestrator._graphspec import MCPServerSpec
+from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools.mcp_toolset import MCPToolset

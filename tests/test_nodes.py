@@ -20,10 +20,10 @@ from orchestrator._contracts import (
     Verdict,
 )
 from orchestrator._errors import SpecialistError, ToolTransportError
-from orchestrator._graphspec import GraphSpec, SpecialistsNodeSpec
 from orchestrator._nodes import NodeContext, expression_context, render
 from orchestrator._state import RunState, merge_dicts
 from orchestrator.agents._planner import LocalPlanner
+from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
 from orchestrator.tools._toolset import InProcessToolset, Toolset

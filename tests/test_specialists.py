@@ -24,7 +24,7 @@ from orchestrator.specialists import (
     default_registry,
 )
 from orchestrator.specialists._text_classifier import TextClassifier
-from orchestrator.specialists.encoder import (
+from orchestrator.specialists.backends.encoder import (
     BUNDLED_MODEL_ID,
     OnnxSentenceEncoder,
     Vectors,
@@ -144,7 +144,7 @@ def test_a_batch_of_mixed_lengths_encodes_as_each_text_alone(
 def test_length_groups_partition_the_texts_at_the_least_cost() -> None:
     import itertools
 
-    from orchestrator.specialists.encoder import length_groups
+    from orchestrator.specialists.backends.encoder import length_groups
 
     def cost(groups: list[list[int]], lengths: list[int], pass_cost: int) -> int:
         return sum(pass_cost + len(g) * max(lengths[i] for i in g) for g in groups)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from orchestrator import GraphSpec, Orchestrator
-from orchestrator._cli import main
+from orchestrator.cli.app import main
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
-from orchestrator.specialists.batching import MicroBatcher
+from orchestrator.specialists.backends.batching import MicroBatcher
 from orchestrator.specialists.calibration import (
     Calibrator,
     expected_calibration_error,
@@ -24,7 +24,7 @@ from orchestrator.specialists.calibration import (
     fit_class_bias,
     threshold_for_precision,
 )
-from orchestrator.specialists.evaluation import (
+from orchestrator.specialists.evaluation.classifiers import (
     classification_metrics,
     per_class_metrics,
     risk_coverage,

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import yaml
 
-from orchestrator._yaml_positions import LoadedYaml, Position, YamlSyntaxError, load_yaml
+from orchestrator.graph.positions import LoadedYaml, Position, YamlSyntaxError, load_yaml
 
 GRAPH = textwrap.dedent(
     """\

@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, Tool
 
 from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
-from orchestrator._graphspec import MCPServerSpec
+from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.tools.server import META_KEY
 
 __all__ = ["MCPSessionPool", "resolve_command"]

@@ -12,7 +12,7 @@ from mcp.types import CallToolResult, TextContent, Tool
 
 from orchestrator._contracts import ToolInfo, ToolOutput
 from orchestrator._errors import ConfigurationError, SpecialistError
-from orchestrator._graphspec import MCPServerSpec
+from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools._toolset import Toolset
 from orchestrator.tools.server import META_KEY

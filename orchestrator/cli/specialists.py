@@ -26,9 +26,13 @@ from orchestrator.specialists.artifacts import (
     update_model_card,
 )
 from orchestrator.specialists.calibration import Method
-from orchestrator.specialists.datasets import FORMATS, load_dataset
-from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR
-from orchestrator.specialists.training import SPECIALIST_OF_FORMAT, StepProgress, train_artifact
+from orchestrator.specialists.evaluation.datasets import FORMATS, load_dataset
+from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
+from orchestrator.specialists.training.train import (
+    SPECIALIST_OF_FORMAT,
+    StepProgress,
+    train_artifact,
+)
 
 __all__ = ["PACK", "register"]
 
@@ -126,7 +130,7 @@ def _train_one(
     method: Method = calibration  # type: ignore[assignment]
     pretrained = None
     if finetune is not None:
-        from orchestrator.specialists.finetune import require_torch, resolve_init
+        from orchestrator.specialists.training.finetune import require_torch, resolve_init
 
         require_torch()  # before loading the data
         finetune = dict(finetune)
@@ -140,7 +144,7 @@ def _train_one(
         "class_offsets": class_offsets,
     }
     if finetune is not None:
-        from orchestrator.specialists.finetune import (
+        from orchestrator.specialists.training.finetune import (
             FinetuneConfig,
             finetune_artifact,
         )
@@ -282,7 +286,7 @@ def train(
         if finetune or class_offsets:
             flag = "--finetune" if finetune else "--class-offsets"
             raise ConfigurationError(f"{flag} applies to the text classifiers, not to cuad")
-        from orchestrator._cli_clauses import train_cuad
+        from orchestrator.cli.clauses import train_cuad
 
         return train_cuad(
             name,
@@ -390,7 +394,7 @@ def _evaluate(
     text_column: str = "text",
     label_column: str = "label",
 ) -> dict[str, Any]:
-    from orchestrator.specialists.evaluation import evaluate_artifact, write_plots
+    from orchestrator.specialists.evaluation.classifiers import evaluate_artifact, write_plots
 
     artifact = load_artifact(name, store)
     dataset = load_dataset(data, fmt, text_column=text_column, label_column=label_column)
@@ -462,7 +466,7 @@ def evaluate(
     With ``--format cuad`` a clauses artifact is scored like CUAD; with ``--format bfcl`` the
     ``function_call`` specialist is run on BFCL files."""
     if fmt == "cuad":
-        from orchestrator._cli_clauses import evaluate_cuad
+        from orchestrator.cli.clauses import evaluate_cuad
 
         evaluate_cuad(name, data, split, store=store, plots=plots, as_json=as_json)
         return 0
@@ -580,7 +584,7 @@ def _evaluate_bfcl(
     filler: str | None = None,
 ) -> int:
     from orchestrator.specialists._registry import default_registry
-    from orchestrator.specialists.bfcl import CATEGORIES, evaluate_bfcl
+    from orchestrator.specialists.evaluation.bfcl import CATEGORIES, evaluate_bfcl
 
     if name != "function_call":
         raise ConfigurationError(

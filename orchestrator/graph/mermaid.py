@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator._graphspec import END, START, ComposeNodeSpec, GraphSpec, SpecialistsNodeSpec
+from orchestrator.graph.spec import END, START, ComposeNodeSpec, GraphSpec, SpecialistsNodeSpec
 
 __all__ = ["spec_mermaid"]
 

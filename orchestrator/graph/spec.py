@@ -370,19 +370,19 @@ class GraphSpec(_Spec):
     # -- loading -------------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> GraphSpec:
-        from orchestrator._graphload import load_graph_file
+        from orchestrator.graph.loader import load_graph_file
 
         return load_graph_file(Path(path), **kwargs)
 
     @classmethod
     def from_text(cls, text: str, *, source: str | None = None, **kwargs: Any) -> GraphSpec:
-        from orchestrator._graphload import load_graph_text
+        from orchestrator.graph.loader import load_graph_text
 
         return load_graph_text(text, source=source, **kwargs)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str | None = None, **kwargs: Any) -> GraphSpec:
-        from orchestrator._graphload import load_graph_data
+        from orchestrator.graph.loader import load_graph_data
 
         return load_graph_data(data, source=source, **kwargs)
 

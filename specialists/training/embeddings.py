@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.specialists.encoder import TextEncoder, Vectors
+from orchestrator.specialists.backends.encoder import TextEncoder, Vectors
 
 __all__ = ["DEFAULT_CACHE_DIR", "embed_texts"]
 

@@ -11,14 +11,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from orchestrator._errors import GraphFileError, GraphIssue, UnknownSpecialistError
-from orchestrator._expressions import (
+from orchestrator.graph.expressions import (
     Expression,
     ExpressionError,
     is_template,
     parse_expression,
     parse_template,
 )
-from orchestrator._graphspec import (
+from orchestrator.graph.positions import LoadedYaml, YamlSyntaxError, load_yaml
+from orchestrator.graph.spec import (
     END,
     START,
     ComposeNodeSpec,
@@ -32,7 +33,6 @@ from orchestrator._graphspec import (
     SpecialistsNodeSpec,
     SubtaskSpec,
 )
-from orchestrator._yaml_positions import LoadedYaml, YamlSyntaxError, load_yaml
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 
 __all__ = ["load_graph_data", "load_graph_file", "load_graph_text"]

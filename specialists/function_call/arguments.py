@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from orchestrator.specialists.places import region_words
+from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
     "PERIODS",

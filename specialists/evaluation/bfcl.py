@@ -336,7 +336,7 @@ def evaluate_bfcl(
     """
     import time
 
-    from orchestrator.specialists.function_call import FunctionCallInput
+    from orchestrator.specialists.function_call.specialist import FunctionCallInput
 
     specialist.ensure_loaded()
     report: dict[str, Any] = {"part": part, "limit": limit, "categories": {}}

@@ -17,13 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.specialists.artifacts import Artifact, artifact_encoder
+from orchestrator.specialists.backends.encoder import TextEncoder
 from orchestrator.specialists.calibration import expected_calibration_error
-from orchestrator.specialists.datasets import DataError, Split
-from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR, embed_texts
-from orchestrator.specialists.encoder import TextEncoder
+from orchestrator.specialists.evaluation.datasets import DataError, Split
+from orchestrator.specialists.evaluation.plotting import pyplot
 from orchestrator.specialists.heads import softmax
-from orchestrator.specialists.plotting import pyplot
-from orchestrator.specialists.training import StepProgress
+from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, embed_texts
+from orchestrator.specialists.training.train import StepProgress
 
 __all__ = [
     "classification_metrics",

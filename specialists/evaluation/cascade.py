@@ -20,10 +20,10 @@ from orchestrator._contracts import Subtask, ToolInfo
 from orchestrator._ledger import PriceTable
 from orchestrator.agents.answerer import FrontierAnswerer
 from orchestrator.specialists.artifacts import Artifact
-from orchestrator.specialists.datasets import Split
-from orchestrator.specialists.embeddings import embed_texts
-from orchestrator.specialists.encoder import bundled_encoder
-from orchestrator.specialists.plotting import pyplot
+from orchestrator.specialists.backends.encoder import bundled_encoder
+from orchestrator.specialists.evaluation.datasets import Split
+from orchestrator.specialists.evaluation.plotting import pyplot
+from orchestrator.specialists.training.embeddings import embed_texts
 
 __all__ = ["CascadePoint", "CascadeReport", "evaluate_cascade", "plot_cascade"]
 

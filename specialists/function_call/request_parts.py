@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from orchestrator.specialists.argument_extraction import PERIODS, STOP_WORDS, mentions_in
-from orchestrator.specialists.places import region_words
+from orchestrator.specialists.function_call.arguments import PERIODS, STOP_WORDS, mentions_in
+from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
     "EDGE",

@@ -41,9 +41,9 @@ def train_cuad(
     as_json: bool,
     command: str,
 ) -> int:
-    from orchestrator._cli_specialists import _progress, err, out
-    from orchestrator.specialists.clause_training import DEFAULT_SEED, train_clauses
-    from orchestrator.specialists.cuad import load_cuad
+    from orchestrator.cli.specialists import _progress, err, out
+    from orchestrator.specialists.evaluation.cuad import load_cuad
+    from orchestrator.specialists.training.clauses import DEFAULT_SEED, train_clauses
 
     _check_name(name, specialist)
     if not as_json:
@@ -97,10 +97,10 @@ def evaluate_cuad(
     plots: Path | None,
     as_json: bool,
 ) -> dict[str, Any]:
-    from orchestrator._cli_specialists import _progress, out
+    from orchestrator.cli.specialists import _progress, out
     from orchestrator.specialists.clause_model import load_clause_model
-    from orchestrator.specialists.clause_training import evaluate_clauses, write_pr_plot
-    from orchestrator.specialists.cuad import load_cuad
+    from orchestrator.specialists.evaluation.cuad import load_cuad
+    from orchestrator.specialists.training.clauses import evaluate_clauses, write_pr_plot
 
     model = load_clause_model(name, store)
     dataset = load_cuad(data)

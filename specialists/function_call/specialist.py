@@ -9,7 +9,7 @@ How it works (local CPU backend):
    choices ("in celsius and fahrenheit") and requests that go on with "also"/"another" give
    the number of calls; the request is then cut into one version per call.
 3. **Fill.** By default (``filler='extract'``) the values are read straight from the request
-   (:mod:`~orchestrator.specialists.argument_extraction`): numbers, names, quoted strings,
+   (:mod:`~orchestrator.specialists.function_call.arguments`): numbers, names, quoted strings,
    dates, formulas and lists are scored against each parameter from the words around them and
    assigned jointly. On BFCL this is both more accurate and about twenty times faster than
    letting the bundled SmolLM2-135M write the arguments.
@@ -17,7 +17,7 @@ How it works (local CPU backend):
    settle) a JSON Schema for the arguments is built from the request (strings limited to spans
    of it, numbers to its numbers, enums kept), and the model writes under a grammar from that
    schema, so the output always parses and validates. The model is a
-   :class:`~orchestrator.specialists.generation.JSONGenerator`: the bundled GGUF through
+   :class:`~orchestrator.specialists.backends.generation.JSONGenerator`: the bundled GGUF through
    llama.cpp, or a vLLM server that enforces the same schema (``use_generator``; attaching
    one makes ``filler='auto'`` generate).
 """
@@ -35,7 +35,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.specialists._base import Prediction, Specialist
-from orchestrator.specialists.argument_extraction import (
+from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
+from orchestrator.specialists.backends.generation import ChatMessage, JSONGenerator
+from orchestrator.specialists.function_call.arguments import (
     BRACKETS,
     DATES,
     NUMBER_GROUPS,
@@ -46,15 +48,8 @@ from orchestrator.specialists.argument_extraction import (
     parse_date,
     read_lists,
 )
-from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
-from orchestrator.specialists.function_schema import (
-    FunctionSpec,
-    normalize_function,
-    schema_problems,
-)
-from orchestrator.specialists.generation import ChatMessage, JSONGenerator
-from orchestrator.specialists.places import in_city_state_format
-from orchestrator.specialists.request_parts import (
+from orchestrator.specialists.function_call.places import in_city_state_format
+from orchestrator.specialists.function_call.request_parts import (
     EDGE,
     LIST_SEP,
     NEXT_REQUEST,
@@ -72,6 +67,11 @@ from orchestrator.specialists.request_parts import (
     ordinal_parts,
     pair_lists,
     same_for,
+)
+from orchestrator.specialists.function_call.schema import (
+    FunctionSpec,
+    normalize_function,
+    schema_problems,
 )
 
 __all__ = [
@@ -483,7 +483,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             if self._encoder is None:
                 self._encoder = bundled_encoder()
             if self._generator is None and self.filler != "extract":
-                from orchestrator.specialists.llama_engine import LlamaJSONGenerator
+                from orchestrator.specialists.backends.llama import LlamaJSONGenerator
 
                 self._generator = LlamaJSONGenerator(
                     self.opts.model_path, n_threads=self.opts.n_threads

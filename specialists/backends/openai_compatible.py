@@ -29,11 +29,11 @@ from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator._errors import ConfigurationError, SpecialistError
-from orchestrator._graphspec import ServedEndpointSpec, SpecialistBinding
+from orchestrator.graph.spec import ServedEndpointSpec, SpecialistBinding
 from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists._registry import SpecialistRegistry
 from orchestrator.specialists._text_classifier import LabelScore, TextClassifier
-from orchestrator.specialists.generation import ChatMessage, Generated, UsesGenerator
+from orchestrator.specialists.backends.generation import ChatMessage, Generated, UsesGenerator
 
 __all__ = [
     "EndpointClient",
@@ -207,7 +207,7 @@ def _usage(data: Mapping[str, Any]) -> tuple[int, int]:
 
 
 class ServedGenerator:
-    """A :class:`~orchestrator.specialists.generation.JSONGenerator` on a served model: the
+    """A :class:`~orchestrator.specialists.backends.generation.JSONGenerator` on a served model: the
     schema travels as vLLM ``structured_outputs`` or as an OpenAI ``response_format``."""
 
     def __init__(self, client: EndpointClient) -> None:

@@ -18,22 +18,22 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.specialists.artifacts import Artifact, write_artifact
+from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
 from orchestrator.specialists.calibration import (
     Method,
     expected_calibration_error,
     fit_calibrator,
     threshold_for_precision,
 )
-from orchestrator.specialists.datasets import (
+from orchestrator.specialists.evaluation.datasets import (
     DataError,
     Split,
     TextDataset,
     check_trainable,
     stratified_split,
 )
-from orchestrator.specialists.embeddings import DEFAULT_CACHE_DIR, embed_texts
-from orchestrator.specialists.encoder import TextEncoder, bundled_encoder
 from orchestrator.specialists.heads import HeadConfig, accuracy, fit_head, macro_recall
+from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, embed_texts
 
 __all__ = ["SPECIALIST_OF_FORMAT", "StepProgress", "TrainResult", "default_heads", "train_artifact"]
 

@@ -20,14 +20,14 @@ from rich.table import Table
 from orchestrator._checkpointers import CheckpointerKind
 from orchestrator._contracts import RunLedger, RunResult
 from orchestrator._errors import ConfigurationError, GraphFileError, OrchestratorError
-from orchestrator._graphspec import GraphSpec, graph_json_schema
 from orchestrator._logging import configure_logging
-from orchestrator._mermaid import spec_mermaid
 from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._version import __version__
+from orchestrator.graph.mermaid import spec_mermaid
+from orchestrator.graph.spec import GraphSpec, graph_json_schema
 from orchestrator.graphs import shipped_graph, shipped_graphs
 from orchestrator.specialists._registry import default_registry
-from orchestrator.specialists.served import specialist_for_binding
+from orchestrator.specialists.backends.openai_compatible import specialist_for_binding
 from orchestrator.tools.server import ServerLimits, run_server
 
 __all__ = ["ExitCode", "entrypoint", "main"]
@@ -453,7 +453,7 @@ def graph_show(
     """Print the graph as a Mermaid flowchart."""
     spec = GraphSpec.from_file(resolve_graph(file))
     if compiled:
-        from orchestrator._compiler import build_state_graph
+        from orchestrator.graph.compiler import build_state_graph
 
         drawing = build_state_graph(_drawing_context(spec)).compile().get_graph().draw_mermaid()
         sys.stdout.write(drawing)
@@ -626,12 +626,12 @@ def eval_cascade(
     """The specialist-then-frontier cascade on a test split: for a range of thresholds, the
     share escalated and the accuracy of the answers kept (and, with ANTHROPIC_API_KEY, of the
     combined answers and their cost)."""
-    from orchestrator._cascade import evaluate_cascade, plot_cascade
-    from orchestrator._graphspec import FrontierSpec
     from orchestrator.agents._frontier import frontier_from_spec
     from orchestrator.agents.answerer import FrontierAnswerer
+    from orchestrator.graph.spec import FrontierSpec
     from orchestrator.specialists.artifacts import load_artifact
-    from orchestrator.specialists.datasets import load_dataset
+    from orchestrator.specialists.evaluation.cascade import evaluate_cascade, plot_cascade
+    from orchestrator.specialists.evaluation.datasets import load_dataset
 
     trained = load_artifact(artifact)
     dataset = load_dataset(data, format)
@@ -748,11 +748,11 @@ def mcp_config(
 
 
 # Training, evaluation and pack commands live in their own module.
-from orchestrator._cli_specialists import register as _register_specialist_commands  # noqa: E402
+from orchestrator.cli.specialists import register as _register_specialist_commands  # noqa: E402
 
 _register_specialist_commands(app, specialists_app)
 
-from orchestrator._cli_serving import register as _register_serving_commands  # noqa: E402
+from orchestrator.cli.serving import register as _register_serving_commands  # noqa: E402
 
 _register_serving_commands(specialists_app)
 

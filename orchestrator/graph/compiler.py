@@ -25,7 +25,6 @@ from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
 from langgraph.types import Send
 
-from orchestrator._graphspec import END, START, ComposeNodeSpec, SetNodeSpec, SpecialistsNodeSpec
 from orchestrator._nodes import (
     NodeContext,
     call_name,
@@ -35,6 +34,7 @@ from orchestrator._nodes import (
     verify_name,
 )
 from orchestrator._state import RunState
+from orchestrator.graph.spec import END, START, ComposeNodeSpec, SetNodeSpec, SpecialistsNodeSpec
 
 __all__ = ["build_state_graph"]
 

@@ -1,0 +1,2 @@
+"""Graph files: the pydantic spec, the YAML loader with line positions, the expression
+language, the compiler to a LangGraph ``StateGraph`` and the Mermaid drawing."""
