@@ -20,7 +20,6 @@ from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
 from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
-from orchestrator._nodes import NodeContext
 from orchestrator._result import build_run_result
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
@@ -31,6 +30,7 @@ from orchestrator.graph.compiler import build_state_graph
 from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 from orchestrator.specialists.backends.openai_compatible import specialist_for_binding
+from orchestrator.steps import StepContext
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
 
@@ -189,7 +189,7 @@ class Orchestrator:
             return frontier_from_spec(self.spec.frontier)
         return None
 
-    def _context(self, toolset: Toolset, tools: dict[str, ToolInfo]) -> NodeContext:
+    def _context(self, toolset: Toolset, tools: dict[str, ToolInfo]) -> StepContext:
         model = self._frontier()
         if model is None:
             for name, node in self.spec.nodes.items():
@@ -203,7 +203,7 @@ class Orchestrator:
                         f"node {name!r} is planned by the frontier model and declares no "
                         f"subtasks to fall back on, but {key} is not set"
                     )
-        return NodeContext(
+        return StepContext(
             spec=self.spec,
             toolset=toolset,
             planner=self._planner,

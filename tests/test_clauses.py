@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator import GraphSpec, Orchestrator
 from orchestrator._contracts import SpecialistResult
 from orchestrator._errors import ConfigurationError
-from orchestrator._nodes import NodeContext
 from orchestrator.agents._planner import LocalPlanner
 from orchestrator.cli.app import main
 from orchestrator.specialists import SpecialistRegistry, TextInput
@@ -40,6 +39,7 @@ from orchestrator.specialists.training.clauses import (
     platt,
     segment_labels,
 )
+from orchestrator.steps import StepContext
 from orchestrator.tools._toolset import InProcessToolset
 
 CATEGORIES = ["Document Name", "Agreement Date", "Governing Law", "Termination for Convenience"]
@@ -470,7 +470,7 @@ def test_verify_step_runs_the_specialists_own_checks() -> None:
     spec = GraphSpec.from_text(GRAPH, registry=registry)
     toolset = InProcessToolset({"quoter": _Quoter()})
     tools = {t.name: t for t in asyncio.run(toolset.list_tools())}
-    ctx = NodeContext(
+    ctx = StepContext(
         spec=spec,
         toolset=toolset,
         planner=LocalPlanner(),
@@ -486,10 +486,10 @@ def test_verify_step_runs_the_specialists_own_checks() -> None:
         confidence=0.99,
         latency_ms=1.0,
     )
-    assert ctx.verify_result(good).passed
-    assert ctx.verify_result(good).checks["specialist_checks"] is True
+    assert ctx.checker.verdict(good).passed
+    assert ctx.checker.verdict(good).checks["specialist_checks"] is True
     bad = good.model_copy(update={"output": {"quote": "refund", "start": 0}})
-    verdict = ctx.verify_result(bad)
+    verdict = ctx.checker.verdict(bad)
     assert not verdict.passed and verdict.checks["specialist_checks"] is False
     assert verdict.reasons == ("quote 'refund' is not in the source",)
 

@@ -463,11 +463,11 @@ def graph_show(
 
 
 def _drawing_context(spec: GraphSpec) -> Any:
-    from orchestrator._nodes import NodeContext
     from orchestrator.agents._planner import LocalPlanner
+    from orchestrator.steps import StepContext
     from orchestrator.tools._toolset import InProcessToolset
 
-    return NodeContext(spec=spec, toolset=InProcessToolset({}), planner=LocalPlanner(), tools={})
+    return StepContext(spec=spec, toolset=InProcessToolset({}), planner=LocalPlanner(), tools={})
 
 
 @graph_app.command("schema")

@@ -25,16 +25,19 @@ from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
 from langgraph.types import Send
 
-from orchestrator._nodes import (
-    NodeContext,
-    call_name,
-    escalate_name,
-    merge_name,
-    review_name,
-    verify_name,
-)
 from orchestrator._state import RunState
 from orchestrator.graph.spec import END, START, ComposeNodeSpec, SetNodeSpec, SpecialistsNodeSpec
+from orchestrator.steps import call as call_step
+from orchestrator.steps import dispatch as dispatch_step
+from orchestrator.steps import escalate as escalate_step
+from orchestrator.steps import fields as fields_step
+from orchestrator.steps import merge as merge_step
+from orchestrator.steps import plan as plan_step
+from orchestrator.steps import review as review_step
+from orchestrator.steps import route as route_step
+from orchestrator.steps import verify as verify_step
+from orchestrator.steps.context import StepContext
+from orchestrator.steps.names import call_name, escalate_name, merge_name, review_name, verify_name
 
 __all__ = ["build_state_graph"]
 
@@ -43,7 +46,7 @@ def _entry(target: str) -> str:
     return LG_END if target == END else target
 
 
-def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
+def build_state_graph(ctx: StepContext) -> StateGraph[Any]:
     spec = ctx.spec
     graph: StateGraph[Any] = StateGraph(RunState)
     for name, node in spec.nodes.items():
@@ -65,7 +68,7 @@ def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
             continue
         targets = {e.to for e in edges} | {END}
         graph.add_conditional_edges(
-            exit_node, _router(ctx, name), {t: _entry(t) for t in sorted(targets)}
+            exit_node, _router(name), {t: _entry(t) for t in sorted(targets)}
         )
     start_edges = spec.edges_from(START)
     if len(start_edges) == 1 and start_edges[0].when is None:
@@ -74,36 +77,39 @@ def build_state_graph(ctx: NodeContext) -> StateGraph[Any]:
         targets = {e.to for e in start_edges} | {END}
 
         async def from_start(state: RunState) -> str:
-            return str(ctx.decide(START, state)["to"])
+            return str(route_step.decide(ctx, START, state)["to"])
 
         graph.add_conditional_edges(LG_START, from_start, {t: _entry(t) for t in sorted(targets)})
     return graph
 
 
-def _add_specialists_node(graph: StateGraph[Any], ctx: NodeContext, name: str) -> None:
+def _add_specialists_node(graph: StateGraph[Any], ctx: StepContext, name: str) -> None:
+    # The inner functions keep their names: LangGraph names branches after them.
     async def plan(state: RunState) -> dict[str, Any]:
-        return await ctx.plan(name, state)
+        return await plan_step.plan(ctx, name, state)
 
     async def call(payload: Any) -> dict[str, Any]:
-        return await ctx.call(payload)
+        # `Any`, not CallPayload: LangGraph would read a TypedDict annotation as the node's
+        # own input schema and add its keys to the state.
+        return await call_step.call(ctx, payload)
 
     async def verify(state: RunState) -> dict[str, Any]:
-        return ctx.verify(name, state)
+        return verify_step.verify(ctx, name, state)
 
     async def merge(state: RunState) -> dict[str, Any]:
-        return ctx.merge(name, state)
+        return merge_step.merge(ctx, name, state)
 
     async def escalate(state: RunState) -> dict[str, Any]:
-        return await ctx.escalate(name, state)
+        return await escalate_step.escalate(ctx, name, state)
 
     async def review(state: RunState) -> dict[str, Any]:
-        return ctx.review(name, state)
+        return review_step.review(ctx, name, state)
 
     async def dispatch(state: RunState) -> list[Send] | str:
-        return ctx.dispatch(name, state)
+        return dispatch_step.dispatch(name, state)
 
     async def after_escalate(state: RunState) -> list[Send] | str:
-        return ctx.after_escalate(name, state)
+        return review_step.after_escalate(name, state)
 
     graph.add_node(name, plan)
     graph.add_node(call_name(name), call)  # type: ignore[arg-type]  # Send payloads, not RunState
@@ -124,22 +130,22 @@ def _add_specialists_node(graph: StateGraph[Any], ctx: NodeContext, name: str) -
         graph.add_conditional_edges(escalate_name(name), dispatch, destinations)
 
 
-def _set_node(ctx: NodeContext, name: str) -> Any:
+def _set_node(ctx: StepContext, name: str) -> Any:
     async def set_fields(state: RunState) -> dict[str, Any]:
-        return ctx.set_fields(name, state)
+        return fields_step.set_fields(ctx, name, state)
 
     return set_fields
 
 
-def _compose_node(ctx: NodeContext, name: str) -> Any:
+def _compose_node(ctx: StepContext, name: str) -> Any:
     async def compose(state: RunState) -> dict[str, Any]:
-        return await ctx.compose(name, state)
+        return await fields_step.compose(ctx, name, state)
 
     return compose
 
 
-def _router(ctx: NodeContext, name: str) -> Any:
+def _router(name: str) -> Any:
     async def route(state: RunState) -> str:
-        return ctx.route(name, state)
+        return route_step.route(name, state)
 
     return route

@@ -1,9 +1,9 @@
-"""The escalation ladder: what is tried, in order, when a result fails verification.
+"""escalate: the ladder tried, in order, for each result that failed verification.
 
 Rungs: ``vote`` (the same specialist on variants of the input, majority answer), ``specialist``
 (a stronger binding), ``frontier`` (the frontier model answers the subtask itself) and
-``human`` (the run pauses until a person approves, corrects or rejects). Every rung tried is
-recorded; a result no rung could fix is kept, marked unverified.
+``human`` (the run pauses until a person approves, corrects or rejects; see :mod:`.review`).
+Every rung tried is recorded; a result no rung could fix is kept, marked unverified.
 """
 
 from __future__ import annotations
@@ -13,23 +13,63 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from orchestrator._contracts import (
     Escalation,
     EscalationStep,
+    Plan,
     SpecialistResult,
     Subtask,
-    ToolInfo,
     Verdict,
 )
-from orchestrator.agents.answerer import FrontierAnswerer, output_problems
-from orchestrator.graph.spec import FrontierRung, GraphSpec, Rung, SpecialistRung, VoteRung
+from orchestrator._state import RunState
+from orchestrator.agents.answerer import output_problems
+from orchestrator.graph.spec import FrontierRung, Rung, SpecialistRung, VoteRung
+from orchestrator.steps.call import call_subtask
+from orchestrator.steps.context import StepContext, timing
 
-__all__ = ["Escalator", "input_variants"]
+__all__ = ["Escalator", "escalate", "input_variants"]
 
-CallFn = Callable[[Subtask], Awaitable[SpecialistResult]]
-VerifyFn = Callable[[SpecialistResult], Verdict]
+
+async def escalate(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
+    """Walk the ladder for every result of this node that failed verification."""
+    start = time.perf_counter()
+    plan = Plan.model_validate(state["plans"][node])
+    seen = state.get("escalations", {})
+    todo = [
+        sub
+        for sub in plan.subtasks
+        if sub.id not in seen
+        and sub.id in state.get("verdicts", {})
+        and not state["verdicts"][sub.id]["passed"]
+    ]
+    if not todo:
+        return {}
+    escalator = Escalator(ctx)
+    outcomes = await asyncio.gather(
+        *(
+            escalator.escalate(
+                sub.model_copy(update={"input": state["results"][sub.id]["input"] or sub.input}),
+                SpecialistResult.model_validate(state["results"][sub.id]),
+                Verdict.model_validate(state["verdicts"][sub.id]),
+            )
+            for sub in todo
+        )
+    )
+    update: dict[str, Any] = {
+        "escalations": {},
+        "results": {},
+        "verdicts": {},
+        "timings": [timing(node, "escalate", start)],
+    }
+    for record, result, verdict in outcomes:
+        update["escalations"][record.subtask_id] = record.model_dump(mode="json")
+        if result is not None:
+            update["results"][record.subtask_id] = result.model_dump(mode="json")
+        if verdict is not None:
+            update["verdicts"][record.subtask_id] = verdict.model_dump(mode="json")
+    return update
 
 
 def input_variants(text: str, count: int) -> list[str]:
@@ -56,19 +96,10 @@ def _rung_name(rung: Rung) -> str:
 
 
 class Escalator:
-    def __init__(
-        self,
-        spec: GraphSpec,
-        tools: dict[str, ToolInfo],
-        call: CallFn,
-        verify: VerifyFn,
-        answerer: FrontierAnswerer | None,
-    ) -> None:
-        self.spec = spec
-        self.tools = tools
-        self.call = call
-        self.verify = verify
-        self.answerer = answerer
+    """Walks one graph's ladders; each rung's answer is judged like the first one was."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
 
     async def escalate(
         self, sub: Subtask, failed: SpecialistResult, verdict: Verdict
@@ -76,7 +107,7 @@ class Escalator:
         """Walk the ladder; return the record and, when a rung passed, its result and verdict."""
         reason = "; ".join(verdict.reasons)
         steps: list[EscalationStep] = []
-        for rung in self.spec.ladder(sub.specialist):
+        for rung in self.ctx.spec.ladder(sub.specialist):
             name = _rung_name(rung)
             if rung.kind == "human":
                 return (
@@ -134,7 +165,7 @@ class Escalator:
     def _check(self, rung: Rung, candidate: SpecialistResult) -> Verdict:
         if isinstance(rung, FrontierRung):
             # The frontier answer reports no calibrated confidence: its contract is checked.
-            tool = self.tools.get(candidate.specialist)
+            tool = self.ctx.tools.get(candidate.specialist)
             problem = (
                 output_problems(candidate.output, tool)
                 if tool and candidate.ok
@@ -146,24 +177,24 @@ class Escalator:
                 checks={"contract": problem is None},
                 reasons=(problem,) if problem else (),
             )
-        return self.verify(candidate)
+        return self.ctx.checker.verdict(candidate)
 
     async def _try(self, rung: Rung, sub: Subtask) -> tuple[SpecialistResult | None, str]:
         if isinstance(rung, VoteRung):
             return await self._vote(rung, sub)
         if isinstance(rung, SpecialistRung):
             stronger = sub.model_copy(update={"specialist": rung.specialist})
-            result = await self.call(stronger)
+            result = await call_subtask(self.ctx, stronger)
             # The result stays filed under the original binding, and says who answered.
             return result.model_copy(update={"specialist": sub.specialist}), (
                 "" if result.ok else f"call failed: {result.error}"
             )
         if isinstance(rung, FrontierRung):
-            if self.answerer is None:
-                key = self.spec.frontier.key_env() if self.spec.frontier else "an API key"
+            answerer = self.ctx.answerer
+            if answerer is None:
+                key = self.ctx.frontier_key()
                 return None, f"skipped: no frontier model configured ({key} is not set)"
-            tool = self.tools[sub.specialist]
-            result = await self.answerer.answer(sub, tool)
+            result = await answerer.answer(sub, self.ctx.tools[sub.specialist])
             return result, "" if result.ok else f"failed: {result.error}"
         return None, f"unknown rung {rung.kind}"
 
@@ -175,7 +206,7 @@ class Escalator:
         start = time.perf_counter()
         results = await asyncio.gather(
             *(
-                self.call(sub.model_copy(update={"input": {**sub.input, "text": v}}))
+                call_subtask(self.ctx, sub.model_copy(update={"input": {**sub.input, "text": v}}))
                 for v in variants
             )
         )

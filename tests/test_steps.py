@@ -1,4 +1,4 @@
-"""The graph's nodes called directly on hand-built states, without compiling a graph."""
+"""The steps called directly on hand-built states, without compiling a graph."""
 
 from __future__ import annotations
 
@@ -20,12 +20,22 @@ from orchestrator._contracts import (
     Verdict,
 )
 from orchestrator._errors import SpecialistError, ToolTransportError
-from orchestrator._nodes import NodeContext, expression_context, render
 from orchestrator._state import RunState, merge_dicts
 from orchestrator.agents._planner import LocalPlanner
 from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
+from orchestrator.steps import StepContext
+from orchestrator.steps.call import call, call_subtask
+from orchestrator.steps.dispatch import dispatch
+from orchestrator.steps.escalate import escalate
+from orchestrator.steps.fields import set_fields
+from orchestrator.steps.merge import merge
+from orchestrator.steps.plan import plan as plan_step
+from orchestrator.steps.review import after_escalate
+from orchestrator.steps.route import decide, route
+from orchestrator.steps.templates import expression_context, render
+from orchestrator.steps.verify import verify
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 
 # `second` overrides min_confidence and timeout_s; `third` accepts answers without confidence.
@@ -135,13 +145,13 @@ def _scripted_toolset(spec: GraphSpec, registry: SpecialistRegistry) -> InProces
     )
 
 
-def _context(spec: GraphSpec, toolset: Toolset) -> NodeContext:
+def _context(spec: GraphSpec, toolset: Toolset) -> StepContext:
     tools = {t.name: t for t in asyncio.run(toolset.list_tools())}
-    return NodeContext(spec=spec, toolset=toolset, planner=LocalPlanner(), tools=tools)
+    return StepContext(spec=spec, toolset=toolset, planner=LocalPlanner(), tools=tools)
 
 
 @pytest.fixture
-def ctx(spec: GraphSpec, registry: SpecialistRegistry) -> NodeContext:
+def ctx(spec: GraphSpec, registry: SpecialistRegistry) -> StepContext:
     return _context(spec, _scripted_toolset(spec, registry))
 
 
@@ -150,7 +160,7 @@ def _fake(
     registry: SpecialistRegistry,
     outcomes: list[ToolOutput | BaseException],
     delays: Mapping[str, float] | None = None,
-) -> tuple[NodeContext, FakeToolset]:
+) -> tuple[StepContext, FakeToolset]:
     infos = asyncio.run(_scripted_toolset(spec, registry).list_tools())
     fake = FakeToolset(infos, outcomes, delays)
     return _context(spec, fake), fake
@@ -286,8 +296,8 @@ def test_expression_context_exposes_output_keys_result_attributes_and_fields() -
 # -- plan ------------------------------------------------------------------------------------
 
 
-def test_plan_stores_the_declared_subtasks_and_records_the_path(ctx: NodeContext) -> None:
-    update = asyncio.run(ctx.plan("work", {"request": {"text": "I want a refund"}}))
+def test_plan_stores_the_declared_subtasks_and_records_the_path(ctx: StepContext) -> None:
+    update = asyncio.run(plan_step(ctx, "work", {"request": {"text": "I want a refund"}}))
     plan = Plan.model_validate(update["plans"]["work"])
     assert [s.id for s in plan.subtasks] == ["a", "b", "c"]
     assert {s.step for s in plan.subtasks} == {"work"}
@@ -301,50 +311,50 @@ def test_plan_stores_the_declared_subtasks_and_records_the_path(ctx: NodeContext
 
 
 def test_dispatch_sends_only_subtasks_whose_dependencies_are_ok(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
-    sends = ctx.dispatch("work", _state(spec))
+    sends = dispatch("work", _state(spec))
     assert isinstance(sends, list) and all(isinstance(s, Send) for s in sends)
     assert [s.node for s in sends] == ["work.call", "work.call"]
     assert [s.arg["subtask"]["id"] for s in sends] == ["a", "c"]  # b waits for a
     assert sends[0].arg["subtask"]["input"] == {"text": "I want a refund"}
 
 
-def test_dispatch_renders_inputs_from_dependency_results(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_dispatch_renders_inputs_from_dependency_results(ctx: StepContext, spec: GraphSpec) -> None:
     results = {"a": _result("a", "first", "refund"), "c": _result("c", "third")}
-    sends = ctx.dispatch("work", _state(spec, results=results))
+    sends = dispatch("work", _state(spec, results=results))
     assert isinstance(sends, list) and len(sends) == 1
     assert sends[0].arg["subtask"]["id"] == "b"
     assert sends[0].arg["subtask"]["input"] == {"text": "previous said refund"}
-    assert ctx.after_escalate("work", _state(spec, results=results)) == sends
+    assert after_escalate("work", _state(spec, results=results)) == sends
 
 
 def test_dispatch_returns_the_merge_node_when_nothing_is_ready(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     results = {
         sid: _result(sid, sp) for sid, sp in (("a", "first"), ("b", "second"), ("c", "third"))
     }
-    assert ctx.dispatch("work", _state(spec, results=results)) == "work.merge"
+    assert dispatch("work", _state(spec, results=results)) == "work.merge"
 
 
 def test_dispatch_never_sends_a_subtask_whose_dependency_failed(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     failed_a = {"a": _result("a", "first", ok=False)}
-    sends = ctx.dispatch("work", _state(spec, results=failed_a))
+    sends = dispatch("work", _state(spec, results=failed_a))
     assert isinstance(sends, list)
     assert [s.arg["subtask"]["id"] for s in sends] == ["c"]
     done = {**failed_a, "c": _result("c", "third")}
-    assert ctx.dispatch("work", _state(spec, results=done)) == "work.merge"
+    assert dispatch("work", _state(spec, results=done)) == "work.merge"
 
 
 # -- call ------------------------------------------------------------------------------------
 
 
-def test_call_records_the_result_under_the_subtask_id(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_call_records_the_result_under_the_subtask_id(ctx: StepContext, spec: GraphSpec) -> None:
     payload = {"subtask": _sub(spec, "a").model_dump(mode="json")}
-    update = asyncio.run(ctx.call(payload))  # type: ignore[arg-type]
+    update = asyncio.run(call(ctx, payload))  # type: ignore[arg-type]
     result = update["results"]["a"]
     assert result["ok"] is True and result["attempts"] == 1
     assert result["input"] == {"text": "I want a refund"}  # the arguments sent are kept
@@ -357,7 +367,7 @@ def test_call_retries_transport_errors_and_counts_attempts(
 ) -> None:
     boom = ToolTransportError("connection reset")
     ctx, fake = _fake(spec, registry, [boom, boom, _out("refund", 0.9)])
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "a")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert result.ok and result.output == {"label": "refund", "text": "t"}
     assert result.attempts == 3 and len(fake.calls) == 3  # retries: 2 extra attempts
 
@@ -366,7 +376,7 @@ def test_call_gives_up_after_policies_retries_extra_attempts(
     spec: GraphSpec, registry: SpecialistRegistry
 ) -> None:
     ctx, fake = _fake(spec, registry, [ToolTransportError("connection reset")])
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "a")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert not result.ok and result.output is None
     assert result.attempts == 3 and len(fake.calls) == 3
     assert (result.error_kind, result.error) == ("ToolTransportError", "connection reset")
@@ -376,7 +386,7 @@ def test_call_does_not_retry_a_specialist_error(
     spec: GraphSpec, registry: SpecialistRegistry
 ) -> None:
     ctx, fake = _fake(spec, registry, [SpecialistError("bad input"), _out()])
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "a")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert not result.ok and result.attempts == 1 and len(fake.calls) == 1
     assert (result.error_kind, result.error) == ("SpecialistError", "bad input")
 
@@ -385,7 +395,7 @@ def test_call_turns_an_unexpected_exception_into_a_failed_result(
     spec: GraphSpec, registry: SpecialistRegistry
 ) -> None:
     ctx, fake = _fake(spec, registry, [ZeroDivisionError()])
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "a")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert not result.ok and result.attempts == 1 and len(fake.calls) == 1
     assert result.error_kind == "ZeroDivisionError"
     assert result.error == "ZeroDivisionError"  # an empty message falls back to the kind
@@ -396,7 +406,7 @@ def test_call_times_out_after_the_per_specialist_timeout(
 ) -> None:
     ctx, fake = _fake(spec, registry, [_out()], delays={"second": 10.0})
     start = time.perf_counter()
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "b")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "b")))
     elapsed = time.perf_counter() - start
     assert not result.ok and result.error_kind == "ToolTimeoutError"
     assert result.error == "'second' did not answer within 0.1 s"
@@ -408,7 +418,7 @@ def test_call_uses_the_policy_timeout_when_the_specialist_sets_none(
     spec: GraphSpec, registry: SpecialistRegistry
 ) -> None:
     ctx, _ = _fake(spec, registry, [_out()], delays={"first": 0.2})
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "a")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert result.ok and result.attempts == 1
 
 
@@ -418,7 +428,7 @@ def test_call_of_a_scripted_crash_through_the_in_process_toolset(
     crashing = registry.create("scripted", {"fail": "always", "fail_with": "crash"})
     assert isinstance(crashing, ScriptedSpecialist)
     ctx = _context(spec, InProcessToolset({"first": crashing}))
-    result = asyncio.run(ctx.call_subtask(_sub(spec, "a")))
+    result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert (result.ok, result.error_kind, result.error) == (False, "RuntimeError", "scripted crash")
     assert crashing.calls == 1  # a crash is not retried
 
@@ -426,11 +436,11 @@ def test_call_of_a_scripted_crash_through_the_in_process_toolset(
 # -- verify_result ---------------------------------------------------------------------------
 
 
-def _verdict_of(ctx: NodeContext, raw: dict[str, Any]) -> Verdict:
-    return ctx.verify_result(SpecialistResult.model_validate(raw))
+def _verdict_of(ctx: StepContext, raw: dict[str, Any]) -> Verdict:
+    return ctx.checker.verdict(SpecialistResult.model_validate(raw))
 
 
-def test_verify_result_passes_a_good_result_with_every_check(ctx: NodeContext) -> None:
+def test_verify_result_passes_a_good_result_with_every_check(ctx: StepContext) -> None:
     verdict = _verdict_of(ctx, _result("a", "first", "refund", 0.95))
     assert verdict.passed and verdict.reasons == ()
     assert verdict.checks == {
@@ -441,14 +451,14 @@ def test_verify_result_passes_a_good_result_with_every_check(ctx: NodeContext) -
     }
 
 
-def test_verify_result_fails_a_failed_call_without_other_checks(ctx: NodeContext) -> None:
+def test_verify_result_fails_a_failed_call_without_other_checks(ctx: StepContext) -> None:
     verdict = _verdict_of(ctx, _result("a", "first", ok=False))
     assert not verdict.passed
     assert verdict.checks == {"call_succeeded": False}
     assert verdict.reasons == ("call failed: boom",)
 
 
-def test_verify_result_names_a_missing_required_key(ctx: NodeContext) -> None:
+def test_verify_result_names_a_missing_required_key(ctx: StepContext) -> None:
     verdict = _verdict_of(ctx, _result("a", "first", output={"label": "refund"}))
     assert not verdict.passed and verdict.checks["schema"] is False
     assert verdict.reasons == ("output does not match its schema: 'text' is a required property",)
@@ -462,7 +472,7 @@ def test_verify_result_names_a_missing_required_key(ctx: NodeContext) -> None:
     ],
 )
 def test_registered_output_models_check_the_schema_with_pydantic(
-    ctx: NodeContext, output: dict[str, Any], reason: str
+    ctx: StepContext, output: dict[str, Any], reason: str
 ) -> None:
     # Same contract as the published schema, checked strictly (no "3" -> "3" coercion).
     fast = dataclasses.replace(ctx, output_models={"first": ScriptedSpecialist.output_model})
@@ -472,7 +482,7 @@ def test_registered_output_models_check_the_schema_with_pydantic(
     assert _verdict_of(fast, _result("a", "first", "refund", 0.95)).passed
 
 
-def test_verify_result_rejects_a_label_outside_the_label_set(ctx: NodeContext) -> None:
+def test_verify_result_rejects_a_label_outside_the_label_set(ctx: StepContext) -> None:
     verdict = _verdict_of(ctx, _result("a", "first", "banana", 0.99))
     assert not verdict.passed and verdict.checks["label_in_set"] is False
     assert verdict.checks["schema"] is True
@@ -494,19 +504,19 @@ def test_verify_result_rejects_a_label_outside_the_label_set(ctx: NodeContext) -
     ],
 )
 def test_verify_result_compares_confidence_with_the_right_threshold(
-    ctx: NodeContext, specialist: str, confidence: float, passed: bool
+    ctx: StepContext, specialist: str, confidence: float, passed: bool
 ) -> None:
     verdict = _verdict_of(ctx, _result("x", specialist, "other", confidence))
     assert verdict.passed is passed and verdict.checks["confidence"] is passed
 
 
-def test_verify_result_reason_names_confidence_and_threshold(ctx: NodeContext) -> None:
+def test_verify_result_reason_names_confidence_and_threshold(ctx: StepContext) -> None:
     verdict = _verdict_of(ctx, _result("b", "second", "x", 0.6))
     assert verdict.reasons == ("confidence 0.60 is below 0.70",)
 
 
 def test_verify_result_accepts_no_confidence_only_where_min_confidence_is_zero(
-    ctx: NodeContext,
+    ctx: StepContext,
 ) -> None:
     assert _verdict_of(ctx, _result("c", "third", "x", None)).passed
     refused = _verdict_of(ctx, _result("a", "first", "refund", None))
@@ -518,14 +528,14 @@ def test_verify_result_accepts_no_confidence_only_where_min_confidence_is_zero(
 
 
 def test_verify_judges_each_new_result_and_writes_only_verdicts(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     results = {
         "a": _result("a", "first", "refund", 0.95),
         "b": _result("b", "second", "x", 0.6),
         "c": _result("c", "third", "x", 0.2),
     }
-    update = ctx.verify("work", _state(spec, results=results))
+    update = verify(ctx, "work", _state(spec, results=results))
     assert {k: v["passed"] for k, v in update["verdicts"].items()} == {
         "a": True,
         "b": False,
@@ -537,17 +547,17 @@ def test_verify_judges_each_new_result_and_writes_only_verdicts(
 
 
 def test_verify_skips_already_verified_and_missing_results(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     results = {"a": _result("a", "first", "banana"), "c": _result("c", "third")}
-    update = ctx.verify("work", _state(spec, results=results, verdicts=_passed("a")))
+    update = verify(ctx, "work", _state(spec, results=results, verdicts=_passed("a")))
     assert list(update["verdicts"]) == ["c"]  # a judged before, b has no result yet
 
 
-def test_escalate_records_only_failed_verdicts(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_escalate_records_only_failed_verdicts(ctx: StepContext, spec: GraphSpec) -> None:
     results = {"a": _result("a", "first", "refund", 0.95), "b": _result("b", "second", "x", 0.6)}
-    verdicts = ctx.verify("work", _state(spec, results=results))["verdicts"]
-    update = asyncio.run(ctx.escalate("work", _state(spec, results=results, verdicts=verdicts)))
+    verdicts = verify(ctx, "work", _state(spec, results=results))["verdicts"]
+    update = asyncio.run(escalate(ctx, "work", _state(spec, results=results, verdicts=verdicts)))
     # No ladder is declared: the failed result is kept, marked unresolved.
     assert update["escalations"] == {
         "b": {
@@ -562,7 +572,7 @@ def test_escalate_records_only_failed_verdicts(ctx: NodeContext, spec: GraphSpec
     assert update["results"] == {} and update["verdicts"] == {}
 
 
-def test_escalate_skips_subtasks_already_escalated(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_escalate_skips_subtasks_already_escalated(ctx: StepContext, spec: GraphSpec) -> None:
     results = {"b": _result("b", "second", "x", 0.6)}
     state = _state(
         spec,
@@ -570,7 +580,7 @@ def test_escalate_skips_subtasks_already_escalated(ctx: NodeContext, spec: Graph
         verdicts=_passed("b", passed=False),
         escalations={"b": {"subtask_id": "b", "reason": "low", "outcome": "unresolved"}},
     )
-    assert asyncio.run(ctx.escalate("work", state)) == {}
+    assert asyncio.run(escalate(ctx, "work", state)) == {}
 
 
 def test_escalate_to_a_stronger_binding_replaces_the_result(
@@ -587,7 +597,7 @@ def test_escalate_to_a_stronger_binding_replaces_the_result(
     failed = SpecialistResult.model_validate(_result("b", "second", "x", 0.6))
     results = {"b": failed.model_copy(update={"input": {"text": "a refund"}}).model_dump()}
     state = _state(laddered, results=results, verdicts=_passed("b", passed=False))
-    update = asyncio.run(ctx.escalate("work", state))
+    update = asyncio.run(escalate(ctx, "work", state))
     record = update["escalations"]["b"]
     assert (record["outcome"], record["resolved_by"]) == ("resolved", "specialist:first")
     assert record["rungs_tried"] == ["specialist:first"]
@@ -599,7 +609,7 @@ def test_escalate_to_a_stronger_binding_replaces_the_result(
 # -- merge -----------------------------------------------------------------------------------
 
 
-def test_merge_writes_summary_fields_with_provenance(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_merge_writes_summary_fields_with_provenance(ctx: StepContext, spec: GraphSpec) -> None:
     results = {"a": _result("a", "first", "refund", 0.95), "b": _result("b", "second", "x", 0.6)}
     escalations = {"b": {"subtask_id": "b", "reason": "low", "outcome": "unresolved"}}
     state = _state(
@@ -608,7 +618,7 @@ def test_merge_writes_summary_fields_with_provenance(ctx: NodeContext, spec: Gra
         verdicts={**_passed("a"), **_passed("b", passed=False)},
         escalations=escalations,
     )
-    fields = ctx.merge("work", state)["fields"]
+    fields = merge(ctx, "work", state)["fields"]
     assert set(fields) == {"a.label", "b.label"}  # `text` is not a summary field
     assert fields["a.label"] == {
         "value": "refund",
@@ -627,30 +637,28 @@ def test_merge_writes_summary_fields_with_provenance(ctx: NodeContext, spec: Gra
     assert (b["specialist"], b["verified"], b["escalated"]) == ("second", False, True)
 
 
-def test_merge_skips_failed_results(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_merge_skips_failed_results(ctx: StepContext, spec: GraphSpec) -> None:
     results = {"a": _result("a", "first", ok=False), "c": _result("c", "third", "x")}
-    fields = ctx.merge("work", _state(spec, results=results, verdicts=_passed("c")))["fields"]
+    fields = merge(ctx, "work", _state(spec, results=results, verdicts=_passed("c")))["fields"]
     assert list(fields) == ["c.label"]
 
 
 def test_merge_writes_every_output_key_without_summary_fields(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
-    ctx.tools = {
-        **ctx.tools,
-        "first": ctx.tools["first"].model_copy(update={"summary_fields": None}),
-    }
+    tools = {**ctx.tools, "first": ctx.tools["first"].model_copy(update={"summary_fields": None})}
+    ctx = dataclasses.replace(ctx, tools=tools)
     results = {"a": _result("a", "first", "refund")}
-    fields = ctx.merge("work", _state(spec, results=results))["fields"]
+    fields = merge(ctx, "work", _state(spec, results=results))["fields"]
     assert {k: v["value"] for k, v in fields.items()} == {"a.label": "refund", "a.text": "a text"}
 
 
 def test_merge_records_a_decision_that_sees_the_merged_fields(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     # Only the merged field `c.label` can satisfy the urgent edge: `fields` starts empty.
     results = {"a": _result("a", "first", "other"), "c": _result("c", "third", "urgent")}
-    update = ctx.merge("work", _state(spec, results=results, verdicts=_passed("a", "c")))
+    update = merge(ctx, "work", _state(spec, results=results, verdicts=_passed("a", "c")))
     assert update["decisions"] == [
         {
             "from": "work",
@@ -670,9 +678,9 @@ def _results(a: str, b: str) -> dict[str, Any]:
 
 
 def test_decide_takes_the_first_true_condition_in_file_order(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
-    decision = ctx.decide("work", _state(spec, results=_results("refund", "urgent")))
+    decision = decide(ctx, "work", _state(spec, results=_results("refund", "urgent")))
     # The urgent edge holds too, but the refund edge comes first in the file.
     assert decision == {
         "from": "work",
@@ -683,23 +691,23 @@ def test_decide_takes_the_first_true_condition_in_file_order(
 
 
 def test_decide_reads_every_condition_evaluated_before_the_chosen_edge(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
-    decision = ctx.decide("work", _state(spec, results=_results("other", "urgent")))
+    decision = decide(ctx, "work", _state(spec, results=_results("other", "urgent")))
     assert (decision["to"], decision["reads"]) == ("urgent_route", ["a", "b"])
 
 
-def test_decide_falls_back_to_the_default_edge(ctx: NodeContext, spec: GraphSpec) -> None:
-    decision = ctx.decide("work", _state(spec, results=_results("other", "calm")))
+def test_decide_falls_back_to_the_default_edge(ctx: StepContext, spec: GraphSpec) -> None:
+    decision = decide(ctx, "work", _state(spec, results=_results("other", "calm")))
     assert decision == {"from": "work", "to": "other_route", "when": None, "reads": ["a", "b"]}
 
 
 def test_decide_reads_only_subtasks_not_request_or_fields(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     state = _state(spec, results=_results("refund", "calm"))
     state["request"]["metadata"] = {"vip": True}
-    assert ctx.decide("work", state) == {
+    assert decide(ctx, "work", state) == {
         "from": "work",
         "to": "vip_route",
         "when": "request.metadata.vip",
@@ -707,12 +715,12 @@ def test_decide_reads_only_subtasks_not_request_or_fields(
     }
 
 
-def test_decide_ends_a_node_without_outgoing_edges(ctx: NodeContext, spec: GraphSpec) -> None:
-    decision = ctx.decide("refund_route", _state(spec))
+def test_decide_ends_a_node_without_outgoing_edges(ctx: StepContext, spec: GraphSpec) -> None:
+    decision = decide(ctx, "refund_route", _state(spec))
     assert decision == {"from": "refund_route", "to": "END", "when": None, "reads": []}
 
 
-def test_route_follows_the_latest_decision_of_the_node(ctx: NodeContext) -> None:
+def test_route_follows_the_latest_decision_of_the_node(ctx: StepContext) -> None:
     state: RunState = {
         "decisions": [
             {"from": "work", "to": "other_route", "when": None, "reads": []},
@@ -720,8 +728,8 @@ def test_route_follows_the_latest_decision_of_the_node(ctx: NodeContext) -> None
             {"from": "refund_route", "to": "END", "when": None, "reads": []},
         ]
     }
-    assert ctx.route("work", state) == "refund_route"
-    assert ctx.route("refund_route", state) == "END"
+    assert route("work", state) == "refund_route"
+    assert route("refund_route", state) == "END"
 
 
 # -- set -------------------------------------------------------------------------------------
@@ -731,10 +739,10 @@ def _entered_refund(reads: list[str]) -> list[dict[str, Any]]:
     return [{"from": "work", "to": "refund_route", "when": "a.label == 'refund'", "reads": reads}]
 
 
-def test_set_fields_renders_templates_and_keeps_types(ctx: NodeContext, spec: GraphSpec) -> None:
+def test_set_fields_renders_templates_and_keeps_types(ctx: StepContext, spec: GraphSpec) -> None:
     results = {"a": _result("a", "first", "refund", 0.95), "b": _result("b", "second", "x", 0.8)}
     state = _state(spec, results=results, decisions=_entered_refund(["a"]))
-    fields = ctx.set_fields("refund_route", state)["fields"]
+    fields = set_fields(ctx, "refund_route", state)["fields"]
     values = {k: v["value"] for k, v in fields.items()}
     assert values == {
         "queue": "refunds",
@@ -747,12 +755,12 @@ def test_set_fields_renders_templates_and_keeps_types(ctx: NodeContext, spec: Gr
 
 
 def test_set_fields_derives_provenance_from_the_subtasks_the_branch_read(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     results = {"a": _result("a", "first", "refund", 0.95), "b": _result("b", "second", "x", 0.8)}
     verdicts = _passed("a", "b")
     state = _state(spec, results=results, verdicts=verdicts, decisions=_entered_refund(["a", "b"]))
-    update = ctx.set_fields("refund_route", state)
+    update = set_fields(ctx, "refund_route", state)
     assert update["fields"]["queue"]["provenance"] == {
         "source": "rule",
         "node": "refund_route",
@@ -768,19 +776,19 @@ def test_set_fields_derives_provenance_from_the_subtasks_the_branch_read(
 
 
 def test_set_fields_is_unverified_when_one_read_subtask_is_unverified(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
     results = {"a": _result("a", "first", "refund", 0.95), "b": _result("b", "second", "x", 0.6)}
     verdicts = {**_passed("a"), **_passed("b", passed=False)}
     state = _state(spec, results=results, verdicts=verdicts, decisions=_entered_refund(["a", "b"]))
-    provenance = ctx.set_fields("refund_route", state)["fields"]["queue"]["provenance"]
+    provenance = set_fields(ctx, "refund_route", state)["fields"]["queue"]["provenance"]
     assert provenance["verified"] is False and provenance["confidence"] == 0.6
 
 
 def test_set_fields_without_an_entering_decision_reads_nothing(
-    ctx: NodeContext, spec: GraphSpec
+    ctx: StepContext, spec: GraphSpec
 ) -> None:
-    provenance = ctx.set_fields("other_route", _state(spec))["fields"]["queue"]["provenance"]
+    provenance = set_fields(ctx, "other_route", _state(spec))["fields"]["queue"]["provenance"]
     assert (provenance["derived_from"], provenance["confidence"], provenance["verified"]) == (
         [],
         None,

@@ -1,0 +1,92 @@
+"""call: one subtask's specialist call, with its timeout and retries, as a recorded result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from orchestrator._contracts import SpecialistResult, Subtask, ToolOutput
+from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
+from orchestrator._state import CallPayload
+from orchestrator.steps.context import StepContext
+
+__all__ = ["call", "call_subtask"]
+
+log = structlog.get_logger("orchestrator.steps")
+
+
+async def call(ctx: StepContext, payload: CallPayload) -> dict[str, Any]:
+    sub = Subtask.model_validate(payload["subtask"])
+    result = await call_subtask(ctx, sub)
+    return {"results": {sub.id: result.model_dump(mode="json")}}
+
+
+async def _attempt(ctx: StepContext, sub: Subtask, timeout: float) -> ToolOutput:
+    # asyncio.timeout rather than wait_for: no extra task per call.
+    try:
+        async with asyncio.timeout(timeout):
+            return await ctx.toolset.call_tool(sub.specialist, sub.input)
+    except TimeoutError:
+        raise ToolTimeoutError(f"{sub.specialist!r} did not answer within {timeout:g} s") from None
+
+
+async def call_subtask(ctx: StepContext, sub: Subtask) -> SpecialistResult:
+    """Call the subtask's specialist; a failed call is a result with ``ok=False``."""
+    policies = ctx.spec.policies
+    timeout = (
+        ctx.spec.timeout_s(sub.specialist)
+        if sub.specialist in ctx.spec.specialists
+        else policies.timeout_s
+    )
+    attempts = 0
+    start = time.perf_counter()
+    try:
+        try:
+            attempts += 1
+            out = await _attempt(ctx, sub, timeout)
+        except (ToolTransportError, ToolTimeoutError):
+            if policies.retries == 0:
+                raise
+            # Only a failed call pays for tenacity: the first attempt above is the fast
+            # path every call takes.
+            await asyncio.sleep(policies.retry_backoff_s)
+            async for retry in AsyncRetrying(
+                stop=stop_after_attempt(policies.retries),
+                wait=wait_exponential(multiplier=policies.retry_backoff_s * 2, max=30),
+                retry=retry_if_exception_type((ToolTransportError, ToolTimeoutError)),
+                reraise=True,
+            ):
+                with retry:
+                    attempts += 1
+                    out = await _attempt(ctx, sub, timeout)
+    except Exception as exc:  # a failing specialist is recorded, never fatal to the run
+        kind = type(exc).__name__
+        if not isinstance(exc, RunError):
+            log.warning("specialist raised", subtask=sub.id, error=repr(exc), exc_info=True)
+        return SpecialistResult(
+            subtask_id=sub.id,
+            specialist=sub.specialist,
+            ok=False,
+            input=sub.input,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            attempts=attempts,
+            error=str(exc) or kind,
+            error_kind=kind,
+        )
+    return SpecialistResult(
+        subtask_id=sub.id,
+        specialist=sub.specialist,
+        ok=True,
+        input=sub.input,
+        output=out.output,
+        confidence=out.confidence,
+        model=out.model,
+        latency_ms=(time.perf_counter() - start) * 1000,
+        compute_ms=out.compute_ms,
+        tokens=out.tokens,
+        attempts=attempts,
+    )

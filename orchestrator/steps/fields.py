@@ -1,0 +1,108 @@
+"""set and compose: nodes that write result fields rather than call specialists.
+
+``set`` writes values (templates filled from the run) with provenance derived from the
+subtasks its branch read; ``compose`` has the frontier model write one field from verified
+fields only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from orchestrator._contracts import FieldProvenance, ModelCall, ResultField
+from orchestrator._state import RunState
+from orchestrator.agents._frontier import FrontierError
+from orchestrator.graph.spec import ComposeNodeSpec, SetNodeSpec
+from orchestrator.steps.context import StepContext, timing
+from orchestrator.steps.route import decide_with_fields
+from orchestrator.steps.templates import expression_context, render, template
+
+__all__ = ["compose", "set_fields"]
+
+
+def set_fields(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
+    start = time.perf_counter()
+    spec_node = ctx.spec.nodes[node]
+    assert isinstance(spec_node, SetNodeSpec)
+    context = expression_context(state)
+    entered = next((d for d in reversed(state.get("decisions", [])) if d["to"] == node), None)
+    # A rule's field depends on the conditions that led here and on the results its own
+    # templates read.
+    subtasks = ctx.subtask_ids
+    templated = {
+        name
+        for value in spec_node.set.values()
+        if isinstance(value, str) and "{{" in value
+        for expression in template(value).expressions
+        for name in expression.names
+        if name in subtasks
+    }
+    reads = tuple(sorted({*(entered["reads"] if entered else ()), *templated}))
+    results = state.get("results", {})
+    verdicts = state.get("verdicts", {})
+    read_results = [results[r] for r in reads if r in results]
+    confidences = [r["confidence"] for r in read_results if r.get("confidence") is not None]
+    provenance = FieldProvenance(
+        source="rule",
+        node=node,
+        verified=all(
+            results.get(r, {}).get("ok") and verdicts.get(r, {}).get("passed") for r in reads
+        ),
+        confidence=min(confidences) if confidences else None,
+        derived_from=reads,
+    )
+    fields = {
+        key: ResultField(value=render(value, context), provenance=provenance).model_dump(
+            mode="json"
+        )
+        for key, value in spec_node.set.items()
+    }
+    return {
+        "fields": fields,
+        "path": [node],
+        "timings": [timing(node, "set", start)],
+        "decisions": [decide_with_fields(ctx, node, state, fields)],
+    }
+
+
+async def compose(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
+    """The frontier model writes one field from verified fields only."""
+    start = time.perf_counter()
+    spec_node = ctx.spec.nodes[node]
+    assert isinstance(spec_node, ComposeNodeSpec)
+    verified = {
+        name: f["value"]
+        for name, f in state.get("fields", {}).items()
+        if f["provenance"]["verified"] and (spec_node.fields is None or name in spec_node.fields)
+    }
+    calls: list[ModelCall] = []
+    model: str | None = None
+    if ctx.composer is None:
+        value = None
+        note = f"not written: no frontier model configured ({ctx.frontier_key()} is not set)"
+    else:
+        model = f"{ctx.composer.model.provider}:{ctx.composer.model.model}"
+        try:
+            value, calls = await ctx.composer.compose(spec_node.instructions, verified)
+            note = ""
+        except FrontierError as exc:
+            value, note, calls = None, f"not written: {exc}", list(exc.calls)
+    provenance = FieldProvenance(
+        source="frontier",
+        node=node,
+        model=model,
+        verified=False,
+        derived_from=tuple(sorted(verified)),
+    )
+    fields = {
+        spec_node.output: ResultField(value=value, provenance=provenance).model_dump(mode="json")
+    }
+    return {
+        "fields": fields,
+        "path": [node],
+        "notes": [note] if note else [],
+        "model_calls": [c.model_dump(mode="json") for c in calls],
+        "timings": [timing(node, "compose", start)],
+        "decisions": [decide_with_fields(ctx, node, state, fields)],
+    }

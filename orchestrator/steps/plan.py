@@ -1,0 +1,42 @@
+"""plan: the planner turns the request into this node's subtasks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from orchestrator._contracts import RunRequest
+from orchestrator._state import RunState
+from orchestrator.agents._planner import PlanStep
+from orchestrator.graph.spec import SpecialistsNodeSpec
+from orchestrator.steps.context import StepContext, timing
+
+__all__ = ["plan"]
+
+log = structlog.get_logger("orchestrator.steps")
+
+
+async def plan(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
+    start = time.perf_counter()
+    spec_node = ctx.spec.nodes[node]
+    assert isinstance(spec_node, SpecialistsNodeSpec)
+    step = PlanStep(
+        node=node,
+        declared=spec_node.subtasks,
+        tools=ctx.tools,
+        allowed=tuple(spec_node.tools or ()),
+    )
+    planner = ctx.planner
+    if spec_node.planner == "frontier" and ctx.frontier_planner is not None:
+        planner = ctx.frontier_planner
+    made = await planner.plan(RunRequest.model_validate(state["request"]), step)
+    if made.error:
+        log.warning("no plan", node=node, error=made.error)
+    log.debug("planned", node=node, subtasks=[s.id for s in made.subtasks], skipped=made.skipped)
+    return {
+        "plans": {node: made.model_dump(mode="json")},
+        "path": [node],
+        "timings": [timing(node, "plan", start)],
+    }
