@@ -7,9 +7,18 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
+
+# Property-based tests stay small in a normal run; `pytest -m fuzz --hypothesis-profile fuzz`
+# runs them deeper.
+settings.register_profile(
+    "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("fuzz", max_examples=3000, deadline=None)
+settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parent.parent
 GRAPHS = REPO / "graphs"

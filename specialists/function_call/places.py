@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["REGION", "in_city_state_format", "region_words"]
+__all__ = ["REGION", "in_city_state_format", "region_words", "same_state", "state_of"]
 
 _US_STATES = (
     "Alabama Alaska Arizona Arkansas California Colorado Connecticut Delaware Florida Georgia "
@@ -102,6 +102,22 @@ _CITY_AND_STATE = re.compile(
     r"[A-Z][\w.' -]*,\s*(?P<state>[A-Z][A-Za-z ]+)",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+def same_state(name: str) -> frozenset[str]:
+    """The other name of a US state: its code for its name and its name for its code."""
+    key = name.strip()
+    if key.upper() in _STATE_CODES:
+        return frozenset({_STATE_CODES[key.upper()]})
+    code = next((c for c, n in _STATE_CODES.items() if n.lower() == key.lower()), None)
+    return frozenset({code}) if code else frozenset()
+
+
+def state_of(city: str) -> frozenset[str]:
+    """The state of a US city in the table, by code and by name ("Austin" -> TX, Texas);
+    empty for a city the table does not hold."""
+    code = _CITY_STATE.get(city.strip().lower())
+    return frozenset({code, _STATE_CODES[code]}) if code else frozenset()
 
 
 def in_city_state_format(value: str, description: str) -> str:

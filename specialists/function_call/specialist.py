@@ -29,6 +29,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -48,6 +49,7 @@ from orchestrator.specialists.function_call.arguments import (
     parse_date,
     read_lists,
 )
+from orchestrator.specialists.function_call.grounding import Conversation, grounding_problems
 from orchestrator.specialists.function_call.places import in_city_state_format
 from orchestrator.specialists.function_call.request_parts import (
     EDGE,
@@ -103,6 +105,11 @@ class FunctionCallInput(BaseModel):
         description="Function definitions: OpenAI or Anthropic tool definitions, or BFCL "
         "function documents (name, description, JSON Schema of the parameters).",
     )
+    now: datetime | None = Field(
+        default=None,
+        description="The moment the request is made, which relative dates ('tomorrow at "
+        "7pm') are read against; the current time when not given.",
+    )
 
     @field_validator("request")
     @classmethod
@@ -139,6 +146,15 @@ class FunctionCallInput(BaseModel):
         if isinstance(self.request, str):
             return self.request
         return "\n".join(t.content for t in self.request if t.role == "user")
+
+    def conversation(self) -> str:
+        """Every turn's text: what verification traces argument values to."""
+        if isinstance(self.request, str):
+            return self.request
+        return "\n".join(t.content for t in self.request)
+
+    def moment(self) -> datetime:
+        return self.now if self.now is not None else datetime.now()
 
 
 class ToolCall(BaseModel):
@@ -1112,14 +1128,24 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         return [self.predict_one(item) for item in inputs]
 
     def verify(self, item: BaseModel, output: BaseModel) -> list[str]:
-        """Problems a planner can act on: unknown functions, missing or unknown arguments,
-        values that do not match the function's schema. Empty when the calls are valid."""
+        """Problems a planner can act on; empty when every call can be trusted:
+
+        - each call names a given function, and no call repeats another;
+        - its arguments are valid against the function's JSON Schema (jsonschema, Draft
+          2020-12, every keyword and format), required ones present, no unknown ones;
+        - every value comes from the conversation: written in it, a choice or default of
+          its parameter, or a date, time, currency or unit it names written in another form
+          (:mod:`~orchestrator.specialists.function_call.grounding`);
+        - a date or time parameter holds a date or time.
+        """
         request = FunctionCallInput.model_validate(item.model_dump())
         result = FunctionCallOutput.model_validate(output.model_dump())
         specs = {s.name: s for s in request.specs()}
         problems: list[str] = []
         if result.no_call and result.calls:
             problems.append("no_call is true but calls were returned; drop one of the two")
+        said = Conversation.of(request.conversation(), request.moment()) if result.calls else None
+        seen: dict[str, int] = {}
         for i, call in enumerate(result.calls):
             spec = specs.get(call.name)
             if spec is None:
@@ -1128,10 +1154,15 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                     f"{', '.join(sorted(specs))}"
                 )
                 continue
-            for problem in schema_problems(
-                call.arguments, spec.parameters, f"calls[{i}] {call.name}"
-            ):
-                problems.append(problem)
+            key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+            if key in seen:
+                problems.append(f"calls[{i}]: repeats calls[{seen[key]}]; drop the duplicate")
+                continue
+            seen[key] = i
+            where = f"calls[{i}] {call.name}"
+            problems += schema_problems(call.arguments, spec.parameters, where)
+            assert said is not None
+            problems += grounding_problems(call.arguments, spec.parameters, said, where)
         return problems
 
 
