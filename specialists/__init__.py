@@ -1,6 +1,12 @@
 """Specialists: small models behind typed contracts, and the registry that names them."""
 
-from orchestrator.specialists._base import NoOptions, Prediction, Specialist, TextInput
+from orchestrator.specialists._base import (
+    AnySpecialist,
+    NoOptions,
+    Prediction,
+    Specialist,
+    TextInput,
+)
 from orchestrator.specialists._fewshot import LabelSpec
 from orchestrator.specialists._registry import (
     SpecialistRegistry,
@@ -9,6 +15,7 @@ from orchestrator.specialists._registry import (
 )
 
 __all__ = [
+    "AnySpecialist",
     "LabelSpec",
     "NoOptions",
     "Prediction",

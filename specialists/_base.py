@@ -1,25 +1,36 @@
-"""The specialist contract: a small model behind a typed input and output."""
+"""The specialist contract: a small model behind a typed input, output and options.
+
+``Specialist[In, Out, Options]`` ties the three pydantic models to the class: a subclass that
+names them as type parameters gets ``input_model``, ``output_model`` and ``options_model`` set
+from them, and ``self.options`` is typed as ``Options``. A subclass may also set the three
+attributes itself (a plain ``class Urgency(Specialist)``); what it sets wins.
+"""
 
 from __future__ import annotations
 
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypeVar
 
 from orchestrator._contracts import ToolInfo
 
-__all__ = ["NoOptions", "Prediction", "Specialist", "TextInput"]
-
-InT = TypeVar("InT", bound=BaseModel)
-OutT = TypeVar("OutT", bound=BaseModel)
+__all__ = ["AnySpecialist", "NoOptions", "Prediction", "Specialist", "TextInput"]
 
 
 class NoOptions(BaseModel):
     """Options of a specialist that takes none."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+# A default, so that `Specialist[In, Out]` still names a specialist without options.
+OptionsT = TypeVar("OptionsT", bound=BaseModel, default=NoOptions)
 
 
 class TextInput(BaseModel):
@@ -35,25 +46,48 @@ class Prediction(NamedTuple, Generic[OutT]):
     tokens: int = 0
 
 
-class Specialist(ABC, Generic[InT, OutT]):
+_MODEL_ATTRIBUTES = ("input_model", "output_model", "options_model")
+
+
+class Specialist(ABC, Generic[InT, OutT, OptionsT]):
     """A narrow model with a declared contract.
 
-    Subclasses set the class attributes and implement :meth:`predict_batch`. Heavy set-up
-    (loading weights) belongs in :meth:`load`, which the framework calls once, off the event
-    loop, before the first prediction.
+    Subclasses name their models as type parameters (``Specialist[In, Out, Options]``; the
+    options default to :class:`NoOptions`), set ``name`` and ``description`` and implement
+    :meth:`predict_batch`. Heavy set-up (loading weights) belongs in :meth:`load`, which the
+    framework calls once, off the event loop, before the first prediction.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
-    input_model: ClassVar[type[BaseModel]]
-    output_model: ClassVar[type[BaseModel]]
-    options_model: ClassVar[type[BaseModel]] = NoOptions
+    # Class attributes, filled from the type parameters by __init_subclass__. They are not
+    # declared ClassVar because a ClassVar cannot hold a type parameter.
+    input_model: type[InT]
+    output_model: type[OutT]
+    options_model: type[OptionsT]
     #: Output keys that become fields of the run result; ``None`` means every key.
     summary_fields: ClassVar[tuple[str, ...] | None] = None
+    #: The (input, output, options) type arguments, resolved once per class.
+    __specialist_arguments__: ClassVar[tuple[Any, ...]] = ()
+    options: OptionsT
 
-    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
-        if options is None or isinstance(options, dict):
-            options = self.options_model.model_validate(options or {})
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        arguments = _own_arguments(cls)
+        # A class that is not parametrised itself inherits its parent's arguments and models.
+        if arguments is not None:
+            cls.__specialist_arguments__ = arguments
+            for attribute, argument in zip(_MODEL_ATTRIBUTES, arguments, strict=True):
+                if attribute in cls.__dict__:
+                    continue  # set by the class itself
+                if isinstance(argument, type) and issubclass(argument, BaseModel):
+                    setattr(cls, attribute, argument)
+        if not hasattr(cls, "options_model"):
+            cls.options_model = NoOptions  # type: ignore[assignment]  # the parameter's default
+
+    def __init__(self, options: OptionsT | Mapping[str, Any] | None = None) -> None:
+        if options is None or isinstance(options, Mapping):
+            options = self.options_model.model_validate(dict(options or {}))
         self.options = options
         self._loaded = False
 
@@ -108,7 +142,7 @@ class Specialist(ABC, Generic[InT, OutT]):
             parsed_output = self.output_model.model_validate(dict(output))
         except ValidationError as exc:
             return [f"cannot check the output against its input: {exc.errors()[0]['msg']}"]
-        return self.verify(parsed_input, parsed_output)  # type: ignore[arg-type]
+        return self.verify(parsed_input, parsed_output)
 
     @classmethod
     def has_verify(cls) -> bool:
@@ -125,3 +159,28 @@ class Specialist(ABC, Generic[InT, OutT]):
             summary_fields=self.summary_fields,
             threshold=self.acceptance_threshold,
         )
+
+
+#: Any specialist, whatever its models: what registries, toolsets and servers hold.
+AnySpecialist = Specialist[Any, Any, Any]
+
+
+def _own_arguments(cls: type[AnySpecialist]) -> tuple[Any, ...] | None:
+    """The (input, output, options) arguments that `cls`'s own bases give
+    :class:`Specialist`, through any generic classes in between
+    (``TextClassifier[IntentOutput, IntentOptions]``); ``None`` when no base is
+    parametrised. A parameter that no class fills stays a type variable."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, Specialist)):
+            continue
+        arguments = get_args(base)
+        if origin is Specialist:
+            return arguments
+        parameters: tuple[Any, ...] = getattr(origin, "__parameters__", ())
+        filled = dict(zip(parameters, arguments, strict=True))
+        return tuple(
+            filled.get(a, a) if isinstance(a, typing.TypeVar) else a
+            for a in origin.__specialist_arguments__
+        )
+    return None

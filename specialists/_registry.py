@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from orchestrator._errors import ConfigurationError, UnknownSpecialistError
-from orchestrator.specialists._base import Specialist
+from orchestrator.specialists._base import AnySpecialist, Specialist
 
 __all__ = ["SpecialistRegistry", "default_registry", "register_specialist"]
 
@@ -26,7 +26,7 @@ _BUILTINS = {
 }
 
 
-def _load_target(target: str) -> type[Specialist[Any, Any]]:
+def _load_target(target: str) -> type[AnySpecialist]:
     module, _, attr = target.partition(":")
     cls = getattr(import_module(module), attr)
     if not (isinstance(cls, type) and issubclass(cls, Specialist)):
@@ -38,14 +38,14 @@ class SpecialistRegistry:
     """Maps specialist names to classes; entry points are read lazily, once."""
 
     def __init__(self, *, load_entry_points: bool = True) -> None:
-        self._classes: dict[str, type[Specialist[Any, Any]]] = {}
+        self._classes: dict[str, type[AnySpecialist]] = {}
         self._pending: dict[str, str] = {}
         self._entry_points_read = not load_entry_points
         self._lock = threading.Lock()
 
     def register(
-        self, cls: type[Specialist[Any, Any]], *, name: str | None = None, replace: bool = False
-    ) -> type[Specialist[Any, Any]]:
+        self, cls: type[AnySpecialist], *, name: str | None = None, replace: bool = False
+    ) -> type[AnySpecialist]:
         if not (isinstance(cls, type) and issubclass(cls, Specialist)):
             raise ConfigurationError(f"{cls!r} is not a Specialist subclass")
         key = name or cls.name
@@ -74,7 +74,7 @@ class SpecialistRegistry:
         self._read_entry_points()
         return sorted({*self._classes, *self._pending})
 
-    def get(self, name: str) -> type[Specialist[Any, Any]]:
+    def get(self, name: str) -> type[AnySpecialist]:
         self._read_entry_points()
         if name in self._classes:
             return self._classes[name]
@@ -87,7 +87,7 @@ class SpecialistRegistry:
             self._pending.pop(name, None)
         return cls
 
-    def create(self, name: str, options: dict[str, Any] | None = None) -> Specialist[Any, Any]:
+    def create(self, name: str, options: dict[str, Any] | None = None) -> AnySpecialist:
         """Build a specialist; options are validated against its ``options_model``."""
         cls = self.get(name)
         return cls(cls.options_model.model_validate(options or {}))
@@ -101,11 +101,11 @@ def default_registry() -> SpecialistRegistry:
 
 
 def register_specialist(
-    cls: type[Specialist[Any, Any]] | None = None, *, name: str | None = None, replace: bool = False
+    cls: type[AnySpecialist] | None = None, *, name: str | None = None, replace: bool = False
 ) -> Any:
     """Register a specialist class in the default registry; usable as a decorator."""
 
-    def apply(target: type[Specialist[Any, Any]]) -> type[Specialist[Any, Any]]:
+    def apply(target: type[AnySpecialist]) -> type[AnySpecialist]:
         return _default.register(target, name=name, replace=replace)
 
     return apply(cls) if cls is not None else apply

@@ -7,10 +7,11 @@ calibration and its acceptance threshold are used instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeVar
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._base import Prediction, Specialist, TextInput
@@ -54,16 +55,18 @@ class ClassifierOptions(BaseModel):
     )
 
 
-class TextClassifier(Specialist[TextInput, BaseModel]):
+OutputT = TypeVar("OutputT", bound=BaseModel)
+OptionsT = TypeVar("OptionsT", bound=ClassifierOptions, default=ClassifierOptions)
+
+
+class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
     """A softmax head over the shared sentence encoder (few-shot or trained)."""
 
-    input_model: ClassVar[type[BaseModel]] = TextInput
-    options_model: ClassVar[type[BaseModel]] = ClassifierOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("label",)
 
     def __init__(
         self,
-        options: BaseModel | dict[str, Any] | None = None,
+        options: OptionsT | Mapping[str, Any] | None = None,
         *,
         encoder: TextEncoder | None = None,
     ) -> None:
@@ -73,16 +76,11 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
         self._trained: Artifact | None = None
         self._batcher: MicroBatcher | None = None
 
-    @property
-    def _opts(self) -> ClassifierOptions:
-        assert isinstance(self.options, ClassifierOptions)
-        return self.options
-
     def default_labels(self) -> dict[str, LabelSpec]:
         raise NotImplementedError
 
     def label_specs(self) -> dict[str, LabelSpec]:
-        return self._opts.labels or self.default_labels()
+        return self.options.labels or self.default_labels()
 
     @property
     def acceptance_threshold(self) -> float | None:
@@ -92,11 +90,12 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
     @property
     def artifact(self) -> Artifact | None:
         """The trained artifact named in the options (read once), or ``None``."""
-        if self._trained is None and self._opts.artifact:
-            trained = load_artifact(self._opts.artifact, self._opts.store)
+        name = self.options.artifact
+        if self._trained is None and name:
+            trained = load_artifact(name, self.options.store)
             if trained.specialist != self.name:
                 raise ConfigurationError(
-                    f"artifact {self._opts.artifact!r} was trained for the {trained.specialist!r} "
+                    f"artifact {name!r} was trained for the {trained.specialist!r} "
                     f"specialist, not {self.name!r}"
                 )
             self._trained = trained
@@ -134,13 +133,13 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
             )
         if trained is None:
             self._head = FewShotHead(self._encoder, self.label_specs())
-        wait = self._opts.micro_batch_wait_ms
+        wait = self.options.micro_batch_wait_ms
         if wait > 0:
             self._batcher = MicroBatcher(self._encoder.encode, max_wait_s=wait / 1000)
 
     def make_output(
         self, ranked: list[LabelScore], *, label: str | None = None, accepted: bool = True
-    ) -> BaseModel:
+    ) -> OutputT:
         raise NotImplementedError
 
     def decide(self, ranked: list[LabelScore], trained: Artifact) -> tuple[str, float, bool]:
@@ -152,7 +151,7 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
         assert self._encoder is not None
         return self._batcher(texts) if self._batcher else self._encoder.encode(texts)
 
-    def predict_batch(self, inputs: Sequence[TextInput]) -> list[Prediction[BaseModel]]:
+    def predict_batch(self, inputs: Sequence[TextInput]) -> list[Prediction[OutputT]]:
         self.ensure_loaded()
         assert self._encoder is not None
         texts = [i.text for i in inputs]
@@ -165,15 +164,15 @@ class TextClassifier(Specialist[TextInput, BaseModel]):
             assert self._head is not None
             probs, names = self._head.probabilities_of(features), self._head.labels
         tokens = self._encoder.count_tokens(texts)
-        results: list[Prediction[BaseModel]] = []
+        results: list[Prediction[OutputT]] = []
         for row, count in zip(probs, tokens, strict=True):
             order = row.argsort()[::-1]
             ranked = [LabelScore(label=names[i], score=float(row[i])) for i in order]
             if trained is None:
-                top = ranked[: self._opts.top_k]
+                top = ranked[: self.options.top_k]
                 results.append(Prediction(self.make_output(top), top[0].score, count))
                 continue
             label, confidence, accepted = self.decide(ranked, trained)
-            output = self.make_output(ranked[: self._opts.top_k], label=label, accepted=accepted)
+            output = self.make_output(ranked[: self.options.top_k], label=label, accepted=accepted)
             results.append(Prediction(output, confidence, count))
         return results

@@ -9,7 +9,7 @@ one instead of answering. Every span it returns carries character offsets into t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,7 +84,7 @@ class ClausesOptions(BaseModel):
     max_spans: int = Field(default=5, ge=1, le=100, description="Most spans reported per category.")
 
 
-class ClausesSpecialist(Specialist[ContractInput, ClausesOutput]):
+class ClausesSpecialist(Specialist[ContractInput, ClausesOutput, ClausesOptions]):
     name: ClassVar[str] = "clauses"
     description: ClassVar[str] = (
         "Finds the clauses of a contract in CUAD's 41 categories (governing law, "
@@ -92,19 +92,11 @@ class ClausesSpecialist(Specialist[ContractInput, ClausesOutput]):
         "whether it is present, with a calibrated confidence, and the spans with their "
         "character offsets. Input: {text} (a whole contract)."
     )
-    input_model: ClassVar[type[BaseModel]] = ContractInput
-    output_model: ClassVar[type[BaseModel]] = ClausesOutput
-    options_model: ClassVar[type[BaseModel]] = ClausesOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("found",)
 
-    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
+    def __init__(self, options: ClausesOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self._model: ClauseModel | None = None
-
-    @property
-    def _opts(self) -> ClausesOptions:
-        assert isinstance(self.options, ClausesOptions)
-        return self.options
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -112,18 +104,18 @@ class ClausesSpecialist(Specialist[ContractInput, ClausesOutput]):
 
     @property
     def model_id(self) -> str:
-        return f"clauses:{self._model.name if self._model else self._opts.artifact}"
+        return f"clauses:{self._model.name if self._model else self.options.artifact}"
 
     def load(self) -> None:
         try:
-            self._model = load_clause_model(self._opts.artifact, self._opts.store)
+            self._model = load_clause_model(self.options.artifact, self.options.store)
         except ConfigurationError as exc:
             if "no trained artifact" not in str(exc):
                 raise
-            store = self._opts.store or DEFAULT_STORE
+            store = self.options.store or DEFAULT_STORE
             raise ConfigurationError(
                 f"the clauses specialist has no trained model: no artifact "
-                f"{self._opts.artifact!r} (a directory, or a name in the store {store}). "
+                f"{self.options.artifact!r} (a directory, or a name in the store {store}). "
                 f"Train one with `{TRAIN_COMMAND}` (CUAD v1: master_clauses.csv and "
                 "full_contract_txt/), or set the `artifact` option"
             ) from None
@@ -144,7 +136,7 @@ class ClausesSpecialist(Specialist[ContractInput, ClausesOutput]):
                 spans: list[ClauseSpan] = []
                 if present and scored.spans:
                     probs = scored.probabilities[:, j]
-                    order = probs.argsort()[::-1][: self._opts.max_spans]
+                    order = probs.argsort()[::-1][: self.options.max_spans]
                     keep = [k for k in order if probs[k] >= model.span_threshold[j]]
                     for k in keep or order[:1]:
                         start, end = narrow(category, text, *scored.spans[k])

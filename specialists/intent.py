@@ -37,22 +37,19 @@ class IntentOptions(ClassifierOptions):
     )
 
 
-class IntentSpecialist(TextClassifier):
+class IntentSpecialist(TextClassifier[IntentOutput, IntentOptions]):
     name: ClassVar[str] = "intent"
     description: ClassVar[str] = (
         "Classifies what a customer message asks for (billing, refund, cancel_subscription, "
         "order_status, technical_issue, account_access, product_question, or the graph's own "
         "intents), with a confidence. Input: {text}."
     )
-    output_model: ClassVar[type[BaseModel]] = IntentOutput
-    options_model: ClassVar[type[BaseModel]] = IntentOptions
 
     def default_labels(self) -> dict[str, LabelSpec]:
         return load_label_specs(_INTENTS)
 
     @property
     def _oos(self) -> str:
-        assert isinstance(self.options, IntentOptions)
         return self.options.out_of_scope_label
 
     def answer_labels(self, trained: Artifact) -> tuple[str, ...]:
@@ -72,5 +69,5 @@ class IntentSpecialist(TextClassifier):
 
     def make_output(
         self, ranked: list[LabelScore], *, label: str | None = None, accepted: bool = True
-    ) -> BaseModel:
+    ) -> IntentOutput:
         return IntentOutput(label=label or ranked[0].label, ranked=ranked, accepted=accepted)

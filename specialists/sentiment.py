@@ -25,18 +25,17 @@ class SentimentOutput(BaseModel):
     )
 
 
-class SentimentSpecialist(TextClassifier):
+class SentimentSpecialist(TextClassifier[SentimentOutput]):
     name: ClassVar[str] = "sentiment"
     description: ClassVar[str] = (
         "Classifies the sentiment a text expresses as negative, neutral or positive, with a "
         "confidence. Input: {text}."
     )
-    output_model: ClassVar[type[BaseModel]] = SentimentOutput
 
     def default_labels(self) -> dict[str, LabelSpec]:
         return load_label_specs(_EXAMPLES)
 
     def make_output(
         self, ranked: list[LabelScore], *, label: str | None = None, accepted: bool = True
-    ) -> BaseModel:
+    ) -> SentimentOutput:
         return SentimentOutput(label=label or ranked[0].label, ranked=ranked, accepted=accepted)

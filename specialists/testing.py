@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,23 +47,15 @@ class ScriptedOutput(BaseModel):
     text: str
 
 
-class ScriptedSpecialist(Specialist[TextInput, ScriptedOutput]):
+class ScriptedSpecialist(Specialist[TextInput, ScriptedOutput, ScriptedOptions]):
     name: ClassVar[str] = "scripted"
     description: ClassVar[str] = "Answers from a script; for tests. Input: {text}."
-    input_model: ClassVar[type[BaseModel]] = TextInput
-    output_model: ClassVar[type[BaseModel]] = ScriptedOutput
-    options_model: ClassVar[type[BaseModel]] = ScriptedOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("label",)
 
-    def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
+    def __init__(self, options: ScriptedOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.calls = 0
         self._lock = threading.Lock()
-
-    @property
-    def opts(self) -> ScriptedOptions:
-        assert isinstance(self.options, ScriptedOptions)
-        return self.options
 
     @property
     def model_id(self) -> str:
@@ -71,10 +63,10 @@ class ScriptedSpecialist(Specialist[TextInput, ScriptedOutput]):
 
     @property
     def labels(self) -> tuple[str, ...] | None:
-        return tuple(self.opts.labels) if self.opts.labels is not None else None
+        return tuple(self.options.labels) if self.options.labels is not None else None
 
     def predict_batch(self, inputs: Sequence[TextInput]) -> list[Prediction[ScriptedOutput]]:
-        opts = self.opts
+        opts = self.options
         with self._lock:
             self.calls += 1
             call = self.calls

@@ -1127,7 +1127,7 @@ def test_one_relevant_part_makes_a_long_request_relevant(reader: FunctionCallSpe
     )
     spec = FunctionCallInput(request=text, functions=[parks]).specs()[0]
     similarity = float(reader.similarities([text], [spec])[0, 0])
-    assert reader.relevance(text, spec, similarity) < reader.opts.relevance_threshold
+    assert reader.relevance(text, spec, similarity) < reader.options.relevance_threshold
     assert _calls(reader, text, [parks]) == [{"park_finder.search": {"city": "Chicago"}}]
 
 

@@ -17,21 +17,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator._errors import ConfigurationError, SpecialistError, UnknownSpecialistError
 from orchestrator.specialists import (
+    NoOptions,
     Prediction,
     Specialist,
     SpecialistRegistry,
     TextInput,
     default_registry,
 )
-from orchestrator.specialists._text_classifier import TextClassifier
+from orchestrator.specialists._text_classifier import ClassifierOptions, TextClassifier
 from orchestrator.specialists.backends.encoder import (
     BUNDLED_MODEL_ID,
     OnnxSentenceEncoder,
     Vectors,
     bundled_encoder,
 )
-from orchestrator.specialists.intent import IntentSpecialist
-from orchestrator.specialists.sentiment import SentimentSpecialist
+from orchestrator.specialists.intent import IntentOptions, IntentOutput, IntentSpecialist
+from orchestrator.specialists.sentiment import SentimentOutput, SentimentSpecialist
 from orchestrator.tools._toolset import InProcessToolset
 
 INTENTS = (
@@ -383,6 +384,85 @@ class EchoSpecialist(Specialist[EchoInput, EchoOutput]):
 
 class OtherEcho(EchoSpecialist):
     pass
+
+
+class TypedEcho(Specialist[EchoInput, EchoOutput, EchoOptions]):
+    """The models named once, as type parameters."""
+
+    name: ClassVar[str] = "typed_echo"
+    description: ClassVar[str] = "Repeats its input. Input: {text, times}."
+
+    def predict_batch(self, inputs: Sequence[EchoInput]) -> list[Prediction[EchoOutput]]:
+        words = [len(i.text.split()) for i in inputs]
+        return [
+            Prediction(EchoOutput(echoed=i.text * i.times, words=n), self.options.confidence, n)
+            for i, n in zip(inputs, words, strict=True)
+        ]
+
+
+def test_type_parameters_name_the_input_output_and_options_models() -> None:
+    assert TypedEcho.input_model is EchoInput
+    assert TypedEcho.output_model is EchoOutput
+    assert TypedEcho.options_model is EchoOptions
+    assert TypedEcho({"confidence": 0.5}).options == EchoOptions(confidence=0.5)
+    assert TypedEcho().options == EchoOptions()
+    with pytest.raises(ValidationError):
+        TypedEcho({"confidance": 0.5})
+    out = asyncio.run(InProcessToolset({"echo": TypedEcho()}).call_tool("echo", {"text": "ab"}))
+    assert (out.output, out.confidence) == ({"echoed": "ab", "words": 1}, 0.75)
+
+
+def test_a_specialist_that_names_no_options_takes_none() -> None:
+    class Plain(Specialist[EchoInput, EchoOutput]):
+        name: ClassVar[str] = "plain"
+        description: ClassVar[str] = "Takes no options."
+
+        def predict_batch(self, inputs: Sequence[EchoInput]) -> list[Prediction[EchoOutput]]:
+            return []
+
+    assert Plain.options_model is NoOptions
+    with pytest.raises(ValidationError):
+        Plain({"confidence": 0.5})
+
+
+def test_generic_classes_in_between_pass_the_parameters_on() -> None:
+    assert IntentSpecialist.input_model is TextInput
+    assert IntentSpecialist.output_model is IntentOutput
+    assert IntentSpecialist.options_model is IntentOptions
+    assert SentimentSpecialist.output_model is SentimentOutput
+    assert SentimentSpecialist.options_model is ClassifierOptions  # the parameter's default
+    assert type(IntentSpecialist({"out_of_scope_label": "none"}).options) is IntentOptions
+
+
+def test_models_a_class_sets_itself_win_over_its_parameters() -> None:
+    # EchoSpecialist names no options parameter but sets `options_model`.
+    assert EchoSpecialist.options_model is EchoOptions
+    assert OtherEcho.options_model is EchoOptions  # inherited as set
+    assert EchoSpecialist({"confidence": 0.1}).options == EchoOptions(confidence=0.1)
+
+
+class UrgencyOutput(BaseModel):
+    label: str
+
+
+def test_a_specialist_written_without_type_parameters_still_works() -> None:
+    # The README's shape: plain class attributes, no type parameters.
+    class Urgency(Specialist):  # type: ignore[type-arg]
+        name = "urgency"
+        description = "Says whether a message needs an answer today."
+        input_model = TextInput
+        output_model = UrgencyOutput
+        summary_fields = ("label",)
+
+        def predict_batch(self, inputs: Any) -> Any:
+            return [Prediction(UrgencyOutput(label="today"), confidence=0.9) for _ in inputs]
+
+    registry = SpecialistRegistry(load_entry_points=False)
+    registry.register(Urgency)
+    urgency = registry.create("urgency")
+    assert urgency.options == NoOptions()
+    out = asyncio.run(InProcessToolset({"urgency": urgency}).call_tool("urgency", {"text": "x"}))
+    assert (out.output, out.confidence) == ({"label": "today"}, 0.9)
 
 
 def test_re_registering_a_taken_name_needs_replace() -> None:

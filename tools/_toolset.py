@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from orchestrator._contracts import ToolInfo, ToolOutput
 from orchestrator._errors import ConfigurationError, SpecialistError
-from orchestrator.specialists._base import Specialist
+from orchestrator.specialists._base import AnySpecialist
 
 __all__ = ["InProcessToolset", "Toolset"]
 
@@ -45,10 +45,10 @@ class InProcessToolset:
     ``specialists`` maps tool names to specialist instances.
     """
 
-    def __init__(self, specialists: Mapping[str, Specialist[Any, Any]]) -> None:
+    def __init__(self, specialists: Mapping[str, AnySpecialist]) -> None:
         self._specialists = dict(specialists)
 
-    def _get(self, name: str) -> Specialist[Any, Any]:
+    def _get(self, name: str) -> AnySpecialist:
         try:
             return self._specialists[name]
         except KeyError:
@@ -78,7 +78,7 @@ class InProcessToolset:
         return await asyncio.to_thread(self._predict, specialist, parsed)
 
     @staticmethod
-    def _predict(specialist: Specialist[Any, Any], parsed: Any) -> ToolOutput:
+    def _predict(specialist: AnySpecialist, parsed: Any) -> ToolOutput:
         specialist.ensure_loaded()
         start = time.perf_counter()
         prediction = specialist.predict_batch([parsed])[0]

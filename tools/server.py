@@ -27,7 +27,7 @@ from mcp.types import PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrator._version import __version__
-from orchestrator.specialists._base import Specialist
+from orchestrator.specialists._base import AnySpecialist
 
 __all__ = ["META_KEY", "BearerTokenMiddleware", "ServerLimits", "build_server", "run_server"]
 
@@ -75,9 +75,7 @@ def _check_sizes(value: Any, limits: ServerLimits, where: str) -> None:
             _check_sizes(v, limits, f"{where}[{i}]")
 
 
-def _predict(
-    specialist: Specialist[Any, Any], items: Sequence[BaseModel]
-) -> tuple[list[Any], float]:
+def _predict(specialist: AnySpecialist, items: Sequence[BaseModel]) -> tuple[list[Any], float]:
     specialist.ensure_loaded()
     start = time.perf_counter()
     predictions = specialist.predict_batch(items)
@@ -85,7 +83,7 @@ def _predict(
 
 
 def _tools_for(
-    key: str, specialist: Specialist[Any, Any], limits: ServerLimits
+    key: str, specialist: AnySpecialist, limits: ServerLimits
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     input_model = specialist.input_model
     envelope = _envelope(key, specialist.output_model)
@@ -143,7 +141,7 @@ def _tools_for(
 
 
 def build_server(
-    specialists: Mapping[str, Specialist[Any, Any]],
+    specialists: Mapping[str, AnySpecialist],
     *,
     name: str = "orchestrator-specialists",
     limits: ServerLimits | None = None,
@@ -247,7 +245,7 @@ async def _serve_stdio(server: MCPServer) -> None:
 
 
 async def run_server(
-    specialists: Mapping[str, Specialist[Any, Any]],
+    specialists: Mapping[str, AnySpecialist],
     *,
     transport: str = "stdio",
     host: str = "127.0.0.1",

@@ -30,7 +30,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from orchestrator._errors import ConfigurationError, SpecialistError
 from orchestrator.graph.spec import ServedEndpointSpec, SpecialistBinding
-from orchestrator.specialists._base import Prediction, Specialist
+from orchestrator.specialists._base import AnySpecialist, Prediction
 from orchestrator.specialists._registry import SpecialistRegistry
 from orchestrator.specialists._text_classifier import LabelScore, TextClassifier
 from orchestrator.specialists.backends.generation import ChatMessage, Generated, UsesGenerator
@@ -255,7 +255,7 @@ class ServedGenerator:
         return Generated(text, prompt, completion, mean)
 
 
-def _schema_messages(specialist: Specialist[Any, Any], item: BaseModel) -> list[ChatMessage]:
+def _schema_messages(specialist: AnySpecialist, item: BaseModel) -> list[ChatMessage]:
     return [
         {
             "role": "system",
@@ -266,10 +266,10 @@ def _schema_messages(specialist: Specialist[Any, Any], item: BaseModel) -> list[
     ]
 
 
-class _ServedSpecialist(Specialist[Any, Any]):
+class _ServedSpecialist(AnySpecialist):
     """Keeps a local specialist's contract; its model answers from a server."""
 
-    def __init__(self, local: Specialist[Any, Any], client: EndpointClient) -> None:
+    def __init__(self, local: AnySpecialist, client: EndpointClient) -> None:
         super().__init__(local.options)
         self._local = local
         self._client = client
@@ -320,7 +320,7 @@ class _ServedClassifier(_ServedSpecialist):
     """A text classifier whose label comes from a served model."""
 
     @property
-    def _classifier(self) -> TextClassifier:
+    def _classifier(self) -> TextClassifier[Any, Any]:
         assert isinstance(self._local, TextClassifier)
         return self._local
 
@@ -427,9 +427,7 @@ class _ServedClassifier(_ServedSpecialist):
         return results
 
 
-def _served_class(
-    base: type[_ServedSpecialist], local: Specialist[Any, Any]
-) -> type[_ServedSpecialist]:
+def _served_class(base: type[_ServedSpecialist], local: AnySpecialist) -> type[_ServedSpecialist]:
     return type(
         f"Served{type(local).__name__}",
         (base,),
@@ -445,11 +443,11 @@ def _served_class(
 
 
 def serve_remotely(
-    specialist: Specialist[Any, Any],
+    specialist: AnySpecialist,
     endpoint: ServedEndpointSpec,
     *,
     transport: httpx2.BaseTransport | None = None,
-) -> Specialist[Any, Any]:
+) -> AnySpecialist:
     """The same specialist with its model on ``endpoint``."""
     client = EndpointClient(endpoint, transport=transport)
     mode = endpoint.mode
@@ -468,7 +466,7 @@ def serve_remotely(
 
 def specialist_for_binding(
     registry: SpecialistRegistry, name: str, binding: SpecialistBinding
-) -> Specialist[Any, Any]:
+) -> AnySpecialist:
     """Build the specialist a graph binding describes, on the backend it names."""
     specialist = registry.create(name, binding.options)
     if binding.backend == "vllm":

@@ -439,21 +439,20 @@ def _described_choices(schema: Mapping[str, Any]) -> list[str]:
 # -- the specialist ------------------------------------------------------------------------
 
 
-class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
+class FunctionCallSpecialist(
+    Specialist[FunctionCallInput, FunctionCallOutput, FunctionCallOptions]
+):
     name: ClassVar[str] = "function_call"
     description: ClassVar[str] = (
         "Tool calling: given a request and function definitions (JSON Schema), returns the "
         "call(s) to make with their arguments, or says that no function applies. "
         "Input: {request, functions}."
     )
-    input_model: ClassVar[type[BaseModel]] = FunctionCallInput
-    output_model: ClassVar[type[BaseModel]] = FunctionCallOutput
-    options_model: ClassVar[type[BaseModel]] = FunctionCallOptions
     summary_fields: ClassVar[tuple[str, ...] | None] = ("calls", "no_call")
 
     def __init__(
         self,
-        options: BaseModel | dict[str, Any] | None = None,
+        options: FunctionCallOptions | Mapping[str, Any] | None = None,
         *,
         encoder: TextEncoder | None = None,
         generator: JSONGenerator | None = None,
@@ -463,11 +462,6 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         self._generator = generator
         self._attached = generator is not None
         self._load_lock = threading.Lock()
-
-    @property
-    def opts(self) -> FunctionCallOptions:
-        assert isinstance(self.options, FunctionCallOptions)
-        return self.options
 
     @property
     def model_id(self) -> str:
@@ -485,8 +479,8 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
     @property
     def filler(self) -> str:
         """The filler in use ('auto' resolved)."""
-        if self.opts.filler != "auto":
-            return self.opts.filler
+        if self.options.filler != "auto":
+            return self.options.filler
         return "generate" if self._attached else "extract"
 
     def close(self) -> None:
@@ -502,7 +496,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 from orchestrator.specialists.backends.llama import LlamaJSONGenerator
 
                 self._generator = LlamaJSONGenerator(
-                    self.opts.model_path, n_threads=self.opts.n_threads
+                    self.options.model_path, n_threads=self.options.n_threads
                 )
 
     # -- choosing functions --------------------------------------------------------------
@@ -571,14 +565,14 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 part = self.relevance(clause, specs[f], float(sims[c][f]))
                 if part > relevance:
                     relevance, best = part, f
-        if relevance < self.opts.relevance_threshold:
+        if relevance < self.options.relevance_threshold:
             return [], relevance, specs[best]
         chosen: dict[int, list[str]] = {best: []}
         if len(specs) > 1 and len(clauses) > 1:
             for c, clause in enumerate(clauses, start=1):
                 row = sims[c]
                 f = int(row.argmax())
-                if f != best and row[f] >= self.opts.clause_threshold:
+                if f != best and row[f] >= self.options.clause_threshold:
                     chosen.setdefault(f, []).append(clause)
                 else:
                     chosen[best].append(clause)
@@ -745,7 +739,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         for match in pair_lists(text):
             count = max(count, len(list_items(text, match)[1]))
         count = max(count, len(self.requests_in(text, by_case=by_case)), len(same_for(text)))
-        return min(count, self.opts.max_calls)
+        return min(count, self.options.max_calls)
 
     @staticmethod
     def requests_in(text: str, *, by_case: bool = True) -> list[str]:
@@ -871,7 +865,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 spec.properties,
                 scalar,
                 spec.required,
-                margin=self.opts.margin,
+                margin=self.options.margin,
                 similarity=self._similarity,
                 function_text=f"{spec.name} {spec.description}",
             )
@@ -1061,7 +1055,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
                 calls.append(call)
             return calls, 0
         generated = self._generator.generate(
-            self.messages(spec, params, text, count), schema, max_tokens=self.opts.max_new_tokens
+            self.messages(spec, params, text, count), schema, max_tokens=self.options.max_new_tokens
         )
         tokens = generated.prompt_tokens + generated.completion_tokens
         try:
@@ -1108,7 +1102,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
         if not chosen:
             reason = (
                 f"no function applies: the closest, {closest.name!r}, scores "
-                f"{confidence:.2f} < {self.opts.relevance_threshold:.2f}"
+                f"{confidence:.2f} < {self.options.relevance_threshold:.2f}"
             )
             out = FunctionCallOutput(calls=[], no_call=True, reason=reason)
             return Prediction(out, 1.0 - confidence, 0)
@@ -1119,7 +1113,7 @@ class FunctionCallSpecialist(Specialist[FunctionCallInput, FunctionCallOutput]):
             filled, used = self.fill(spec, text, context, by_case=len(chosen) == 1)
             tokens += used
             calls += [ToolCall(name=spec.name, arguments=a) for a in filled]
-        out = FunctionCallOutput(calls=calls[: self.opts.max_calls], no_call=not calls)
+        out = FunctionCallOutput(calls=calls[: self.options.max_calls], no_call=not calls)
         return Prediction(out, float(np.clip(confidence, 0.0, 1.0)), tokens)
 
     def predict_batch(
