@@ -50,7 +50,11 @@ _TARGET_PRECISION = {"intent": 0.97, "sentiment": 0.95}
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Data file or folder.")]
 FormatOpt = Annotated[
-    str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}, cuad (clauses).")
+    str,
+    typer.Option(
+        "--format",
+        help=f"One of: {', '.join(FORMATS)}, cuad (clauses), bfcl or assistant (function_call).",
+    ),
 ]
 StoreOpt = Annotated[
     Path, typer.Option("--store", help="Artifact store: artifacts are <store>/<name>.")
@@ -431,8 +435,13 @@ def _evaluate(
 
 def evaluate(
     name: Annotated[str, typer.Argument(help="Artifact name in the store, or its directory.")],
-    data: DataOpt,
     fmt: FormatOpt,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Data file or folder (--format assistant: the bundled requests)."
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
     plots: Annotated[
         Path | None, typer.Option(help="Write risk-coverage and confusion PNGs here.")
@@ -452,8 +461,12 @@ def evaluate(
         int | None, typer.Option(help="--format bfcl: the first N questions of each category.")
     ] = None,
     part: Annotated[
-        str, typer.Option(help="--format bfcl: all, tune (first half) or rest (second half).")
-    ] = "all",
+        str | None,
+        typer.Option(
+            help="--format bfcl: all, tune (first half) or rest (second half); --format "
+            "assistant: tune, test or all (default: test)."
+        ),
+    ] = None,
     filler: Annotated[
         str | None,
         typer.Option(
@@ -464,7 +477,14 @@ def evaluate(
     """Evaluate a trained artifact: quality, calibration, risk-coverage, latency.
 
     With ``--format cuad`` a clauses artifact is scored like CUAD; with ``--format bfcl`` the
-    ``function_call`` specialist is run on BFCL files."""
+    ``function_call`` specialist is run on BFCL files, with ``--format assistant`` on the
+    project's own realistic assistant requests."""
+    if fmt == "assistant":
+        return _evaluate_assistant(
+            name, data, part or "test", plots, as_json=as_json, filler=filler
+        )
+    if data is None:
+        raise ConfigurationError(f"--data: required with --format {fmt}")
     if fmt == "cuad":
         from orchestrator.cli.clauses import evaluate_cuad
 
@@ -472,7 +492,7 @@ def evaluate(
         return 0
     if fmt == "bfcl":
         return _evaluate_bfcl(
-            name, data, category, limit=limit, part=part, as_json=as_json, filler=filler
+            name, data, category, limit=limit, part=part or "all", as_json=as_json, filler=filler
         )
     result = _evaluate(
         name,
@@ -583,20 +603,12 @@ def _evaluate_bfcl(
     as_json: bool,
     filler: str | None = None,
 ) -> int:
-    from orchestrator.specialists._registry import default_registry
     from orchestrator.specialists.evaluation.bfcl import CATEGORIES, evaluate_bfcl
 
-    if name != "function_call":
-        raise ConfigurationError(
-            f"--format bfcl evaluates the function_call specialist, not {name!r}"
-        )
     unknown = sorted(set(categories or []) - set(CATEGORIES))
     if unknown:
         raise ConfigurationError(f"unknown BFCL category {unknown}; known: {', '.join(CATEGORIES)}")
-    fillers = ("auto", "extract", "hybrid", "generate")
-    if filler is not None and filler not in fillers:
-        raise ConfigurationError(f"--filler {filler!r}: use one of {', '.join(fillers)}")
-    specialist = default_registry().create(name, {"filler": filler} if filler else None)
+    specialist = _function_call(name, "bfcl", filler)
     with _progress(not as_json) as progress:
         report = evaluate_bfcl(
             specialist,
@@ -646,6 +658,63 @@ def _evaluate_bfcl(
         f"latency per question: p50 {report['latency_p50_ms']:.0f} ms, "
         f"p95 {report['latency_p95_ms']:.0f} ms"
     )
+    return 0
+
+
+def _function_call(name: str, fmt: str, filler: str | None) -> Any:
+    from orchestrator.specialists._registry import default_registry
+
+    if name != "function_call":
+        raise ConfigurationError(
+            f"--format {fmt} evaluates the function_call specialist, not {name!r}"
+        )
+    fillers = ("auto", "extract", "hybrid", "generate")
+    if filler is not None and filler not in fillers:
+        raise ConfigurationError(f"--filler {filler!r}: use one of {', '.join(fillers)}")
+    return default_registry().create(name, {"filler": filler} if filler else None)
+
+
+def _evaluate_assistant(
+    name: str,
+    data: Path | None,
+    part: str,
+    plots: Path | None,
+    *,
+    as_json: bool,
+    filler: str | None,
+) -> int:
+    from orchestrator.specialists.evaluation.assistant import evaluate_assistant, write_plot
+
+    specialist = _function_call(name, "assistant", filler)
+    with _progress(not as_json) as progress:
+        report = evaluate_assistant(specialist, part=part, path=data, progress=progress)
+    report["command"] = _command_line(
+        "eval", name, data=data, format="assistant", part=part, filler=filler
+    )
+    report["filler"] = getattr(specialist, "filler", None)
+    if plots is not None:
+        report["plots"] = [str(write_plot(report, plots))]
+    if as_json:
+        out.print_json(json.dumps(report))
+        return 0
+    table = Table("requests", "kind", "fully right", title=f"function_call on assistant ({part})")
+    table.add_row(str(report["requests"]), "all", f"{100 * report['accuracy']:.1f}")
+    for kind, row in report["by_kind"].items():
+        table.add_row(str(row["requests"]), kind, f"{100 * row['accuracy']:.1f}")
+    out.print(table)
+    out.print(
+        f"refused {100 * report['refused']:.1f}% of relevant requests, called a tool on "
+        f"{100 * report['called_irrelevant']:.1f}% of irrelevant ones; verified "
+        f"{100 * report['verified']:.1f}% (of which {100 * report['verified_accuracy']:.1f}% "
+        f"right); p50 {report['latency_p50_ms']:.0f} ms"
+    )
+    if "kept" in report:
+        out.print(
+            f"at threshold {report['threshold']:.2f}: kept {100 * report['kept_relevant']:.1f}% "
+            f"of relevant requests, {100 * report['kept_accuracy']:.1f}% of kept right"
+        )
+    for plot in report.get("plots", []):
+        out.print(f"plot: {plot}")
     return 0
 
 
