@@ -1426,3 +1426,38 @@ def test_a_request_for_a_quantity_the_function_is_not_named_for_gets_no_call(
     density = _function("calculate_density", "Calculate a population density.", "country")
     text = "Calculate the population density of Peru from its population and land area."
     assert _calls(reader, text, [density]) == [{"calculate_density": {"country": "Peru"}}]
+
+
+def test_a_generated_call_is_never_repeated() -> None:
+    # The grammar asks for as many calls as the request seems to hold; a small model that
+    # has only one to give writes the same call again (SmolLM2 did, for this booking).
+    generator = Scripted()
+    specialist = FunctionCallSpecialist({"filler": "generate"}, generator=generator)
+    booking = _function("book_table", "Book a table at a restaurant.", "party_size", kind="integer")
+    booking["parameters"]["properties"]["restaurant"] = {"type": "string"}
+    item = FunctionCallInput(
+        request="Book a table for 4 at Nopa in San Francisco tomorrow at 7pm", functions=[booking]
+    )
+    prediction = specialist.predict_batch([item])[0]
+    assert generator.schemas[-1]["minItems"] == 2  # the grammar asked for two
+    assert len(prediction.output.calls) == 1
+    assert not any("repeats" in p for p in specialist.verify(item, prediction.output))
+
+
+@pytest.mark.slow
+def test_the_bundled_model_does_not_repeat_a_call() -> None:
+    pytest.importorskip("llama_cpp")
+    from orchestrator.specialists.backends.llama import LlamaJSONGenerator
+
+    booking = _function("book_table", "Book a table at a restaurant.", "restaurant", "city")
+    for filler in ("generate", "hybrid"):
+        specialist = FunctionCallSpecialist(
+            {"filler": filler}, generator=LlamaJSONGenerator(n_threads=2)
+        )
+        item = FunctionCallInput(
+            request="Book a table for 4 at Nopa in San Francisco tomorrow at 7pm",
+            functions=[booking],
+        )
+        calls = specialist.predict_batch([item])[0].output.calls
+        keys = [json.dumps(c.model_dump(), sort_keys=True) for c in calls]
+        assert calls and len(keys) == len(set(keys)), filler

@@ -259,6 +259,19 @@ def _unrepeated(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _distinct(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls without repeats: a grammar that asks for more calls than the request holds
+    makes a small model write the same call again, and a repeated call is never meant."""
+    seen: set[str] = set()
+    kept = []
+    for call in calls:
+        key = json.dumps(call, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(call)
+    return kept
+
+
 # A name of several capitalised words ("Natural History Museum", "Bank of America").
 _PROPER_NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]*)+")
 
@@ -1053,7 +1066,7 @@ class FunctionCallSpecialist(
                     inherited = {p: calls[-1][p] for p in spec.required if p in calls[-1]}
                     call = {**inherited, **call}
                 calls.append(call)
-            return calls, 0
+            return _distinct(calls), 0
         generated = self._generator.generate(
             self.messages(spec, params, text, count), schema, max_tokens=self.options.max_new_tokens
         )
@@ -1064,7 +1077,8 @@ class FunctionCallSpecialist(
             return [], tokens  # the token budget ran out mid-object
         if isinstance(calls, dict):
             calls = [calls]
-        return [self.coerce(spec, _unrepeated(c)) for c in calls if isinstance(c, dict)], tokens
+        filled = [self.coerce(spec, _unrepeated(c)) for c in calls if isinstance(c, dict)]
+        return _distinct(filled), tokens
 
     @staticmethod
     def coerce(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, Any]:
