@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -21,6 +21,7 @@ from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
 from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
 from orchestrator._result import build_run_result
+from orchestrator._state import RunState
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.agents.answerer import FrontierAnswerer, output_problems
@@ -328,9 +329,9 @@ class Orchestrator:
                     }
                 )
 
-            final: dict[str, Any] | None = None
+            final: RunState | None = None
             if mode == "done":
-                final = graph_input
+                final = cast(RunState, graph_input)
             else:
                 yield event("started" if mode == "start" else "resumed")
                 options: dict[str, Any] = {"stream_mode": ["updates", "values"]}

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
-from orchestrator._contracts import (
-    Escalation,
-    ModelCall,
-    Plan,
-    ResultField,
-    RunRequest,
-    RunResult,
-    SpecialistResult,
-    SubtaskReport,
-    Verdict,
-)
+from orchestrator._contracts import ModelCall, RunResult, SubtaskReport
 from orchestrator._ledger import PriceTable, build_ledger
+from orchestrator._state import RunState, RunView
 
 __all__ = ["build_run_result"]
 
@@ -25,7 +16,7 @@ __all__ = ["build_run_result"]
 def build_run_result(
     graph: str,
     thread_id: str,
-    state: dict[str, Any],
+    state: RunState,
     *,
     planner: str,
     total_ms: float,
@@ -34,9 +25,9 @@ def build_run_result(
     frontier_model: str | None = None,
     pending_review: Sequence[str] = (),
 ) -> RunResult:
-    plans = [Plan.model_validate(p) for p in state.get("plans", {}).values()]
-    results = {k: SpecialistResult.model_validate(v) for k, v in state.get("results", {}).items()}
-    verdicts = {k: Verdict.model_validate(v) for k, v in state.get("verdicts", {}).items()}
+    run = RunView(state)
+    plans = [run.plan(node) for node in run.planned_nodes()]
+    results = {sid: r for sid in run.result_ids() if (r := run.result(sid)) is not None}
     reports: list[SubtaskReport] = []
     skipped: dict[str, str] = {}
     not_run = 0  # planned but never called: a dependency failed
@@ -44,7 +35,7 @@ def build_run_result(
         skipped.update(plan.skipped)
         for sub in plan.subtasks:
             result = results.get(sub.id)
-            verdict = verdicts.get(sub.id)
+            verdict = run.verdict(sub.id)
             if result is None:
                 failed = [d for d in sub.depends_on if not (d in results and results[d].ok)]
                 skipped[sub.id] = f"dependency failed: {', '.join(failed)}" if failed else "not run"
@@ -68,7 +59,7 @@ def build_run_result(
                     source=result.source,
                 )
             )
-    fields = {k: ResultField.model_validate(v) for k, v in state.get("fields", {}).items()}
+    fields = run.fields
     timings: defaultdict[str, float] = defaultdict(float)
     for entry in state.get("timings", []):
         timings[entry["kind"]] += entry["ms"]
@@ -106,14 +97,12 @@ def build_run_result(
     return RunResult(
         graph=graph,
         thread_id=thread_id,
-        request=RunRequest.model_validate(state["request"]),
+        request=run.request,
         status=status,
         fields=fields,
         subtasks=tuple(reports),
         skipped=skipped,
-        escalations=tuple(
-            Escalation.model_validate(e) for e in (state.get("escalations") or {}).values()
-        ),
+        escalations=tuple(e for s in run.escalation_ids() if (e := run.escalation(s))),
         ledger=ledger,
         pending_review=tuple(pending_review),
         error="; ".join(plan_errors) or None,

@@ -20,7 +20,7 @@ from orchestrator._contracts import (
     Verdict,
 )
 from orchestrator._errors import SpecialistError, ToolTransportError
-from orchestrator._state import RunState, merge_dicts
+from orchestrator._state import RunState, RunView, merge_dicts
 from orchestrator.agents._planner import LocalPlanner
 from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists import SpecialistRegistry
@@ -278,7 +278,7 @@ def test_expression_context_exposes_output_keys_result_attributes_and_fields() -
         "verdicts": {**_passed("a"), **_passed("b", passed=False)},
         "fields": {"queue": {"value": "refunds", "provenance": {}}},
     }
-    context = expression_context(state)
+    context = expression_context(RunView(state))
     assert context["request"] == {"text": "hi", "metadata": {"vip": True}}
     assert context["fields"] == {"queue": "refunds"}
     a = context["a"]
@@ -680,7 +680,7 @@ def _results(a: str, b: str) -> dict[str, Any]:
 def test_decide_takes_the_first_true_condition_in_file_order(
     ctx: StepContext, spec: GraphSpec
 ) -> None:
-    decision = decide(ctx, "work", _state(spec, results=_results("refund", "urgent")))
+    decision = decide(ctx, "work", RunView(_state(spec, results=_results("refund", "urgent"))))
     # The urgent edge holds too, but the refund edge comes first in the file.
     assert decision == {
         "from": "work",
@@ -693,12 +693,12 @@ def test_decide_takes_the_first_true_condition_in_file_order(
 def test_decide_reads_every_condition_evaluated_before_the_chosen_edge(
     ctx: StepContext, spec: GraphSpec
 ) -> None:
-    decision = decide(ctx, "work", _state(spec, results=_results("other", "urgent")))
+    decision = decide(ctx, "work", RunView(_state(spec, results=_results("other", "urgent"))))
     assert (decision["to"], decision["reads"]) == ("urgent_route", ["a", "b"])
 
 
 def test_decide_falls_back_to_the_default_edge(ctx: StepContext, spec: GraphSpec) -> None:
-    decision = decide(ctx, "work", _state(spec, results=_results("other", "calm")))
+    decision = decide(ctx, "work", RunView(_state(spec, results=_results("other", "calm"))))
     assert decision == {"from": "work", "to": "other_route", "when": None, "reads": ["a", "b"]}
 
 
@@ -707,7 +707,7 @@ def test_decide_reads_only_subtasks_not_request_or_fields(
 ) -> None:
     state = _state(spec, results=_results("refund", "calm"))
     state["request"]["metadata"] = {"vip": True}
-    assert decide(ctx, "work", state) == {
+    assert decide(ctx, "work", RunView(state)) == {
         "from": "work",
         "to": "vip_route",
         "when": "request.metadata.vip",
@@ -716,7 +716,7 @@ def test_decide_reads_only_subtasks_not_request_or_fields(
 
 
 def test_decide_ends_a_node_without_outgoing_edges(ctx: StepContext, spec: GraphSpec) -> None:
-    decision = decide(ctx, "refund_route", _state(spec))
+    decision = decide(ctx, "refund_route", RunView(_state(spec)))
     assert decision == {"from": "refund_route", "to": "END", "when": None, "reads": []}
 
 

@@ -25,7 +25,7 @@ from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
 from langgraph.types import Send
 
-from orchestrator._state import RunState
+from orchestrator._state import RunState, RunView
 from orchestrator.graph.spec import END, START, ComposeNodeSpec, SetNodeSpec, SpecialistsNodeSpec
 from orchestrator.steps import call as call_step
 from orchestrator.steps import dispatch as dispatch_step
@@ -77,7 +77,7 @@ def build_state_graph(ctx: StepContext) -> StateGraph[Any]:
         targets = {e.to for e in start_edges} | {END}
 
         async def from_start(state: RunState) -> str:
-            return str(route_step.decide(ctx, START, state)["to"])
+            return route_step.decide(ctx, START, RunView(state))["to"]
 
         graph.add_conditional_edges(LG_START, from_start, {t: _entry(t) for t in sorted(targets)})
     return graph

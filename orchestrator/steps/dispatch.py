@@ -10,23 +10,25 @@ from typing import Any
 
 from langgraph.types import Send
 
-from orchestrator._contracts import Plan
-from orchestrator._state import CallPayload, RunState
+from orchestrator._state import CallPayload, RunState, RunView
 from orchestrator.steps.names import call_name, merge_name
 from orchestrator.steps.templates import expression_context, render
 
-__all__ = ["dispatch"]
+__all__ = ["dispatch", "next_wave"]
 
 
 def dispatch(node: str, state: RunState) -> list[Send] | str:
-    plan = Plan.model_validate(state["plans"][node])
-    results = state.get("results", {})
+    return next_wave(node, RunView(state))
+
+
+def next_wave(node: str, run: RunView) -> list[Send] | str:
+    """The calls to send now, or the merge node when there are none."""
     context: dict[str, Any] | None = None
     sends: list[Send] = []
-    for sub in plan.subtasks:
-        if sub.id in results or not all(results.get(d, {}).get("ok") for d in sub.depends_on):
+    for sub in run.plan(node).subtasks:
+        if run.has_result(sub.id) or not all(run.succeeded(d) for d in sub.depends_on):
             continue
-        context = context or expression_context(state)
+        context = context or expression_context(run)
         rendered = sub.model_copy(update={"input": render(sub.input, context)})
         payload: CallPayload = {"subtask": rendered.model_dump(mode="json")}
         sends.append(Send(call_name(node), payload))

@@ -15,15 +15,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from orchestrator._contracts import (
-    Escalation,
-    EscalationStep,
-    Plan,
-    SpecialistResult,
-    Subtask,
-    Verdict,
-)
-from orchestrator._state import RunState
+from orchestrator._contracts import Escalation, EscalationStep, SpecialistResult, Subtask, Verdict
+from orchestrator._state import RunState, RunView
 from orchestrator.agents.answerer import output_problems
 from orchestrator.graph.spec import FrontierRung, Rung, SpecialistRung, VoteRung
 from orchestrator.steps.call import call_subtask
@@ -35,28 +28,20 @@ __all__ = ["Escalator", "escalate", "input_variants"]
 async def escalate(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     """Walk the ladder for every result of this node that failed verification."""
     start = time.perf_counter()
-    plan = Plan.model_validate(state["plans"][node])
-    seen = state.get("escalations", {})
-    todo = [
-        sub
-        for sub in plan.subtasks
-        if sub.id not in seen
-        and sub.id in state.get("verdicts", {})
-        and not state["verdicts"][sub.id]["passed"]
-    ]
+    run = RunView(state)
+    todo: list[tuple[Subtask, SpecialistResult, Verdict]] = []
+    for sub in run.plan(node).subtasks:
+        verdict = run.verdict(sub.id)
+        if verdict is None or verdict.passed or run.has_escalation(sub.id):
+            continue
+        failed = run.result(sub.id)
+        assert failed is not None  # a verdict judges a result
+        # The ladder works on the arguments that were sent (templates filled in).
+        todo.append((sub.model_copy(update={"input": failed.input or sub.input}), failed, verdict))
     if not todo:
         return {}
     escalator = Escalator(ctx)
-    outcomes = await asyncio.gather(
-        *(
-            escalator.escalate(
-                sub.model_copy(update={"input": state["results"][sub.id]["input"] or sub.input}),
-                SpecialistResult.model_validate(state["results"][sub.id]),
-                Verdict.model_validate(state["verdicts"][sub.id]),
-            )
-            for sub in todo
-        )
-    )
+    outcomes = await asyncio.gather(*(escalator.escalate(*item) for item in todo))
     update: dict[str, Any] = {
         "escalations": {},
         "results": {},

@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 from orchestrator._contracts import FieldProvenance, ModelCall, ResultField
-from orchestrator._state import RunState
+from orchestrator._state import RunState, RunView
 from orchestrator.agents._frontier import FrontierError
 from orchestrator.graph.spec import ComposeNodeSpec, SetNodeSpec
 from orchestrator.steps.context import StepContext, timing
-from orchestrator.steps.route import decide_with_fields
+from orchestrator.steps.route import decide
 from orchestrator.steps.templates import expression_context, render, template
 
 __all__ = ["compose", "set_fields"]
@@ -25,8 +25,9 @@ def set_fields(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     start = time.perf_counter()
     spec_node = ctx.spec.nodes[node]
     assert isinstance(spec_node, SetNodeSpec)
-    context = expression_context(state)
-    entered = next((d for d in reversed(state.get("decisions", [])) if d["to"] == node), None)
+    run = RunView(state)
+    context = expression_context(run)
+    entered = next((d for d in reversed(run.decisions) if d["to"] == node), None)
     # A rule's field depends on the conditions that led here and on the results its own
     # templates read.
     subtasks = ctx.subtask_ids
@@ -39,30 +40,24 @@ def set_fields(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         if name in subtasks
     }
     reads = tuple(sorted({*(entered["reads"] if entered else ()), *templated}))
-    results = state.get("results", {})
-    verdicts = state.get("verdicts", {})
-    read_results = [results[r] for r in reads if r in results]
-    confidences = [r["confidence"] for r in read_results if r.get("confidence") is not None]
+    read_results = [r for r in map(run.result, reads) if r is not None]
+    confidences = [r.confidence for r in read_results if r.confidence is not None]
     provenance = FieldProvenance(
         source="rule",
         node=node,
-        verified=all(
-            results.get(r, {}).get("ok") and verdicts.get(r, {}).get("passed") for r in reads
-        ),
+        verified=all(run.succeeded(r) and run.verified(r) for r in reads),
         confidence=min(confidences) if confidences else None,
         derived_from=reads,
     )
     fields = {
-        key: ResultField(value=render(value, context), provenance=provenance).model_dump(
-            mode="json"
-        )
+        key: ResultField(value=render(value, context), provenance=provenance)
         for key, value in spec_node.set.items()
     }
     return {
-        "fields": fields,
+        "fields": _dumped(fields),
         "path": [node],
         "timings": [timing(node, "set", start)],
-        "decisions": [decide_with_fields(ctx, node, state, fields)],
+        "decisions": [decide(ctx, node, run, fields)],
     }
 
 
@@ -71,10 +66,11 @@ async def compose(ctx: StepContext, node: str, state: RunState) -> dict[str, Any
     start = time.perf_counter()
     spec_node = ctx.spec.nodes[node]
     assert isinstance(spec_node, ComposeNodeSpec)
+    run = RunView(state)
     verified = {
-        name: f["value"]
-        for name, f in state.get("fields", {}).items()
-        if f["provenance"]["verified"] and (spec_node.fields is None or name in spec_node.fields)
+        name: field.value
+        for name, field in run.fields.items()
+        if field.provenance.verified and (spec_node.fields is None or name in spec_node.fields)
     }
     calls: list[ModelCall] = []
     model: str | None = None
@@ -95,14 +91,16 @@ async def compose(ctx: StepContext, node: str, state: RunState) -> dict[str, Any
         verified=False,
         derived_from=tuple(sorted(verified)),
     )
-    fields = {
-        spec_node.output: ResultField(value=value, provenance=provenance).model_dump(mode="json")
-    }
+    fields = {spec_node.output: ResultField(value=value, provenance=provenance)}
     return {
-        "fields": fields,
+        "fields": _dumped(fields),
         "path": [node],
         "notes": [note] if note else [],
         "model_calls": [c.model_dump(mode="json") for c in calls],
         "timings": [timing(node, "compose", start)],
-        "decisions": [decide_with_fields(ctx, node, state, fields)],
+        "decisions": [decide(ctx, node, run, fields)],
     }
+
+
+def _dumped(fields: dict[str, ResultField]) -> dict[str, Any]:
+    return {name: field.model_dump(mode="json") for name, field in fields.items()}

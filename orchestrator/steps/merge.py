@@ -6,46 +6,39 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from orchestrator._contracts import FieldProvenance, Plan, ResultField
-from orchestrator._state import RunState
+from orchestrator._contracts import FieldProvenance, ResultField
+from orchestrator._state import RunState, RunView
 from orchestrator.steps.context import StepContext, timing
-from orchestrator.steps.route import decide_with_fields
+from orchestrator.steps.route import decide
 
 __all__ = ["merge"]
 
 
 def merge(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     start = time.perf_counter()
-    plan = Plan.model_validate(state["plans"][node])
-    escalated = set(state.get("escalations", {}))
-    fields: dict[str, Any] = {}
-    for sub in plan.subtasks:
-        raw = state.get("results", {}).get(sub.id)
-        if raw is None or not raw["ok"]:
+    run = RunView(state)
+    fields: dict[str, ResultField] = {}
+    for sub in run.plan(node).subtasks:
+        result = run.result(sub.id)
+        if result is None or not result.ok:
             continue
-        verdict = state.get("verdicts", {}).get(sub.id)
+        output = result.output or {}
         tool = ctx.tools.get(sub.specialist)
-        keys = (
-            tool.summary_fields
-            if tool and tool.summary_fields is not None
-            else tuple(raw["output"])
-        )
+        keys = tool.summary_fields if tool and tool.summary_fields is not None else tuple(output)
         provenance = FieldProvenance(
-            source=raw.get("source", "specialist"),
+            source=result.source,
             node=node,
             specialist=sub.specialist,
-            model=raw["model"],
-            confidence=raw["confidence"],
-            verified=bool(verdict and verdict["passed"]),
-            escalated=sub.id in escalated,
+            model=result.model,
+            confidence=result.confidence,
+            verified=run.verified(sub.id),
+            escalated=run.has_escalation(sub.id),
         )
         for key in keys:
-            if key in raw["output"]:
-                fields[f"{sub.id}.{key}"] = ResultField(
-                    value=raw["output"][key], provenance=provenance
-                ).model_dump(mode="json")
+            if key in output:
+                fields[f"{sub.id}.{key}"] = ResultField(value=output[key], provenance=provenance)
     return {
-        "fields": fields,
+        "fields": {name: field.model_dump(mode="json") for name, field in fields.items()},
         "timings": [timing(node, "merge", start)],
-        "decisions": [decide_with_fields(ctx, node, state, fields)],
+        "decisions": [decide(ctx, node, run, fields)],
     }

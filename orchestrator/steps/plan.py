@@ -7,8 +7,7 @@ from typing import Any
 
 import structlog
 
-from orchestrator._contracts import RunRequest
-from orchestrator._state import RunState
+from orchestrator._state import RunState, RunView
 from orchestrator.agents._planner import PlanStep
 from orchestrator.graph.spec import SpecialistsNodeSpec
 from orchestrator.steps.context import StepContext, timing
@@ -31,7 +30,7 @@ async def plan(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     planner = ctx.planner
     if spec_node.planner == "frontier" and ctx.frontier_planner is not None:
         planner = ctx.frontier_planner
-    made = await planner.plan(RunRequest.model_validate(state["request"]), step)
+    made = await planner.plan(RunView(state).request, step)
     if made.error:
         log.warning("no plan", node=node, error=made.error)
     log.debug("planned", node=node, subtasks=[s.id for s in made.subtasks], skipped=made.skipped)

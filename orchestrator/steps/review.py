@@ -10,48 +10,51 @@ from typing import Any
 
 from langgraph.types import Send, interrupt
 
-from orchestrator._contracts import Escalation, EscalationStep, SpecialistResult, Verdict
-from orchestrator._state import RunState
+from orchestrator._contracts import Escalation, EscalationStep, Verdict
+from orchestrator._state import RunState, RunView
 from orchestrator.steps.context import StepContext
-from orchestrator.steps.dispatch import dispatch
+from orchestrator.steps.dispatch import next_wave
 from orchestrator.steps.names import review_name
 
 __all__ = ["after_escalate", "awaiting_review", "review"]
 
 
-def awaiting_review(node: str, state: RunState) -> list[dict[str, Any]]:
+def awaiting_review(node: str, run: RunView) -> list[Escalation]:
     """The escalation records of this node that wait for a person."""
-    ids = {s["id"] for s in state["plans"][node]["subtasks"]}
-    return [
-        e
-        for sid, e in state.get("escalations", {}).items()
-        if sid in ids and e["outcome"] == "awaiting_human"
-    ]
+    ids = {s.id for s in run.plan(node).subtasks}
+    waiting = []
+    for sid in run.escalation_ids():
+        record = run.escalation(sid)
+        if sid in ids and record is not None and record.outcome == "awaiting_human":
+            waiting.append(record)
+    return waiting
 
 
 def after_escalate(node: str, state: RunState) -> list[Send] | str:
     """A router: to the review when a person is awaited, else the next wave of calls."""
-    if awaiting_review(node, state):
+    run = RunView(state)
+    if awaiting_review(node, run):
         return review_name(node)
-    return dispatch(node, state)
+    return next_wave(node, run)
 
 
 def review(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
-    pending = awaiting_review(node, state)
+    run = RunView(state)
+    pending = awaiting_review(node, run)
     items = []
     for record in pending:
-        sid = record["subtask_id"]
-        result = state["results"][sid]
-        tool = ctx.tools.get(result["specialist"])
-        rung = next((r for r in ctx.spec.ladder(result["specialist"]) if r.kind == "human"), None)
+        result = run.result(record.subtask_id)
+        assert result is not None  # escalated results exist
+        tool = ctx.tools.get(result.specialist)
+        rung = next((r for r in ctx.spec.ladder(result.specialist) if r.kind == "human"), None)
         items.append(
             {
-                "subtask_id": sid,
-                "specialist": result["specialist"],
-                "input": result["input"],
-                "output": result["output"],
-                "confidence": result["confidence"],
-                "reason": record["reason"],
+                "subtask_id": record.subtask_id,
+                "specialist": result.specialist,
+                "input": result.input,
+                "output": result.output,
+                "confidence": result.confidence,
+                "reason": record.reason,
                 "note": getattr(rung, "note", ""),
                 "output_schema": tool.output_schema if tool else {},
                 "labels": list(tool.labels) if tool and tool.labels else None,
@@ -61,26 +64,26 @@ def review(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     decisions = interrupt({"node": node, "pending": items})
     update: dict[str, Any] = {"escalations": {}, "results": {}, "verdicts": {}}
     for record in pending:
-        sid = record["subtask_id"]
-        decision = decisions.get(sid, {"action": "reject"})
-        result = SpecialistResult.model_validate(state["results"][sid])
-        step = EscalationStep(
-            rung="human", passed=decision["action"] != "reject", detail=decision["action"]
-        )
-        escalation = Escalation.model_validate(record).model_copy(
+        sid = record.subtask_id
+        action = decisions.get(sid, {"action": "reject"})["action"]
+        rejected = action == "reject"
+        step = EscalationStep(rung="human", passed=not rejected, detail=action)
+        escalation = record.model_copy(
             update={
-                "steps": (*Escalation.model_validate(record).steps, step),
-                "outcome": "unresolved" if decision["action"] == "reject" else "resolved",
-                "resolved_by": None if decision["action"] == "reject" else "human",
+                "steps": (*record.steps, step),
+                "outcome": "unresolved" if rejected else "resolved",
+                "resolved_by": None if rejected else "human",
             }
         )
         update["escalations"][sid] = escalation.model_dump(mode="json")
-        if decision["action"] == "reject":
+        if rejected:
             continue
-        if decision["action"] == "answer":
+        result = run.result(sid)
+        assert result is not None
+        if action == "answer":
             result = result.model_copy(
                 update={
-                    "output": decision["output"],
+                    "output": decisions[sid]["output"],
                     "ok": True,
                     "source": "human",
                     "model": "human",
@@ -92,9 +95,6 @@ def review(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
             result = result.model_copy(update={"source": "human"})
         update["results"][sid] = result.model_dump(mode="json")
         update["verdicts"][sid] = Verdict(
-            subtask_id=sid,
-            passed=True,
-            checks={"human": True},
-            reasons=(f"human {decision['action']}",),
+            subtask_id=sid, passed=True, checks={"human": True}, reasons=(f"human {action}",)
         ).model_dump(mode="json")
     return update

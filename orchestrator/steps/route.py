@@ -3,23 +3,30 @@ can say which conditions its fields depend on); the router only follows it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from orchestrator._state import RunState
+from orchestrator._contracts import ResultField
+from orchestrator._state import Decision, RunState, RunView
 from orchestrator.graph.spec import END
 from orchestrator.steps.context import StepContext
 from orchestrator.steps.templates import condition, expression_context
 
-__all__ = ["decide", "decide_with_fields", "route"]
+__all__ = ["decide", "route"]
 
 
-def decide(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
+def decide(
+    ctx: StepContext,
+    node: str,
+    run: RunView,
+    written: Mapping[str, ResultField] | None = None,
+) -> Decision:
     """Pick the edge out of `node`: the first whose condition holds, else the default.
 
-    ``reads`` lists the subtasks read by every condition evaluated on the way, since the
-    default edge is taken *because* the conditions before it failed.
+    Conditions see the fields the node has just ``written``. ``reads`` lists the subtasks read
+    by every condition evaluated on the way, since the default edge is taken *because* the
+    conditions before it failed.
     """
-    context = expression_context(state)
+    context = expression_context(run, written)
     subtasks = ctx.subtask_ids
     default = END
     reads: set[str] = set()
@@ -34,15 +41,7 @@ def decide(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     return {"from": node, "to": default, "when": None, "reads": sorted(reads)}
 
 
-def decide_with_fields(
-    ctx: StepContext, node: str, state: RunState, fields: dict[str, Any]
-) -> dict[str, Any]:
-    """The decision of a node that writes ``fields``: its conditions see them merged."""
-    merged: RunState = {**state, "fields": {**state.get("fields", {}), **fields}}
-    return decide(ctx, node, merged)
-
-
 def route(node: str, state: RunState) -> str:
     """The target of the node's latest decision."""
     decision = next(d for d in reversed(state["decisions"]) if d["from"] == node)
-    return str(decision["to"])
+    return decision["to"]

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from orchestrator._state import RunState
+from orchestrator._contracts import ResultField
+from orchestrator._state import RunView
 from orchestrator.graph.expressions import Expression, Template, parse_expression, parse_template
 
 __all__ = ["condition", "expression_context", "render", "template"]
@@ -33,24 +34,28 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
-def expression_context(state: RunState) -> dict[str, Any]:
-    """What conditions and templates can read: request, fields, and each subtask's result."""
-    request = state.get("request", {})
+def expression_context(
+    run: RunView, written: Mapping[str, ResultField] | None = None
+) -> dict[str, Any]:
+    """What conditions and templates can read: request, fields (with those a step has just
+    ``written``), and each subtask's result."""
+    values = run.field_values()
+    values.update((name, field.value) for name, field in (written or {}).items())
     context: dict[str, Any] = {
-        "request": {"text": request.get("text"), "metadata": request.get("metadata", {})},
-        "fields": {k: v["value"] for k, v in state.get("fields", {}).items()},
+        "request": {"text": run.request.text, "metadata": run.request.metadata},
+        "fields": values,
     }
-    verdicts = state.get("verdicts", {})
-    for sid, result in state.get("results", {}).items():
-        output = result.get("output") or {}
-        verdict = verdicts.get(sid)
+    for sid in run.result_ids():
+        result = run.result(sid)
+        assert result is not None
+        output = result.output or {}
         context[sid] = {
             **output,
             "output": output,
-            "confidence": result.get("confidence"),
-            "model": result.get("model"),
-            "ok": result.get("ok"),
-            "error": result.get("error"),
-            "verified": bool(verdict and verdict["passed"]),
+            "confidence": result.confidence,
+            "model": result.model,
+            "ok": result.ok,
+            "error": result.error,
+            "verified": run.verified(sid),
         }
     return context
