@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from orchestrator._contracts import Plan, RunRequest, Subtask, ToolInfo
-from orchestrator.graph.spec import SubtaskSpec
-from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
 
-__all__ = ["LocalPlanner", "PlanStep", "Planner"]
+__all__ = ["DeclaredSubtask", "LocalPlanner", "PlanStep", "Planner", "SentenceEncoder"]
+
+
+@dataclass(frozen=True)
+class DeclaredSubtask:
+    """A subtask the graph declares for a node: what a planner may run."""
+
+    id: str
+    #: the specialist binding (tool) it calls
+    specialist: str
+    #: arguments; strings may hold {{ templates }} that dispatch fills in
+    input: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    #: "always" runs it; "similarity" runs it when the request is close enough to the tool
+    select: Literal["always", "similarity"] = "always"
+    #: cosine threshold for select="similarity"
+    min_similarity: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -21,7 +36,7 @@ class PlanStep:
     """What a planner is asked to plan: one specialists node of the graph."""
 
     node: str
-    declared: Sequence[SubtaskSpec]
+    declared: Sequence[DeclaredSubtask]
     #: tool name -> what the toolset publishes about it (descriptions, schemas)
     tools: Mapping[str, ToolInfo]
     #: the tools this node may use (empty: all of them)
@@ -35,6 +50,15 @@ class Planner(Protocol):
     async def plan(self, request: RunRequest, step: PlanStep) -> Plan: ...
 
 
+@runtime_checkable
+class SentenceEncoder(Protocol):
+    """What the local planner needs to compare a request with tool descriptions."""
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """One L2-normalised row per text."""
+        ...
+
+
 class LocalPlanner:
     """Plans without an LLM, from the graph file's declarations.
 
@@ -46,12 +70,17 @@ class LocalPlanner:
 
     name = "local"
 
-    def __init__(self, encoder: TextEncoder | None = None) -> None:
+    def __init__(self, encoder: SentenceEncoder | None = None) -> None:
+        """``encoder`` defaults to the bundled one, loaded when a similarity subtask first
+        needs it (graphs whose subtasks always run never load a model here)."""
         self._encoder = encoder
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        encoder = self._encoder or bundled_encoder()
-        return encoder.encode(texts)
+    def _encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if self._encoder is None:
+            from orchestrator.specialists.backends.encoder import bundled_encoder
+
+            self._encoder = bundled_encoder()
+        return self._encoder.encode(texts)
 
     async def plan(self, request: RunRequest, step: PlanStep) -> Plan:
         similarity: dict[str, float] = {}

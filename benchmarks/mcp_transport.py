@@ -48,8 +48,8 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from orchestrator import configure_logging
-from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.specialists import default_registry
+from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools._toolset import InProcessToolset
 
@@ -108,7 +108,7 @@ async def timed(texts: list[str], fn: Call, progress: Progress, task: TaskID) ->
 
 @contextlib.asynccontextmanager
 async def stdio_pool() -> AsyncIterator[MCPSessionPool]:
-    pool = MCPSessionPool("bench", MCPServerSpec(command="orchestrator", args=SERVE[2:]))
+    pool = MCPSessionPool("bench", MCPServerConfig(command="orchestrator", args=SERVE[2:]))
     try:
         await pool.start()
         yield pool
@@ -152,7 +152,7 @@ async def http_server(timeout_s: float = 120) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def http_pool() -> AsyncIterator[MCPSessionPool]:
     async with http_server() as url:
-        pool = MCPSessionPool("bench-http", MCPServerSpec(url=url))
+        pool = MCPSessionPool("bench-http", MCPServerConfig(url=url))
         try:
             await pool.start()
             yield pool

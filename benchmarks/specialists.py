@@ -43,8 +43,8 @@ from _common import (
 )
 
 from orchestrator import configure_logging
-from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.specialists import Specialist, TextInput, default_registry
+from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._pool import MCPSessionPool
 
 CONCURRENCY = (1, 8, 32)
@@ -134,7 +134,7 @@ def _peak_rss_mb(pid: int) -> float:
 async def server_memory(texts: Sequence[str]) -> dict[str, Any]:
     """Peak RSS of ``orchestrator serve`` (all registered specialists) after real calls."""
     before = set(_children(os.getpid()))
-    spec = MCPServerSpec(command=sys.executable, args=["-m", "orchestrator", "serve"])
+    spec = MCPServerConfig(command=sys.executable, args=["-m", "orchestrator", "serve"])
     pool = MCPSessionPool("all", spec)
     await pool.start()
     try:

@@ -32,6 +32,7 @@ from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 from orchestrator.specialists.backends.openai_compatible import specialist_for_binding
 from orchestrator.steps import StepContext
+from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
 
@@ -146,7 +147,12 @@ class Orchestrator:
                 remote[key] = (binding.via, self.spec.tool_name(key))
         if not remote:
             return InProcessToolset(local)
-        mcp = MCPToolset(self.spec.servers, remote, base_dir=self._base_dir)
+        # The tools layer has its own server configuration: the file's spec converts to it.
+        servers = {
+            name: MCPServerConfig.model_validate(server.model_dump())
+            for name, server in self.spec.servers.items()
+        }
+        mcp = MCPToolset(servers, remote, base_dir=self._base_dir)
         if not local:
             return mcp
         inproc = InProcessToolset(local)

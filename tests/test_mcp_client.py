@@ -16,8 +16,8 @@ import httpx2
 import pytest
 
 from orchestrator import GraphSpec, Orchestrator, ToolTransportError
-from orchestrator.graph.spec import MCPServerSpec
 from orchestrator.specialists import SpecialistRegistry
+from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools.mcp_toolset import MCPToolset
 
@@ -47,9 +47,9 @@ def _wait_pid(path: Path) -> int:
     return int(path.read_text())
 
 
-def _stdio_spec(pid_file: Path | None = None) -> MCPServerSpec:
+def _stdio_spec(pid_file: Path | None = None) -> MCPServerConfig:
     args = [SCRIPTED] + (["--pid-file", str(pid_file)] if pid_file else [])
-    return MCPServerSpec(command=sys.executable, args=args)
+    return MCPServerConfig(command=sys.executable, args=args)
 
 
 def test_stdio_pool_concurrent_calls_and_clean_shutdown(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_killed_server_is_restarted(tmp_path: Path) -> None:
 
 def test_unreachable_server_is_a_transport_error() -> None:
     async def main() -> None:
-        spec = MCPServerSpec(
+        spec = MCPServerConfig(
             command=sys.executable, args=["-c", "import sys; sys.exit(3)"], connect_timeout_s=20
         )
         with pytest.raises(ToolTransportError, match="cannot connect to MCP server 'broken'"):
@@ -156,7 +156,8 @@ def test_http_needs_the_bearer_token(http_server: str, monkeypatch: pytest.Monke
 
     async def main(token_env: str) -> str:
         pool = MCPSessionPool(
-            "http", MCPServerSpec(url=http_server, bearer_token_env=token_env, connect_timeout_s=20)
+            "http",
+            MCPServerConfig(url=http_server, bearer_token_env=token_env, connect_timeout_s=20),
         )
         await pool.start()
         try:
@@ -186,7 +187,9 @@ def test_http_malformed_json_rpc_gets_an_error_and_the_server_goes_on(
     monkeypatch.setenv("GOOD_TOKEN", TOKEN)
 
     async def main() -> bool:
-        pool = MCPSessionPool("http", MCPServerSpec(url=http_server, bearer_token_env="GOOD_TOKEN"))
+        pool = MCPSessionPool(
+            "http", MCPServerConfig(url=http_server, bearer_token_env="GOOD_TOKEN")
+        )
         await pool.start()
         try:
             return not (await pool.call_tool("scripted", {"text": "still fine"})).is_error
@@ -280,8 +283,8 @@ def test_results_of_our_tools_skip_the_sdks_duplicate_schema_check(
         checked.append(name)
 
     monkeypatch.setattr(ClientSession, "validate_tool_result", sdk_validate)
-    spec = MCPServerSpec(command=sys.executable, args=[SCRIPTED])
-    third = MCPServerSpec(command=sys.executable, args=[THIRD_PARTY])
+    spec = MCPServerConfig(command=sys.executable, args=[SCRIPTED])
+    third = MCPServerConfig(command=sys.executable, args=[THIRD_PARTY])
 
     async def main() -> None:
         ours, theirs = MCPSessionPool("ours", spec), MCPSessionPool("theirs", third)

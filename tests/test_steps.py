@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from langgraph.types import Send
 
 from orchestrator._contracts import (
     Plan,
+    RunRequest,
     SpecialistResult,
     Subtask,
     ToolInfo,
@@ -21,7 +24,12 @@ from orchestrator._contracts import (
 )
 from orchestrator._errors import SpecialistError, ToolTransportError
 from orchestrator._state import RunState, RunView, merge_dicts
-from orchestrator.agents._planner import LocalPlanner
+from orchestrator.agents._planner import (
+    DeclaredSubtask,
+    LocalPlanner,
+    PlanStep,
+    SentenceEncoder,
+)
 from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
@@ -305,6 +313,68 @@ def test_plan_stores_the_declared_subtasks_and_records_the_path(ctx: StepContext
     assert plan.planner == "local" and plan.skipped == {}
     assert update["path"] == ["work"]
     assert update["timings"][0]["kind"] == "plan"
+
+
+class _AxisEncoder:
+    """A SentenceEncoder that maps a text to an axis by its first word: equal words, cosine 1."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.seen.extend(texts)
+        words = sorted({t.split()[0].lower() for t in texts})
+        vectors = np.zeros((len(texts), len(words)), dtype=np.float32)
+        for row, text in enumerate(texts):
+            vectors[row, words.index(text.split()[0].lower())] = 1.0
+        return vectors
+
+
+def test_the_planner_sees_declared_subtasks_not_the_graph_files_types(spec: GraphSpec) -> None:
+    class Recording:
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.steps: list[PlanStep] = []
+
+        async def plan(self, request: RunRequest, step: PlanStep) -> Plan:
+            self.steps.append(step)
+            return Plan(subtasks=(), planner=self.name)
+
+    recording = Recording()
+    ctx = StepContext(spec=spec, toolset=FakeToolset([], []), planner=recording, tools={})
+    asyncio.run(plan_step(ctx, "work", {"request": {"text": "hi"}}))
+    declared = recording.steps[0].declared
+    assert all(isinstance(d, DeclaredSubtask) for d in declared)
+    assert declared[1] == DeclaredSubtask(
+        id="b",
+        specialist="second",
+        input={"text": "previous said {{ a.label }}"},
+        depends_on=("a",),
+    )
+
+
+def test_the_local_planner_compares_with_the_encoder_it_is_given() -> None:
+    tools = {
+        name: ToolInfo(
+            name=name, description=f"{name} questions", input_schema={}, output_schema={}
+        )
+        for name in ("billing", "weather")
+    }
+    step = PlanStep(
+        node="n",
+        declared=[
+            DeclaredSubtask(id=name, specialist=name, select="similarity", min_similarity=0.5)
+            for name in tools
+        ],
+        tools=tools,
+    )
+    encoder = _AxisEncoder()
+    assert isinstance(encoder, SentenceEncoder)
+    made = asyncio.run(LocalPlanner(encoder).plan(RunRequest(text="billing is wrong"), step))
+    assert [s.id for s in made.subtasks] == ["billing"]
+    assert made.skipped == {"weather": "similarity 0.00 < min_similarity 0.50"}
+    assert encoder.seen == ["billing is wrong", "billing questions", "weather questions"]
 
 
 # -- dispatch --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, Tool
 
 from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
-from orchestrator.graph.spec import MCPServerSpec
+from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools.server import META_KEY
 
 __all__ = ["MCPSessionPool", "resolve_command"]
@@ -141,9 +141,9 @@ class _Session:
 class MCPSessionPool:
     """Long-lived sessions to one MCP server, safe for many concurrent calls."""
 
-    def __init__(self, name: str, spec: MCPServerSpec, *, base_dir: Path | None = None) -> None:
+    def __init__(self, name: str, config: MCPServerConfig, *, base_dir: Path | None = None) -> None:
         self.name = name
-        self.spec = spec
+        self.config = config
         self._base_dir = base_dir
         self._sessions: list[_Session] = []
         self._locks: list[asyncio.Lock] = []
@@ -153,30 +153,30 @@ class MCPSessionPool:
 
     # -- connecting ------------------------------------------------------------------------
     def _transport(self) -> AbstractAsyncContextManager[Any]:
-        spec = self.spec
-        if spec.command is not None:
-            command, args = resolve_command(spec.command, spec.args)
-            cwd = spec.cwd
+        config = self.config
+        if config.command is not None:
+            command, args = resolve_command(config.command, config.args)
+            cwd = config.cwd
             if cwd is not None and self._base_dir is not None and not Path(cwd).is_absolute():
                 cwd = str(self._base_dir / cwd)
-            env = dict(spec.env)
-            if spec.command == "orchestrator":
+            env = dict(config.env)
+            if config.command == "orchestrator":
                 # Our own server runs in this installation's environment (PYTHONPATH, venv);
                 # other commands get the SDK's small default environment plus `env`.
                 env = {**os.environ, **env}
             params = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
             return stdio_client(params, errlog=_errlog())  # type: ignore[arg-type]
-        assert spec.url is not None
-        headers = dict(spec.headers)
-        if spec.bearer_token_env:
-            token = os.environ.get(spec.bearer_token_env)
+        assert config.url is not None
+        headers = dict(config.headers)
+        if config.bearer_token_env:
+            token = os.environ.get(config.bearer_token_env)
             if not token:
                 raise ConfigurationError(
-                    f"server {self.name!r}: the environment variable {spec.bearer_token_env} "
+                    f"server {self.name!r}: the environment variable {config.bearer_token_env} "
                     "(bearer_token_env) is not set"
                 )
             headers["Authorization"] = f"Bearer {token}"
-        return _http_transport(spec.url, headers)
+        return _http_transport(config.url, headers)
 
     def _client(self) -> Client:
         return Client(self._transport())
@@ -187,11 +187,11 @@ class MCPSessionPool:
             return
         self._sessions = [
             _Session(self._client, self.name, f"{self.name}#{i}", self.tools)
-            for i in range(self.spec.pool_size)
+            for i in range(self.config.pool_size)
         ]
         self._locks = [asyncio.Lock() for _ in self._sessions]
         try:
-            await asyncio.gather(*(s.open(self.spec.connect_timeout_s) for s in self._sessions))
+            await asyncio.gather(*(s.open(self.config.connect_timeout_s) for s in self._sessions))
             client = self._sessions[0].client
             assert client is not None
             listing = await client.list_tools()
@@ -212,7 +212,7 @@ class MCPSessionPool:
                 if not session.alive:
                     await session.close()
                     fresh = _Session(self._client, self.name, session.label, self.tools)
-                    await fresh.open(self.spec.connect_timeout_s)
+                    await fresh.open(self.config.connect_timeout_s)
                     self._sessions[index] = fresh
                     self.restarts += 1
                     log.warning(

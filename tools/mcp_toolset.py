@@ -12,7 +12,7 @@ from mcp.types import CallToolResult, TextContent, Tool
 
 from orchestrator._contracts import ToolInfo, ToolOutput
 from orchestrator._errors import ConfigurationError, SpecialistError
-from orchestrator.graph.spec import MCPServerSpec
+from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools._toolset import Toolset
 from orchestrator.tools.server import META_KEY
@@ -35,7 +35,7 @@ class MCPToolset:
 
     def __init__(
         self,
-        servers: Mapping[str, MCPServerSpec],
+        servers: Mapping[str, MCPServerConfig],
         bindings: Mapping[str, tuple[str, str]],
         *,
         base_dir: Path | None = None,

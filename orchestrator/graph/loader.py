@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -18,14 +18,13 @@ from orchestrator.graph.expressions import (
     parse_expression,
     parse_template,
 )
-from orchestrator.graph.positions import LoadedYaml, YamlSyntaxError, load_yaml
-from orchestrator.graph.spec import (
+from orchestrator.graph.model import (
     END,
     START,
     ComposeNodeSpec,
     EdgeSpec,
     FrontierSpec,
-    GraphSpec,
+    GraphModel,
     MCPServerSpec,
     Policies,
     SetNodeSpec,
@@ -33,17 +32,20 @@ from orchestrator.graph.spec import (
     SpecialistsNodeSpec,
     SubtaskSpec,
 )
+from orchestrator.graph.positions import LoadedYaml, YamlSyntaxError, load_yaml
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 
 __all__ = ["load_graph_data", "load_graph_file", "load_graph_text"]
 
 Loc = tuple[str | int, ...]
+#: The class a file loads into (GraphSpec, which adds the loading entry points).
+G = TypeVar("G", bound=GraphModel)
 # Attributes every result offers to conditions, beside the specialist's own output keys.
 RESULT_ATTRIBUTES = ("confidence", "verified", "ok", "model", "output", "error")
 ROOT_NAMES = ("request", "fields")
 
 
-def load_graph_file(path: Path, *, registry: SpecialistRegistry | None = None) -> GraphSpec:
+def load_graph_file(into: type[G], path: Path, *, registry: SpecialistRegistry | None = None) -> G:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -53,12 +55,16 @@ def load_graph_file(path: Path, *, registry: SpecialistRegistry | None = None) -
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GraphFileError([GraphIssue(f"cannot read the file: {exc}")], path) from None
-    return load_graph_text(text, source=str(path), registry=registry)
+    return load_graph_text(into, text, source=str(path), registry=registry)
 
 
 def load_graph_text(
-    text: str, *, source: str | None = None, registry: SpecialistRegistry | None = None
-) -> GraphSpec:
+    into: type[G],
+    text: str,
+    *,
+    source: str | None = None,
+    registry: SpecialistRegistry | None = None,
+) -> G:
     try:
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -73,22 +79,27 @@ def load_graph_text(
             ],
             source,
         ) from None
-    return _load(loaded.data, loaded, source, registry or default_registry(), text)
+    return _load(into, loaded.data, loaded, source, registry or default_registry(), text)
 
 
 def load_graph_data(
-    data: Any, *, source: str | None = None, registry: SpecialistRegistry | None = None
-) -> GraphSpec:
-    return _load(data, None, source, registry or default_registry())
+    into: type[G],
+    data: Any,
+    *,
+    source: str | None = None,
+    registry: SpecialistRegistry | None = None,
+) -> G:
+    return _load(into, data, None, source, registry or default_registry())
 
 
 def _load(
+    into: type[G],
     data: Any,
     loaded: LoadedYaml | None,
     source: str | None,
     registry: SpecialistRegistry,
     text: str | None = None,
-) -> GraphSpec:
+) -> G:
     locate = _Locator(data, loaded, text)
     if not isinstance(data, dict):
         raise GraphFileError(
@@ -102,7 +113,7 @@ def _load(
             source,
         )
     try:
-        spec = GraphSpec.model_validate(data)
+        spec = into.model_validate(data)
     except ValidationError as exc:
         raise GraphFileError([_schema_issue(e, locate) for e in exc.errors()], source) from None
     issues = _GraphChecker(spec, locate, registry).run()
@@ -202,7 +213,7 @@ class _Locator:
 def _model_at(data: Any, path: Loc) -> type[BaseModel] | None:
     """The spec model that describes the mapping at `path`, for "did you mean" hints."""
     if path == ():
-        return GraphSpec
+        return GraphModel
     head, rest = path[0], path[1:]
     if head == "policies" and rest == ():
         return Policies
@@ -261,7 +272,7 @@ def _schema_issue(error: ErrorDetails, locate: _Locator) -> GraphIssue:
 class _GraphChecker:
     """Checks that need the whole graph: names, edges, reachability, expressions."""
 
-    def __init__(self, spec: GraphSpec, locate: _Locator, registry: SpecialistRegistry) -> None:
+    def __init__(self, spec: GraphModel, locate: _Locator, registry: SpecialistRegistry) -> None:
         self.spec = spec
         self.locate = locate
         self.registry = registry

@@ -8,11 +8,11 @@ from typing import Any
 import structlog
 
 from orchestrator._state import RunState, RunView
-from orchestrator.agents._planner import PlanStep
-from orchestrator.graph.spec import SpecialistsNodeSpec
+from orchestrator.agents._planner import DeclaredSubtask, PlanStep
+from orchestrator.graph.spec import SpecialistsNodeSpec, SubtaskSpec
 from orchestrator.steps.context import StepContext, timing
 
-__all__ = ["plan"]
+__all__ = ["declared", "plan"]
 
 log = structlog.get_logger("orchestrator.steps")
 
@@ -23,7 +23,7 @@ async def plan(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     assert isinstance(spec_node, SpecialistsNodeSpec)
     step = PlanStep(
         node=node,
-        declared=spec_node.subtasks,
+        declared=[declared(sub) for sub in spec_node.subtasks],
         tools=ctx.tools,
         allowed=tuple(spec_node.tools or ()),
     )
@@ -39,3 +39,15 @@ async def plan(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         "path": [node],
         "timings": [timing(node, "plan", start)],
     }
+
+
+def declared(sub: SubtaskSpec) -> DeclaredSubtask:
+    """A graph file's subtask as planners see it (they do not depend on the file's schema)."""
+    return DeclaredSubtask(
+        id=sub.id,
+        specialist=sub.specialist,
+        input=sub.input,
+        depends_on=tuple(sub.depends_on),
+        select=sub.select,
+        min_similarity=sub.min_similarity,
+    )
