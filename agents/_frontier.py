@@ -44,8 +44,10 @@ Validator = Callable[[dict[str, Any]], str | None]
 class FrontierError(RunError):
     """The frontier model could not give a valid answer (after corrections and retries)."""
 
-    def __init__(self, message: str, calls: Sequence[ModelCall] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, calls: Sequence[ModelCall] = (), *, subtask_id: str | None = None
+    ) -> None:
+        super().__init__(message, subtask_id=subtask_id)
         self.calls = tuple(calls)
 
 
@@ -172,7 +174,9 @@ class FrontierModel(ABC):
             try:
                 turn = await self._ask(question, messages, role, subtask_id)
             except Exception as exc:
-                raise FrontierError(f"{self.provider}:{self.model}: {exc}", calls) from exc
+                raise FrontierError(
+                    f"{self.provider}:{self.model}: {exc}", calls, subtask_id=subtask_id
+                ) from exc
             calls.append(turn.call)
             found = turn.problem or (
                 validate(turn.answer) if turn.answer is not None else "no answer"
@@ -186,6 +190,7 @@ class FrontierModel(ABC):
             f"{self.provider}:{self.model} gave no valid answer after {len(calls)} attempts; "
             f"last problem: {problem}",
             calls,
+            subtask_id=subtask_id,
         )
 
 

@@ -25,18 +25,21 @@ from orchestrator._errors import (
     ConfigurationError,
     GraphFileError,
     GraphIssue,
-    ModelRetry,
+    InvalidArgumentError,
     OrchestratorError,
     RunError,
     SpecialistError,
     ToolTimeoutError,
     ToolTransportError,
     UnknownSpecialistError,
+    UsageError,
 )
+from orchestrator._ledger import PriceTable
 from orchestrator._logging import configure_logging
 from orchestrator._orchestrator import Orchestrator
 from orchestrator._version import __version__
-from orchestrator.agents import LocalPlanner, Planner, PlanStep
+from orchestrator.agents import DeclaredSubtask, LocalPlanner, Planner, PlanStep, SentenceEncoder
+from orchestrator.agents._frontier import FrontierModel
 from orchestrator.graph.spec import GraphSpec, graph_json_schema
 from orchestrator.specialists import Prediction, Specialist, default_registry, register_specialist
 from orchestrator.tools import InProcessToolset, Toolset
@@ -44,25 +47,29 @@ from orchestrator.tools import InProcessToolset, Toolset
 __all__ = [
     "CheckpointerKind",
     "ConfigurationError",
+    "DeclaredSubtask",
     "Escalation",
     "FieldProvenance",
+    "FrontierModel",
     "GraphFileError",
     "GraphIssue",
     "GraphSpec",
     "InProcessToolset",
+    "InvalidArgumentError",
     "LocalPlanner",
-    "ModelRetry",
     "Orchestrator",
     "OrchestratorError",
     "Plan",
     "PlanStep",
     "Planner",
     "Prediction",
+    "PriceTable",
     "ResultField",
     "RunError",
     "RunEvent",
     "RunRequest",
     "RunResult",
+    "SentenceEncoder",
     "Specialist",
     "SpecialistError",
     "SpecialistResult",
@@ -74,6 +81,7 @@ __all__ = [
     "ToolTransportError",
     "Toolset",
     "UnknownSpecialistError",
+    "UsageError",
     "Verdict",
     "__version__",
     "configure_logging",

@@ -1,10 +1,14 @@
-"""The framework's exceptions, in three kinds.
+"""The framework's exceptions: one tree under :class:`OrchestratorError`.
 
-- :class:`ConfigurationError`: the developer's mistake (a bad graph file, an unknown
-  specialist, a wrong argument). Raised before anything runs; the message says how to fix it.
-- :class:`RunError`: something failed while running (a timeout, a dead server). Inside a run
-  these are recorded as events on the subtask, never raised past the graph.
-- :class:`ModelRetry`: a message meant for a model (a planner) telling it what to correct.
+- :class:`UsageError`: the caller's mistake (a bad graph file, an unknown specialist, a wrong
+  argument). Raised before anything runs; the message says how to fix it. Graph problems carry
+  ``.file`` and ``.line``. (:data:`ConfigurationError` is the same class, by its earlier name.)
+- :class:`RunError`: a run failed somewhere (a timeout, a dead server, a specialist that
+  raised). Inside a run these are recorded on the subtask, never raised past the graph; they
+  carry ``.subtask_id`` and ``.tool`` where known.
+
+Anything else raised during a run is a bug in the framework or in the caller's code, and
+propagates.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ __all__ = [
     "ConfigurationError",
     "GraphFileError",
     "GraphIssue",
-    "ModelRetry",
+    "InvalidArgumentError",
     "OrchestratorError",
     "RunError",
     "SpecialistError",
     "ToolTimeoutError",
     "ToolTransportError",
     "UnknownSpecialistError",
+    "UsageError",
 ]
 
 
@@ -31,15 +36,23 @@ class OrchestratorError(Exception):
     """Base of every exception the framework raises on purpose."""
 
 
-class ConfigurationError(OrchestratorError):
-    """The developer's mistake: fix the code, the file or the argument named in the message."""
+class UsageError(OrchestratorError):
+    """The caller's mistake: fix the code, the file or the argument named in the message."""
 
 
-class UnknownSpecialistError(ConfigurationError, KeyError):
+#: The earlier name of :class:`UsageError`; ``except ConfigurationError`` catches every one.
+ConfigurationError = UsageError
+
+
+class InvalidArgumentError(UsageError, ValueError):
+    """An argument with a value it does not take (also a ``ValueError``, as Python expects)."""
+
+
+class UnknownSpecialistError(UsageError, KeyError):
     """A specialist name that no registry entry provides."""
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
-        from difflib import get_close_matches
+        from difflib import get_close_matches  # only when the error is raised
 
         self.name = name
         self.known = tuple(known)
@@ -81,23 +94,44 @@ class GraphIssue:
         return text
 
 
-class GraphFileError(ConfigurationError):
-    """A graph file that cannot be loaded. Holds every issue found, each with line and column."""
+class GraphFileError(UsageError):
+    """A graph file that cannot be loaded. Holds every issue found, each with line and column;
+    ``.line`` is the first one's."""
 
     def __init__(self, issues: Sequence[GraphIssue], file: str | Path | None = None) -> None:
         self.issues = tuple(issues)
         self.file = str(file) if file is not None else None
+        self.line = next((i.line for i in self.issues if i.line is not None), None)
         count = len(self.issues)
         head = f"{self.file or 'graph'}: {count} problem{'s' if count != 1 else ''} found"
         super().__init__(head + "\n" + "\n".join(i.render(self.file) for i in self.issues))
 
 
 class RunError(OrchestratorError):
-    """A failure while running: recorded on the run, recoverable."""
+    """A failure while running: recorded on the run, recoverable.
+
+    ``kind`` is what the run records as the error's kind: this class's name, or for a
+    :class:`SpecialistError` that wraps the specialist's own exception, that exception's.
+    """
+
+    def __init__(
+        self, message: str, *, subtask_id: str | None = None, tool: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.subtask_id = subtask_id
+        self.tool = tool
+        self.kind = type(self).__name__
 
 
 class SpecialistError(RunError):
-    """A specialist raised or returned something outside its contract."""
+    """A specialist failed: its own code raised, or its answer is outside its contract."""
+
+    @classmethod
+    def wrapping(cls, exc: Exception, *, tool: str) -> SpecialistError:
+        """The specialist's own exception as a run failure of that tool (``raise ... from exc``)."""
+        error = cls(str(exc) or type(exc).__name__, tool=tool)
+        error.kind = type(exc).__name__
+        return error
 
 
 class ToolTransportError(RunError):
@@ -105,8 +139,4 @@ class ToolTransportError(RunError):
 
 
 class ToolTimeoutError(RunError):
-    """A tool call took longer than its policy's timeout."""
-
-
-class ModelRetry(OrchestratorError):
-    """A message for a model: what was wrong with its answer and how to correct it."""
+    """A tool call took longer than its policy's timeout. Retried."""

@@ -24,6 +24,8 @@ from structlog.typing import (
     WrappedLogger,
 )
 
+from orchestrator._errors import InvalidArgumentError
+
 __all__ = ["configure_logging", "get_logger", "mask_secrets", "redact_secrets"]
 
 _LEVELS = {
@@ -178,7 +180,7 @@ def _level_number(level: str) -> int:
         return _LEVELS[str(level).lower()]
     except KeyError:
         allowed = ", ".join(name.upper() for name in _LEVELS)
-        raise ValueError(f"unknown log level {level!r}; use one of {allowed}") from None
+        raise InvalidArgumentError(f"unknown log level {level!r}; use one of {allowed}") from None
 
 
 class _CurrentStderr:

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pytest
 from langgraph.types import Send
 
+from orchestrator import Orchestrator
 from orchestrator._contracts import (
     Plan,
     RunRequest,
@@ -461,14 +462,40 @@ def test_call_does_not_retry_a_specialist_error(
     assert (result.error_kind, result.error) == ("SpecialistError", "bad input")
 
 
-def test_call_turns_an_unexpected_exception_into_a_failed_result(
+def test_call_turns_an_exception_of_the_specialists_code_into_a_failed_result(
     spec: GraphSpec, registry: SpecialistRegistry
 ) -> None:
-    ctx, fake = _fake(spec, registry, [ZeroDivisionError()])
+    # A toolset reports what the specialist's own code raised as a SpecialistError.
+    raised = SpecialistError.wrapping(ZeroDivisionError(), tool="first")
+    ctx, fake = _fake(spec, registry, [raised])
     result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert not result.ok and result.attempts == 1 and len(fake.calls) == 1
     assert result.error_kind == "ZeroDivisionError"
     assert result.error == "ZeroDivisionError"  # an empty message falls back to the kind
+    assert (raised.subtask_id, raised.tool) == ("a", "first")
+
+
+@pytest.mark.parametrize("bug", [TypeError("unsupported operand"), ZeroDivisionError()])
+def test_call_lets_an_exception_of_the_framework_propagate(
+    spec: GraphSpec, registry: SpecialistRegistry, bug: Exception
+) -> None:
+    # Raised by the toolset itself, not by a specialist: a bug, never a "partial" result.
+    ctx, fake = _fake(spec, registry, [bug])
+    with pytest.raises(type(bug)):
+        asyncio.run(call_subtask(ctx, _sub(spec, "a")))
+    assert len(fake.calls) == 1  # and never retried
+
+
+def test_a_run_whose_toolset_has_a_bug_raises_instead_of_ending_partial(
+    spec: GraphSpec, registry: SpecialistRegistry
+) -> None:
+    infos = asyncio.run(_scripted_toolset(spec, registry).list_tools())
+    broken = FakeToolset(infos, [TypeError("unsupported operand")])
+    orc = Orchestrator(
+        spec, registry=registry, toolset=broken, checkpointer="memory", frontier=False
+    )
+    with pytest.raises(TypeError, match="unsupported operand"):
+        orc.run("I want a refund")
 
 
 def test_call_times_out_after_the_per_specialist_timeout(
@@ -501,6 +528,20 @@ def test_call_of_a_scripted_crash_through_the_in_process_toolset(
     result = asyncio.run(call_subtask(ctx, _sub(spec, "a")))
     assert (result.ok, result.error_kind, result.error) == (False, "RuntimeError", "scripted crash")
     assert crashing.calls == 1  # a crash is not retried
+
+
+def test_the_in_process_toolset_reports_a_specialists_crash_as_its_failure(
+    registry: SpecialistRegistry,
+) -> None:
+    crashing = registry.create("scripted", {"fail": "always", "fail_with": "crash"})
+    with pytest.raises(SpecialistError) as info:
+        asyncio.run(InProcessToolset({"first": crashing}).call_tool("first", {"text": "x"}))
+    assert (info.value.tool, info.value.kind, str(info.value)) == (
+        "first",
+        "RuntimeError",
+        "scripted crash",
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 # -- verify_result ---------------------------------------------------------------------------

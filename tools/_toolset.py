@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from orchestrator._contracts import ToolInfo, ToolOutput
-from orchestrator._errors import ConfigurationError, SpecialistError
+from orchestrator._errors import ConfigurationError, RunError, SpecialistError
 from orchestrator.specialists._base import AnySpecialist
 
 __all__ = ["InProcessToolset", "Toolset"]
@@ -74,22 +74,33 @@ class InProcessToolset:
         try:
             parsed = specialist.input_model.model_validate(dict(arguments))
         except ValidationError as exc:
-            raise SpecialistError(f"invalid arguments for {name!r}: {exc}") from exc
-        return await asyncio.to_thread(self._predict, specialist, parsed)
+            raise SpecialistError(f"invalid arguments for {name!r}: {exc}", tool=name) from exc
+        return await asyncio.to_thread(self._predict, name, specialist, parsed)
 
     @staticmethod
-    def _predict(specialist: AnySpecialist, parsed: Any) -> ToolOutput:
-        specialist.ensure_loaded()
-        start = time.perf_counter()
-        prediction = specialist.predict_batch([parsed])[0]
-        compute_ms = (time.perf_counter() - start) * 1000
-        return ToolOutput(
-            output=prediction.output.model_dump(mode="json"),
-            confidence=min(1.0, max(0.0, float(prediction.confidence))),
-            model=specialist.model_id,
-            compute_ms=compute_ms,
-            tokens=prediction.tokens,
-        )
+    def _predict(name: str, specialist: AnySpecialist, parsed: Any) -> ToolOutput:
+        try:
+            specialist.ensure_loaded()
+            start = time.perf_counter()
+            prediction = specialist.predict_batch([parsed])[0]
+            compute_ms = (time.perf_counter() - start) * 1000
+        except RunError:
+            raise  # the specialist reports a run failure itself (a service it uses is down)
+        except Exception as exc:
+            # The specialist's own code failed: a failure of this tool that the run records.
+            raise SpecialistError.wrapping(exc, tool=name) from exc
+        try:
+            return ToolOutput(
+                output=prediction.output.model_dump(mode="json"),
+                confidence=min(1.0, max(0.0, float(prediction.confidence))),
+                model=specialist.model_id,
+                compute_ms=compute_ms,
+                tokens=prediction.tokens,
+            )
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise SpecialistError(
+                f"{name!r} answered outside its contract: {exc}", tool=name
+            ) from exc
 
     async def aclose(self) -> None:
         for specialist in self._specialists.values():

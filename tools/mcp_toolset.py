@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.types import CallToolResult, TextContent, Tool
+from pydantic import ValidationError
 
 from orchestrator._contracts import ToolInfo, ToolOutput
 from orchestrator._errors import ConfigurationError, SpecialistError
@@ -91,12 +92,21 @@ class MCPToolset:
         pool, tool = self._tool(name)
         result = await pool.call_tool(tool.name, dict(arguments))
         if result.is_error:
-            raise SpecialistError(f"{pool.name}/{tool.name}: {_text(result) or 'tool error'}")
+            raise SpecialistError(
+                f"{pool.name}/{tool.name}: {_text(result) or 'tool error'}", tool=name
+            )
         content = result.structured_content
         if (tool.meta or {}).get(META_KEY) is not None:
             if not isinstance(content, dict) or "output" not in content:
-                raise SpecialistError(f"{pool.name}/{tool.name} returned no structured output")
-            return ToolOutput.model_validate(content)
+                raise SpecialistError(
+                    f"{pool.name}/{tool.name} returned no structured output", tool=name
+                )
+            try:
+                return ToolOutput.model_validate(content)
+            except ValidationError as exc:
+                raise SpecialistError(
+                    f"{pool.name}/{tool.name} answered outside its contract: {exc}", tool=name
+                ) from exc
         if isinstance(content, dict):
             output = content
         else:

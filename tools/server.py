@@ -26,6 +26,7 @@ from mcp.shared.message import SessionMessage
 from mcp.types import PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from orchestrator._errors import InvalidArgumentError
 from orchestrator._version import __version__
 from orchestrator.specialists._base import AnySpecialist
 
@@ -187,7 +188,7 @@ class BearerTokenMiddleware:
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], token: str) -> None:
         if not token:
-            raise ValueError("the bearer token is empty")
+            raise InvalidArgumentError("the bearer token is empty")
         self.app = app
         self._expected = f"Bearer {token}".encode()
 
@@ -270,7 +271,7 @@ async def run_server(
         await _serve_stdio(server)
         return
     if transport != "http":
-        raise ValueError(f"unknown transport {transport!r}: use stdio or http")
+        raise InvalidArgumentError(f"unknown transport {transport!r}: use stdio or http")
     import uvicorn
 
     app: Any = server.streamable_http_app(host=host)

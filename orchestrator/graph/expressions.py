@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from orchestrator._errors import UsageError
+
 __all__ = [
     "Expression",
     "ExpressionError",
@@ -52,8 +54,9 @@ _KEYWORDS: Final[Mapping[str, object]] = {
 }
 
 
-class ExpressionError(ValueError):
-    """A malformed or disallowed expression.
+class ExpressionError(UsageError, ValueError):
+    """A malformed or disallowed expression (a graph file's mistake; the loader reports it
+    with the file's line).
 
     ``source`` is the whole string that was parsed (the whole template for a placeholder),
     ``column`` the 0-based offset into it where the problem is (0 when unknown),

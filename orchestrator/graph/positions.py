@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from orchestrator._errors import UsageError
+
 __all__ = ["LoadedYaml", "Path_", "Position", "YamlSyntaxError", "load_yaml"]
 
 Path_ = tuple[str | int, ...]
@@ -40,12 +42,14 @@ class Position:
         return f"line {self.line}, column {self.column}"
 
 
-class YamlSyntaxError(ValueError):
+class YamlSyntaxError(UsageError, ValueError):
     """The text is not a single well-formed YAML document the framework accepts."""
 
     def __init__(self, message: str, position: Position | None = None) -> None:
         self.message = message
         self.position = position
+        self.line = position.line if position is not None else None
+        self.column = position.column if position is not None else None
         super().__init__(f"{position}: {message}" if position is not None else message)
 
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from orchestrator._contracts import SpecialistResult, Subtask, ToolOutput
@@ -31,11 +32,20 @@ async def _attempt(ctx: StepContext, sub: Subtask, timeout: float) -> ToolOutput
         async with asyncio.timeout(timeout):
             return await ctx.toolset.call_tool(sub.specialist, sub.input)
     except TimeoutError:
-        raise ToolTimeoutError(f"{sub.specialist!r} did not answer within {timeout:g} s") from None
+        raise ToolTimeoutError(
+            f"{sub.specialist!r} did not answer within {timeout:g} s",
+            subtask_id=sub.id,
+            tool=sub.specialist,
+        ) from None
 
 
 async def call_subtask(ctx: StepContext, sub: Subtask) -> SpecialistResult:
-    """Call the subtask's specialist; a failed call is a result with ``ok=False``."""
+    """Call the subtask's specialist; a failed call is a result with ``ok=False``.
+
+    Transport errors and timeouts are retried as the graph's policies say. Only failures of
+    the call itself are recorded (a :class:`RunError`, or a tool's output that fails its
+    model's validation); any other exception is a bug and propagates.
+    """
     policies = ctx.spec.policies
     timeout = (
         ctx.spec.timeout_s(sub.specialist)
@@ -63,9 +73,18 @@ async def call_subtask(ctx: StepContext, sub: Subtask) -> SpecialistResult:
                 with retry:
                     attempts += 1
                     out = await _attempt(ctx, sub, timeout)
-    except Exception as exc:  # a failing specialist is recorded, never fatal to the run
-        kind = type(exc).__name__
-        if not isinstance(exc, RunError):
+    except (RunError, ValidationError) as exc:
+        # What a call can legitimately fail with is recorded on the subtask; anything else
+        # is a bug in the framework (or a toolset) and propagates.
+        if isinstance(exc, RunError):
+            exc.subtask_id = exc.subtask_id or sub.id
+            exc.tool = exc.tool or sub.specialist
+            kind = exc.kind
+        else:
+            kind = type(exc).__name__
+        if kind != type(exc).__name__ or not isinstance(exc, RunError):
+            # The specialist's own code raised, or its output failed validation: keep the
+            # traceback in the log.
             log.warning("specialist raised", subtask=sub.id, error=repr(exc), exc_info=True)
         return SpecialistResult(
             subtask_id=sub.id,
