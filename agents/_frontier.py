@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2
-import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from orchestrator._contracts import ModelCall, ToolInfo
 from orchestrator._errors import ConfigurationError, RunError
+from orchestrator._logging import get_logger
 from orchestrator.graph.spec import FrontierSpec
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
     "frontier_from_spec",
 ]
 
-log = structlog.get_logger("orchestrator.frontier")
+log = get_logger(__name__)
 Role = Literal["planner", "escalation", "composer"]
 Validator = Callable[[dict[str, Any]], str | None]
 

@@ -1,8 +1,10 @@
-"""structlog configuration for the framework.
+"""The framework's logging: structlog on top of the standard library's :mod:`logging`.
 
-Importing this module configures nothing; call :func:`configure_logging` once at start-up
-(the CLI does). Every configuration redacts secrets: values under secret-looking keys and
-API keys or bearer tokens embedded in any string, including rendered tracebacks.
+The library is silent until configured: its loggers sit under the ``orchestrator`` stdlib
+logger, which holds only a ``NullHandler`` until :func:`configure_logging` (the CLI calls it)
+or the application's own logging configuration says where records go. Every configuration
+redacts secrets: values under secret-looking keys and API keys or bearer tokens embedded in
+any string, including rendered tracebacks.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from structlog.typing import (
 
 from orchestrator._errors import InvalidArgumentError
 
-__all__ = ["configure_logging", "get_logger", "mask_secrets", "redact_secrets"]
+__all__ = [
+    "configure_logging",
+    "get_logger",
+    "logging_configured",
+    "mask_secrets",
+    "redact_secrets",
+]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -197,11 +205,24 @@ class _CurrentStderr:
         return _is_tty(sys.stderr)
 
 
+def _stdlib_logger(name: str | None) -> logging.Logger:
+    # Every framework logger lives under "orchestrator", so one handler (configure_logging's)
+    # or one NullHandler (the default) governs them all.
+    if name is None or name == _ROOT:
+        return logging.getLogger(_ROOT)
+    if name.startswith(_ROOT + "."):
+        return logging.getLogger(name)
+    return logging.getLogger(f"{_ROOT}.{name}")
+
+
 def configure_logging(
     *, json: bool | None = None, level: str = "INFO", stream: TextIO | None = None
 ) -> None:
-    """Configure structlog for the process; calling it again replaces the configuration.
+    """Send the framework's logs to ``stream``; calling it again replaces the configuration.
 
+    Until this is called the framework writes nothing (its loggers hold a ``NullHandler``, the
+    standard library's convention); an application that configures :mod:`logging` itself
+    receives the framework's records under the ``orchestrator`` logger instead.
     ``json=None`` writes JSON lines unless ``stream`` (default ``sys.stderr``) is a
     terminal, where a console renderer is used, coloured unless ``NO_COLOR`` is set.
     """
@@ -210,14 +231,8 @@ def configure_logging(
     tty = _is_tty(out)
     use_json = not tty if json is None else json
 
-    processors: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        _logger_key,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.StackInfoRenderer(),
-    ]
     renderer: Processor
+    processors: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if use_json:
         processors.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
@@ -229,25 +244,60 @@ def configure_logging(
         )
     processors += [redact_secrets, _MaskRendered(renderer)]
 
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
-        context_class=dict,
-        # Not cached, so loggers taken before a reconfiguration follow the new one.
-        cache_logger_on_first_use=False,
-    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=processors))
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger(_ROOT)
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(threshold)
+    # Configured: the records are written here, not a second time by the application's root.
+    root.propagate = False
+
+
+_ROOT = "orchestrator"
+_HANDLER_NAME = "orchestrator.configure_logging"
+logging.getLogger(_ROOT).addHandler(logging.NullHandler())
+
+_PRE_CHAIN: list[Processor] = [
+    structlog.stdlib.filter_by_level,
+    structlog.contextvars.merge_contextvars,
+    _logger_key,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    structlog.processors.StackInfoRenderer(),
+    structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+]
+
+
+def logging_configured() -> bool:
+    """Whether anything but the default ``NullHandler`` would receive the framework's records."""
+    logger: logging.Logger | None = logging.getLogger(_ROOT)
+    while logger is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
 
 
 def get_logger(name: str | None = None) -> FilteringBoundLogger:
-    """A lazy structlog logger; its events carry ``logger=name`` when a name is given.
+    """The framework's logger for ``name`` (a module's ``__name__``): structlog on top of
+    :mod:`logging`, silent until :func:`configure_logging` or the application's own logging
+    configuration says where records go. Events carry ``logger=name`` when a name is given.
 
-    The logger follows later calls to :func:`configure_logging`, so module-level loggers
-    created at import time are fine.
+    Independent of the application's global structlog configuration, so a library user's
+    ``structlog.configure`` never makes the framework print.
     """
-    if name is None:
-        return cast(FilteringBoundLogger, structlog.get_logger())
-    # `logger` itself cannot be an initial value (it clashes with wrap_logger's first
-    # parameter) and `.bind()` would freeze the current configuration; `_logger_key`
-    # renames it when rendering, and the console renderer reads `logger_name` natively.
-    return cast(FilteringBoundLogger, structlog.get_logger(logger_name=name))
+    bound = structlog.wrap_logger(
+        _stdlib_logger(name),
+        processors=_PRE_CHAIN,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+    if name is not None:
+        # `logger` itself cannot be an initial value (it clashes with wrap_logger's first
+        # parameter); `_logger_key` renames it when rendering.
+        bound = bound.bind(logger_name=name)
+    return cast(FilteringBoundLogger, bound)

@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -20,6 +19,7 @@ from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
 from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
+from orchestrator._logging import get_logger
 from orchestrator._result import build_run_result
 from orchestrator._state import RunState
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
@@ -40,7 +40,7 @@ __all__ = ["DEFAULT_STATE_DIR", "Orchestrator", "run_sync"]
 
 T = TypeVar("T")
 DEFAULT_STATE_DIR = Path(".orchestrator")
-log = structlog.get_logger("orchestrator")
+log = get_logger(__name__)
 
 _EVENT_KINDS = {"plan": "planned", "call": "called", "verify": "verified", "merge": "merged"}
 

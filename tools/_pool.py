@@ -21,19 +21,19 @@ from typing import Any, TextIO
 
 import anyio
 import httpx2
-import structlog
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, Tool
 
 from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
+from orchestrator._logging import get_logger, logging_configured
 from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools.server import META_KEY
 
 __all__ = ["MCPSessionPool", "resolve_command"]
 
-log = structlog.get_logger("orchestrator.mcp")
+log = get_logger(__name__)
 
 # JSON-RPC codes that mean "your request was wrong", as opposed to "the connection failed".
 _REQUEST_ERRORS = {-32600, -32601, -32602, -32700}
@@ -47,7 +47,10 @@ def resolve_command(command: str, args: list[str]) -> tuple[str, list[str]]:
 
 
 def _errlog() -> TextIO | int:
-    # The server's stderr goes to ours (its crashes stay visible) when ours is a real file.
+    # The server's stderr goes to ours (its crashes stay visible) when ours is a real file and
+    # the application has configured logging; until then the library stays silent.
+    if not logging_configured():
+        return subprocess.DEVNULL
     try:
         sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):

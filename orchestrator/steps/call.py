@@ -6,18 +6,18 @@ import asyncio
 import time
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from orchestrator._contracts import SpecialistResult, Subtask, ToolOutput
 from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
+from orchestrator._logging import get_logger
 from orchestrator._state import CallPayload
 from orchestrator.steps.context import StepContext
 
 __all__ = ["call", "call_subtask"]
 
-log = structlog.get_logger("orchestrator.steps")
+log = get_logger(__name__)
 
 
 async def call(ctx: StepContext, payload: CallPayload) -> dict[str, Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import structlog
-
+from orchestrator._logging import get_logger
 from orchestrator._state import RunState, RunView
 from orchestrator.agents._planner import DeclaredSubtask, PlanStep
 from orchestrator.graph.spec import SpecialistsNodeSpec, SubtaskSpec
@@ -14,7 +13,7 @@ from orchestrator.steps.context import StepContext, timing
 
 __all__ = ["declared", "plan"]
 
-log = structlog.get_logger("orchestrator.steps")
+log = get_logger(__name__)
 
 
 async def plan(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:

@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-import structlog
 from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator._errors import ConfigurationError, SpecialistError
+from orchestrator._logging import get_logger
 from orchestrator.graph.spec import ServedEndpointSpec, SpecialistBinding
 from orchestrator.specialists._base import AnySpecialist, Prediction
 from orchestrator.specialists._registry import SpecialistRegistry
@@ -43,7 +43,7 @@ __all__ = [
     "specialist_for_binding",
 ]
 
-log = structlog.get_logger("orchestrator.served")
+log = get_logger(__name__)
 
 
 class EndpointError(SpecialistError):
