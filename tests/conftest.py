@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,14 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_logging() -> Iterator[None]:
-    # The CLI configures structlog for the process; later tests start from the defaults.
+    # The CLI configures logging for the process; later tests start from the defaults.
+    framework = logging.getLogger("orchestrator")
+    handlers, level, propagate = list(framework.handlers), framework.level, framework.propagate
     yield
     structlog.reset_defaults()
+    framework.handlers[:] = handlers
+    framework.setLevel(level)
+    framework.propagate = propagate
 
 
 @pytest.fixture

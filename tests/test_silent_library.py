@@ -71,6 +71,7 @@ def test_unconfigured_loggers_are_silent(capsys: pytest.CaptureFixture[str]) -> 
 def test_application_logging_receives_named_records() -> None:
     framework = logging.getLogger("orchestrator")
     framework.handlers[:] = [h for h in framework.handlers if isinstance(h, logging.NullHandler)]
+    framework.setLevel(logging.NOTSET)
     framework.propagate = True
     seen: list[logging.LogRecord] = []
 
