@@ -418,6 +418,12 @@ class Orchestrator:
             if unfinished:
                 log.info("resuming run", thread_id=tid)
                 return "resume", None
+            if not stored.get("path"):
+                # LangGraph's empty `next` also describes a checkpoint that holds only the
+                # input (a process killed while writing its first steps): no node ran, so
+                # the run starts again from its stored request instead of reading as done.
+                log.warning("rerunning a run that never started", thread_id=tid)
+                return "start", {"request": stored["request"]}
             return "done", stored
         if request is None:
             raise ConfigurationError(

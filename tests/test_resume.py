@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,33 @@ def test_killed_run_resumes_without_redoing_finished_subtasks(tmp_path: Path) ->
     assert a_log.read_text() == "go\n", "the finished subtask ran again"
     assert b_log.read_text() == "after done\nafter done\n"
     assert result.value("b.label") == "other"
+
+
+def test_a_checkpoint_with_only_the_input_runs_again_and_never_reads_as_done(
+    tmp_path: Path,
+) -> None:
+    # A process killed while writing its first steps can leave a checkpoint that holds the
+    # request and nothing else, with LangGraph reporting nothing left to run (`next == ()`).
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    registry = SpecialistRegistry(load_entry_points=False)
+    registry.register(ScriptedSpecialist)
+    spec = GraphSpec.from_text(GRAPH.format(a_log=a_log, b_log=b_log, delay=0), registry=registry)
+    saver = InMemorySaver()
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"request": {"text": "go", "metadata": {}}}
+    checkpoint["channel_versions"] = {"request": saver.get_next_version(None, None)}
+    config: Any = {"configurable": {"thread_id": "orphan", "checkpoint_ns": ""}}
+    versions = checkpoint["channel_versions"]
+    saver.put(config, checkpoint, {"source": "input", "step": -1, "parents": {}}, versions)
+
+    orc = Orchestrator(spec, checkpointer=saver, registry=registry)
+    assert orc.resume("orphan").status == "ok"  # ran now: the request was there to run
+    result = orc.resume("orphan")  # a finished run reads as done, without running again
+
+    assert result.status == "ok"
+    assert [s.id for s in result.subtasks] == ["a", "b"]
+    assert a_log.read_text() == "go\n"
+    assert b_log.read_text() == "after done\n"
