@@ -27,10 +27,10 @@ from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.agents.answerer import FrontierAnswerer, output_problems
 from orchestrator.agents.composer import Composer
 from orchestrator.agents.frontier_planner import FrontierPlanner
+from orchestrator.graph.bindings import specialist_for_binding
 from orchestrator.graph.compiler import build_state_graph
 from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
-from orchestrator.specialists.backends.openai_compatible import specialist_for_binding
 from orchestrator.steps import StepContext
 from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._toolset import InProcessToolset, Toolset

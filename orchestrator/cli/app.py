@@ -23,11 +23,11 @@ from orchestrator._errors import ConfigurationError, GraphFileError, Orchestrato
 from orchestrator._logging import configure_logging
 from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._version import __version__
+from orchestrator.graph.bindings import specialist_for_binding
 from orchestrator.graph.mermaid import spec_mermaid
 from orchestrator.graph.spec import GraphSpec, graph_json_schema
 from orchestrator.graphs import shipped_graph, shipped_graphs
 from orchestrator.specialists._registry import default_registry
-from orchestrator.specialists.backends.openai_compatible import specialist_for_binding
 from orchestrator.tools.server import ServerLimits, run_server
 
 __all__ = ["ExitCode", "entrypoint", "main"]

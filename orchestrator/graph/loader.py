@@ -10,7 +10,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from orchestrator._errors import GraphFileError, GraphIssue, UnknownSpecialistError
+from orchestrator._errors import (
+    ConfigurationError,
+    GraphFileError,
+    GraphIssue,
+    UnknownSpecialistError,
+)
+from orchestrator.graph.bindings import backend_config
 from orchestrator.graph.expressions import (
     Expression,
     ExpressionError,
@@ -34,6 +40,7 @@ from orchestrator.graph.model import (
 )
 from orchestrator.graph.positions import LoadedYaml, YamlSyntaxError, load_yaml
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
+from orchestrator.specialists.backends.registry import BackendRegistry, default_backends
 
 __all__ = ["load_graph_data", "load_graph_file", "load_graph_text"]
 
@@ -45,7 +52,13 @@ RESULT_ATTRIBUTES = ("confidence", "verified", "ok", "model", "output", "error")
 ROOT_NAMES = ("request", "fields")
 
 
-def load_graph_file(into: type[G], path: Path, *, registry: SpecialistRegistry | None = None) -> G:
+def load_graph_file(
+    into: type[G],
+    path: Path,
+    *,
+    registry: SpecialistRegistry | None = None,
+    backends: BackendRegistry | None = None,
+) -> G:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -55,7 +68,7 @@ def load_graph_file(into: type[G], path: Path, *, registry: SpecialistRegistry |
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GraphFileError([GraphIssue(f"cannot read the file: {exc}")], path) from None
-    return load_graph_text(into, text, source=str(path), registry=registry)
+    return load_graph_text(into, text, source=str(path), registry=registry, backends=backends)
 
 
 def load_graph_text(
@@ -64,6 +77,7 @@ def load_graph_text(
     *,
     source: str | None = None,
     registry: SpecialistRegistry | None = None,
+    backends: BackendRegistry | None = None,
 ) -> G:
     try:
         loaded = load_yaml(text)
@@ -79,7 +93,7 @@ def load_graph_text(
             ],
             source,
         ) from None
-    return _load(into, loaded.data, loaded, source, registry or default_registry(), text)
+    return _load(into, loaded.data, loaded, source, registry, backends, text)
 
 
 def load_graph_data(
@@ -88,8 +102,9 @@ def load_graph_data(
     *,
     source: str | None = None,
     registry: SpecialistRegistry | None = None,
+    backends: BackendRegistry | None = None,
 ) -> G:
-    return _load(into, data, None, source, registry or default_registry())
+    return _load(into, data, None, source, registry, backends)
 
 
 def _load(
@@ -97,7 +112,8 @@ def _load(
     data: Any,
     loaded: LoadedYaml | None,
     source: str | None,
-    registry: SpecialistRegistry,
+    registry: SpecialistRegistry | None,
+    backends: BackendRegistry | None,
     text: str | None = None,
 ) -> G:
     locate = _Locator(data, loaded, text)
@@ -116,7 +132,10 @@ def _load(
         spec = into.model_validate(data)
     except ValidationError as exc:
         raise GraphFileError([_schema_issue(e, locate) for e in exc.errors()], source) from None
-    issues = _GraphChecker(spec, locate, registry).run()
+    checker = _GraphChecker(
+        spec, locate, registry or default_registry(), backends or default_backends()
+    )
+    issues = checker.run()
     if issues:
         raise GraphFileError(issues, source)
     return spec
@@ -272,10 +291,17 @@ def _schema_issue(error: ErrorDetails, locate: _Locator) -> GraphIssue:
 class _GraphChecker:
     """Checks that need the whole graph: names, edges, reachability, expressions."""
 
-    def __init__(self, spec: GraphModel, locate: _Locator, registry: SpecialistRegistry) -> None:
+    def __init__(
+        self,
+        spec: GraphModel,
+        locate: _Locator,
+        registry: SpecialistRegistry,
+        backends: BackendRegistry,
+    ) -> None:
         self.spec = spec
         self.locate = locate
         self.registry = registry
+        self.backends = backends
         self.issues: list[GraphIssue] = []
         self.outputs: dict[str, set[str] | None] = {}  # binding -> output keys (None: unknown)
 
@@ -294,6 +320,7 @@ class _GraphChecker:
 
     def check_specialists(self) -> None:
         for key, binding in self.spec.specialists.items():
+            self.check_backend(key, binding)
             name = binding.uses or key
             remote = binding.via != "inprocess"
             if remote and binding.via not in self.spec.servers:
@@ -346,6 +373,51 @@ class _GraphChecker:
                         )
                     else:
                         self.add(path, f"invalid option: {err['msg']}")
+
+    def check_backend(self, key: str, binding: SpecialistBinding) -> None:
+        """The backend is registered, and the binding has an endpoint exactly when the
+        backend takes one, valid for it."""
+        where: Loc = ("specialists", key)
+        if binding.backend not in self.backends.names():
+            self.add(
+                (*where, "backend"),
+                f"unknown backend {binding.backend!r}",
+                hint=_did_you_mean(
+                    binding.backend,
+                    self.backends.names(),
+                    "register it with register_backend or the `orchestrator.backends` entry point",
+                ),
+            )
+            return
+        try:
+            backend = self.backends.get(binding.backend)
+        except ConfigurationError as exc:  # registered, but it cannot be loaded here
+            self.add((*where, "backend"), str(exc))
+            return
+        if backend.config_model is None:
+            if binding.endpoint is not None:
+                self.add(
+                    (*where, "endpoint"),
+                    f"`endpoint` does not apply to `backend: {binding.backend}`",
+                    key=True,
+                    hint="remove it, or set `backend: vllm` to run the model on that server",
+                )
+        elif binding.endpoint is None:
+            self.add(
+                where,
+                f"`backend: {binding.backend}` needs an `endpoint` with `base_url` and `model`",
+                hint="print a matching server command with "
+                "`orchestrator specialists serve-command`",
+            )
+        else:
+            try:
+                backend_config(backend, binding)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    self.add(
+                        (*where, "endpoint", *err["loc"]),
+                        f"invalid endpoint for `backend: {binding.backend}`: {err['msg']}",
+                    )
 
     def check_frontier(self) -> None:
         bindings = list(self.spec.specialists)

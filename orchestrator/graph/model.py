@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.specialists.backends.endpoint import EndpointConfig
 from orchestrator.tools._config import transport_problem
 
 __all__ = [
@@ -171,48 +172,9 @@ class HumanRung(_Spec):
 Rung = Annotated[VoteRung | SpecialistRung | FrontierRung | HumanRung, Field(discriminator="kind")]
 
 
-class ServedEndpointSpec(_Spec):
+class ServedEndpointSpec(_Spec, EndpointConfig):
     """Where a specialist's model is hosted when ``backend`` is ``vllm``: a vLLM server, or any
     server that speaks the OpenAI-compatible API (llama.cpp's, for one)."""
-
-    base_url: str = Field(
-        description="The API root, up to and including /v1 (e.g. http://gpu-1:8000/v1)."
-    )
-    model: str = Field(
-        min_length=1,
-        description="Served model name, or the name of a LoRA adapter (`--lora-modules NAME=...`).",
-    )
-    api_key_env: str | None = Field(
-        default=None, description="Environment variable that holds the server's API key, if any."
-    )
-    mode: Literal["auto", "generate", "choice", "classify"] = Field(
-        default="auto",
-        description=(
-            "How the model answers. generate: JSON under the specialist's schema; choice: one "
-            "label of a classifier's label set; classify: vLLM's /classify endpoint on a "
-            "sequence-classification model. auto: generate for generative specialists, "
-            "choice for classifiers."
-        ),
-    )
-    structured_outputs: Literal["vllm", "response_format", "json_object"] = Field(
-        default="vllm",
-        description=(
-            "How the schema or label set is sent: vLLM's `structured_outputs` request field; "
-            "OpenAI's `response_format` of type json_schema; or `response_format` of type "
-            "json_object with a `schema`, as llama.cpp's servers take it."
-        ),
-    )
-    max_tokens: int = Field(default=512, ge=1, le=32_768, description="Per generation.")
-    timeout_s: float = Field(default=30, gt=0, le=600, description="Per HTTP request.")
-    retries: int = Field(
-        default=2, ge=0, le=10, description="Extra attempts on 429, 5xx and lost connections."
-    )
-
-    @model_validator(mode="after")
-    def _http(self) -> ServedEndpointSpec:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError("`base_url` must start with http:// or https://")
-        return self
 
 
 class SpecialistBinding(_Spec):
@@ -243,25 +205,17 @@ class SpecialistBinding(_Spec):
     escalation: list[Rung] | None = Field(
         default=None, description="Overrides the graph's escalation ladder for this specialist."
     )
-    backend: Literal["local", "vllm"] = Field(
+    backend: Identifier = Field(
         default="local",
-        description="local: the model runs on this machine's CPU; vllm: on the server that "
-        "`endpoint` names (see `orchestrator specialists serve-command`).",
+        description="A registered backend. local: the model runs on this machine's CPU; vllm: "
+        "on the server that `endpoint` names (see `orchestrator specialists serve-command`); "
+        "others through the `orchestrator.backends` entry point.",
+        examples=["local", "vllm"],
     )
     endpoint: ServedEndpointSpec | None = Field(
-        default=None, description="The server of a `backend: vllm` specialist."
+        default=None,
+        description="The server of a backend that runs the model elsewhere (`backend: vllm`).",
     )
-
-    @model_validator(mode="after")
-    def _backend_has_endpoint(self) -> SpecialistBinding:
-        if self.backend == "vllm" and self.endpoint is None:
-            raise ValueError(
-                "`backend: vllm` needs an `endpoint` with `base_url` and `model` "
-                "(print a matching server command with `orchestrator specialists serve-command`)"
-            )
-        if self.backend == "local" and self.endpoint is not None:
-            raise ValueError("`endpoint` applies only with `backend: vllm`")
-        return self
 
 
 class SubtaskSpec(_Spec):
