@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from typing import Annotated, Any
+from types import GenericAlias
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp.types import PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
 
 from orchestrator._errors import InvalidArgumentError
 from orchestrator._version import __version__
@@ -83,14 +86,51 @@ def _predict(specialist: AnySpecialist, items: Sequence[BaseModel]) -> tuple[lis
     return predictions, (time.perf_counter() - start) * 1000
 
 
-def _tools_for(
-    key: str, specialist: AnySpecialist, limits: ServerLimits
-) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def _list_of(model: type[BaseModel]) -> Any:
+    """``list[model]`` for a model known only at run time."""
+    return GenericAlias(list, (model,))
+
+
+def _arguments(name: str, fields: dict[str, tuple[Any, FieldInfo]]) -> type[ArgModelBase]:
+    """The model a tool's arguments are validated with; its JSON Schema is the tool's
+    published input schema."""
+    definitions: dict[str, Any] = fields
+    return create_model(f"{name}Arguments", __base__=ArgModelBase, **definitions)
+
+
+def _tool(
+    fn: Callable[..., Awaitable[BaseModel]],
+    *,
+    name: str,
+    description: str,
+    arguments: type[ArgModelBase],
+    result: type[BaseModel],
+    meta: dict[str, Any],
+) -> Tool:
+    """A tool whose input schema is stated (`arguments`) instead of read from `fn`'s
+    signature: the SDK validates a call with `arguments` and passes its fields to `fn` as
+    keyword arguments, and validates what `fn` returns against `result`."""
+    return Tool(
+        fn=fn,
+        name=name,
+        title=None,
+        description=description,
+        parameters=arguments.model_json_schema(by_alias=True),
+        fn_metadata=FuncMetadata(arg_model=arguments, output_model=result),
+        is_async=True,
+        context_kwarg=None,
+        annotations=None,
+        meta=meta,
+    )
+
+
+def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tuple[Tool, Tool]:
+    """The specialist as two tools: ``KEY`` (its own input) and ``KEY_batch`` (``items``)."""
     input_model = specialist.input_model
     envelope = _envelope(key, specialist.output_model)
     batch_result = create_model(
         f"{envelope.__name__}Batch",
-        results=(list[envelope], Field(description="One per item.")),  # type: ignore[valid-type]
+        results=(_list_of(envelope), Field(description="One per item.")),
     )
 
     def wrap(predictions: list[Any], compute_ms: float) -> list[BaseModel]:
@@ -117,28 +157,37 @@ def _tools_for(
         predictions, ms = await anyio.to_thread.run_sync(_predict, specialist, items)
         return batch_result(results=wrap(predictions, ms))
 
-    # MCPServer reads a tool's input schema from its signature: give each function the
-    # specialist's own fields, so the published schema is the specialist's contract.
-    parameters = [
-        inspect.Parameter(
-            name,
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[field.annotation, field],
-            default=inspect.Parameter.empty if field.is_required() else field.get_default(),
-        )
-        for name, field in input_model.model_fields.items()
-    ]
-    single.__name__, batch.__name__ = key, f"{key}_batch"
-    single.__signature__ = inspect.Signature(parameters, return_annotation=envelope)  # type: ignore[attr-defined]
-    batch_items = Annotated[
-        list[input_model],  # type: ignore[valid-type]
-        Field(min_length=1, max_length=limits.max_batch, description="Inputs, one per item."),
-    ]
-    batch.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("items", inspect.Parameter.KEYWORD_ONLY, annotation=batch_items)],
-        return_annotation=batch_result,
+    info = specialist.tool_info()
+    meta = {
+        META_KEY: {
+            "output_schema": info.output_schema,
+            "labels": list(info.labels) if info.labels is not None else None,
+            "summary_fields": list(info.summary_fields) if info.summary_fields else None,
+            "threshold": info.threshold,
+        }
+    }
+    # The published input schema is the specialist's own: its fields for `KEY`, a list of
+    # its inputs for `KEY_batch`.
+    own_fields = {name: (f.annotation, f) for name, f in input_model.model_fields.items()}
+    items = Field(min_length=1, max_length=limits.max_batch, description="Inputs, one per item.")
+    return (
+        _tool(
+            single,
+            name=key,
+            description=specialist.description,
+            arguments=_arguments(key, own_fields),
+            result=envelope,
+            meta=meta,
+        ),
+        _tool(
+            batch,
+            name=f"{key}_batch",
+            description=f"Batch form of `{key}`: {specialist.description}",
+            arguments=_arguments(f"{key}_batch", {"items": (_list_of(input_model), items)}),
+            result=batch_result,
+            meta=meta,
+        ),
     )
-    return single, batch
 
 
 def build_server(
@@ -149,7 +198,7 @@ def build_server(
 ) -> MCPServer:
     """An MCP server exposing each specialist (keyed by tool name) and its batch form."""
     limits = limits or ServerLimits()
-    server: MCPServer = MCPServer(
+    return MCPServer(
         name,
         version=__version__,
         log_level="WARNING",
@@ -158,29 +207,8 @@ def build_server(
             "(`output`), a `confidence` in [0, 1] and the `model` that produced it. Use the "
             "`_batch` form to send many inputs at once."
         ),
+        tools=[tool for key, s in specialists.items() for tool in _tools_for(key, s, limits)],
     )
-    for key, specialist in specialists.items():
-        single, batch = _tools_for(key, specialist, limits)
-        info = specialist.tool_info()
-        meta = {
-            META_KEY: {
-                "output_schema": info.output_schema,
-                "labels": list(info.labels) if info.labels is not None else None,
-                "summary_fields": list(info.summary_fields) if info.summary_fields else None,
-                "threshold": info.threshold,
-            }
-        }
-        server.add_tool(
-            single, name=key, description=specialist.description, meta=meta, structured_output=True
-        )
-        server.add_tool(
-            batch,
-            name=f"{key}_batch",
-            meta=meta,
-            structured_output=True,
-            description=f"Batch form of `{key}`: {specialist.description}",
-        )
-    return server
 
 
 class BearerTokenMiddleware:
