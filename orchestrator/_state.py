@@ -106,15 +106,20 @@ class RunView:
     def escalation(self, subtask_id: str) -> Escalation | None:
         return _parsed(self._escalations, self.state.get("escalations"), subtask_id, Escalation)
 
+    # The yes/no questions steps ask on every wave read the one stored flag: parsing a whole
+    # result or verdict to answer them cost more than the rest of those steps.
     def succeeded(self, subtask_id: str) -> bool:
         """Whether the subtask has a result and its call succeeded."""
-        result = self.result(subtask_id)
-        return result is not None and result.ok
+        return bool(self.state.get("results", {}).get(subtask_id, {}).get("ok"))
 
     def verified(self, subtask_id: str) -> bool:
         """Whether the subtask's result passed verification."""
-        verdict = self.verdict(subtask_id)
-        return verdict is not None and verdict.passed
+        return bool(self.state.get("verdicts", {}).get(subtask_id, {}).get("passed"))
+
+    def awaiting_human(self, subtask_id: str) -> bool:
+        """Whether the subtask's escalation waits for a person."""
+        record = self.state.get("escalations", {}).get(subtask_id, {})
+        return bool(record.get("outcome") == "awaiting_human")
 
     def has_result(self, subtask_id: str) -> bool:
         return subtask_id in self.state.get("results", {})

@@ -21,13 +21,11 @@ __all__ = ["after_escalate", "awaiting_review", "review"]
 
 def awaiting_review(node: str, run: RunView) -> list[Escalation]:
     """The escalation records of this node that wait for a person."""
+    waiting = [sid for sid in run.escalation_ids() if run.awaiting_human(sid)]
+    if not waiting:  # the usual case: no plan to read
+        return []
     ids = {s.id for s in run.plan(node).subtasks}
-    waiting = []
-    for sid in run.escalation_ids():
-        record = run.escalation(sid)
-        if sid in ids and record is not None and record.outcome == "awaiting_human":
-            waiting.append(record)
-    return waiting
+    return [record for sid in waiting if sid in ids and (record := run.escalation(sid))]
 
 
 def after_escalate(node: str, state: RunState) -> list[Send] | str:
