@@ -7,17 +7,13 @@ Layout of ``<store>/<name>/``::
     model_card.json  data source, metrics, the exact command (machine-readable)
     model_card.md    the same for people
 
-Writes are atomic: everything goes into a temporary directory beside the target, which is
-then renamed into place, so a failed or interrupted run never leaves a half-written artifact.
+This module reads artifacts (what a specialist needs at run time); writing them, with their
+model cards, is the training bench's job (:mod:`orchestrator.specialists.training.artifacts`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -41,11 +37,7 @@ __all__ = [
     "Artifact",
     "artifact_encoder",
     "load_artifact",
-    "offsets_text",
     "resolve_artifact",
-    "rewrite_model_card",
-    "update_model_card",
-    "write_artifact",
 ]
 
 ARTIFACT_FORMAT = 1
@@ -157,137 +149,3 @@ def _artifact_encoder(path: Path, file: str, model_id: str) -> OnnxSentenceEncod
 @lru_cache(maxsize=8)
 def _shared_encoder(path: str, file: str, model_id: str) -> OnnxSentenceEncoder:
     return _artifact_encoder(Path(path), file, model_id)
-
-
-def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        fill(tmp)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def offsets_text(labels: list[str], offsets: list[float] | None) -> str:
-    """A calibration's class offsets for people ("; class offsets negative -0.29, ..."), or
-    nothing when it has none."""
-    if not offsets:
-        return ""
-    return "; class offsets " + ", ".join(
-        f"{lab} {b:+.2f}" for lab, b in zip(labels, offsets, strict=False)
-    )
-
-
-def _card_markdown(card: dict[str, Any]) -> str:
-    lines = [f"# Model card: {card['name']}", ""]
-    lines += [
-        f"- **Specialist:** `{card['specialist']}`"
-        + (f" ({card['variant']})" if card.get("variant") else ""),
-        f"- **Encoder:** `{card['encoder']}` "
-        + ("(fine-tuned, in this directory)" if card.get("finetune") else "(frozen)")
-        + f" + head: {card['head']}",
-        f"- **Data:** `{card['data']['source']}` (format `{card['data']['format']}`)",
-        f"- **Labels:** {len(card['labels'])}"
-        + (f"; out-of-scope label `{card['oos_label']}`" if card.get("oos_label") else ""),
-        f"- **Calibration:** {card['calibration']['method']} "
-        f"(temperature {card['calibration']['temperature']:.3f}"
-        + offsets_text(card["labels"], card["calibration"].get("class_bias"))
-        + "); ECE on validation "
-        f"{card['calibration']['ece_before']:.4f} -> {card['calibration']['ece_after']:.4f}",
-        f"- **Acceptance threshold:** {card['threshold']['value']:.4f} for target precision "
-        f"{card['threshold']['target_precision']:.3f} (validation precision "
-        f"{card['threshold']['precision']:.4f} at coverage {card['threshold']['coverage']:.4f}"
-        + ("" if card["threshold"]["reached"] else "; target NOT reached")
-        + ")",
-        f"- **Trained:** {card['created']}",
-        "",
-        "## Command",
-        "",
-        f"```\n{card['command']}\n```",
-        "",
-        "## Data",
-        "",
-        "| split | examples |",
-        "|---|---:|",
-    ]
-    lines += [f"| {k} | {v} |" for k, v in card["data"]["splits"].items()]
-    for note in card["data"].get("notes", []):
-        lines += ["", f"Note: {note}"]
-    if card.get("finetune"):
-        lines += ["", "## Fine-tuning", "", "```json", json.dumps(card["finetune"], indent=2)]
-        lines += ["```"]
-    for section, metrics in card.get("metrics", {}).items():
-        lines += ["", f"## Metrics: {section}", "", "| metric | value |", "|---|---:|"]
-        for key, value in metrics.items():
-            if isinstance(value, int | float):
-                lines.append(
-                    f"| {key} | {value:.4f} |"
-                    if isinstance(value, float)
-                    else f"| {key} | {value} |"
-                )
-    return "\n".join(lines) + "\n"
-
-
-def _write_card(folder: Path, card: dict[str, Any]) -> None:
-    (folder / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    (folder / "model_card.md").write_text(_card_markdown(card), encoding="utf-8")
-
-
-def write_artifact(
-    target: str | Path,
-    artifact: Artifact,
-    card: dict[str, Any],
-    files: dict[str, Path] | None = None,
-) -> Path:
-    """Write `artifact` and its model card to `target` atomically; returns the path.
-
-    ``files`` (name in the artifact -> source file) are copied in too, e.g. a fine-tuned encoder.
-    """
-    target = Path(target)
-
-    def fill(folder: Path) -> None:
-        for name, source in (files or {}).items():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, folder / name)
-        (folder / "artifact.json").write_text(
-            json.dumps(artifact.manifest(), indent=2) + "\n", encoding="utf-8"
-        )
-        np.savez(folder / "head.npz", **artifact.head.params)  # type: ignore[arg-type]
-        _write_card(folder, card)
-
-    _atomic_dir(target, fill)
-    return target
-
-
-def update_model_card(path: str | Path, section: str, metrics: dict[str, Any]) -> None:
-    """Add or replace one metrics section of an artifact's card (each file replaced atomically)."""
-    path = Path(path)
-    card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
-    card.setdefault("metrics", {})[section] = metrics
-    rewrite_model_card(path, card)
-
-
-def rewrite_model_card(
-    path: str | Path,
-    card: dict[str, Any],
-    render: Callable[[dict[str, Any]], str] = _card_markdown,
-) -> None:
-    """Replace an artifact's ``model_card.json`` and ``model_card.md`` (``render`` writes the
-    Markdown), each file atomically."""
-    path = Path(path)
-    for filename, text in (
-        ("model_card.json", json.dumps(card, indent=2) + "\n"),
-        ("model_card.md", render(card)),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{filename}.tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path / filename)

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.artifacts import _atomic_dir, resolve_artifact
+from orchestrator.specialists.artifacts import resolve_artifact
 
 __all__ = [
     "CLAUSE_ARTIFACT_FORMAT",
@@ -41,7 +41,6 @@ __all__ = [
     "load_clause_model",
     "segment",
     "segment_grams",
-    "write_clause_model",
 ]
 
 #: The 41 CUAD categories, in the order of the release's ``master_clauses.csv``.
@@ -372,29 +371,6 @@ def narrow(category: str, text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def write_clause_model(target: str | Path, model: ClauseModel, card: dict[str, Any]) -> Path:
-    """Write the model and its card atomically; returns the directory."""
-    target = Path(target)
-
-    def fill(folder: Path) -> None:
-        (folder / "artifact.json").write_text(
-            json.dumps(model.manifest(), indent=1) + "\n", encoding="utf-8"
-        )
-        np.savez(
-            folder / "weights.npz",
-            weights=model.weights,
-            bias=model.bias,
-            idf=model.idf,
-            layout_mean=model.layout_mean,
-            layout_scale=model.layout_scale,
-        )
-        (folder / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", "utf-8")
-        (folder / "model_card.md").write_text(card_markdown(card), encoding="utf-8")
-
-    _atomic_dir(target, fill)
-    return target
-
-
 def load_clause_model(name_or_path: str | Path, store: str | Path | None = None) -> ClauseModel:
     path = resolve_artifact(name_or_path, store)
     try:
@@ -434,66 +410,3 @@ def load_clause_model(name_or_path: str | Path, store: str | Path | None = None)
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigurationError(f"{path}: unreadable artifact ({exc}); train it again") from None
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    """The model card for people."""
-    split = card["split"]
-    lines = [
-        f"# Model card: {card['name']}",
-        "",
-        "- **Specialist:** `clauses` (contract clause extraction, CUAD categories)",
-        f"- **Model:** {card['model']}",
-        f"- **Data:** `{card['data']['source']}` (format `{card['data']['format']}`)",
-        f"- **Categories:** {len(card['labels'])}",
-        f"- **Contract split:** seed {split['seed']}, {split['test_fraction']:.0%} of contracts "
-        f"held out for test ({split['test_contracts']} test, {split['train_contracts']} train, "
-        f"of which {split['validation_contracts']} for validation)",
-        f"- **Calibration:** {card['calibration']['method']} per category on validation "
-        f"segments; segment ECE {card['calibration']['ece_before']:.4f} -> "
-        f"{card['calibration']['ece_after']:.4f}",
-        f"- **Span thresholds:** per category, the lowest reaching precision "
-        f"{card['thresholds']['target_precision']:.2f} on validation segments (reached for "
-        f"{card['thresholds']['reached']} of {len(card['labels'])} categories; the others "
-        "use their most precise threshold)",
-        "- **Presence thresholds:** per category, best document-level F1 on validation",
-        f"- **Trained:** {card['created']}",
-        "",
-        "## Command",
-        "",
-        f"```\n{card['command']}\n```",
-        "",
-        "## Data",
-        "",
-        "| part | contracts | segments |",
-        "|---|---:|---:|",
-    ]
-    lines += [
-        f"| {k} | {v['contracts']} | {v['segments']} |" for k, v in card["data"]["parts"].items()
-    ]
-    for note in card["data"].get("notes", []):
-        lines += ["", f"Note: {note}"]
-    deviations = card.get("deviations_from_official_cuad_evaluation", [])
-    if deviations:
-        lines += ["", "## Where the evaluation departs from CUAD's evaluate.py", ""]
-        lines += [f"- {d}" for d in deviations]
-    for section, metrics in card.get("metrics", {}).items():
-        lines += ["", f"## Metrics: {section}", "", "| metric | value |", "|---|---:|"]
-        for key, value in metrics.items():
-            if isinstance(value, float):
-                lines.append(f"| {key} | {value:.4f} |")
-            elif isinstance(value, int):
-                lines.append(f"| {key} | {value} |")
-        per = card.get("per_category", {}).get(section)
-        if per:
-            lines += ["", "| category | P@80R | AUPR | presence F1 |", "|---|---:|---:|---:|"]
-            for cat, row in per.items():
-                lines.append(
-                    f"| {cat} | {_fmt(row.get('prec_at_80_recall'))} | {_fmt(row.get('aupr'))} "
-                    f"| {_fmt(row.get('presence_f1'))} |"
-                )
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else "n/a"

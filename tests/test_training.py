@@ -17,20 +17,20 @@ from orchestrator.cli.app import main
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.backends.batching import MicroBatcher
-from orchestrator.specialists.calibration import (
-    Calibrator,
-    expected_calibration_error,
-    fit_calibrator,
-    fit_class_bias,
-    threshold_for_precision,
-)
+from orchestrator.specialists.calibration import Calibrator
 from orchestrator.specialists.evaluation.classifiers import (
     classification_metrics,
     per_class_metrics,
     risk_coverage,
 )
-from orchestrator.specialists.heads import macro_recall
 from orchestrator.specialists.intent import IntentSpecialist
+from orchestrator.specialists.training.calibration import (
+    expected_calibration_error,
+    fit_calibrator,
+    fit_class_bias,
+    threshold_for_precision,
+)
+from orchestrator.specialists.training.heads import macro_recall
 
 TOPICS = {
     "weather": ["the weather in {c}", "will it rain in {c}", "how hot is it in {c} today"],

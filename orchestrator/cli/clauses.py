@@ -155,10 +155,12 @@ def _fmt(value: Any) -> str:
 def _record(path: Path, split: str, metrics: dict[str, Any], rows: dict[str, Any]) -> None:
     """Add the split's metrics and per-category table to the model card (JSON and Markdown,
     each file replaced atomically)."""
-    from orchestrator.specialists.artifacts import rewrite_model_card
-    from orchestrator.specialists.clause_model import card_markdown
+    from orchestrator.specialists.training.artifacts import (
+        clause_card_markdown,
+        rewrite_model_card,
+    )
 
     card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
     card.setdefault("metrics", {})[split] = metrics
     card.setdefault("per_category", {})[split] = rows
-    rewrite_model_card(path, card, card_markdown)
+    rewrite_model_card(path, card, clause_card_markdown)

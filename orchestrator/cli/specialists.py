@@ -19,14 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.artifacts import (
-    DEFAULT_STORE,
-    load_artifact,
-    offsets_text,
-    update_model_card,
-)
+from orchestrator.specialists.artifacts import DEFAULT_STORE, load_artifact
 from orchestrator.specialists.calibration import Method
 from orchestrator.specialists.evaluation.datasets import FORMATS, load_dataset
+from orchestrator.specialists.training.artifacts import offsets_text, update_model_card
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
 from orchestrator.specialists.training.train import (
     SPECIALIST_OF_FORMAT,

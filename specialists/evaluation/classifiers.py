@@ -18,10 +18,10 @@ import numpy.typing as npt
 
 from orchestrator.specialists.artifacts import Artifact, artifact_encoder
 from orchestrator.specialists.backends.encoder import TextEncoder
-from orchestrator.specialists.calibration import expected_calibration_error
 from orchestrator.specialists.evaluation.datasets import DataError, Split
 from orchestrator.specialists.evaluation.plotting import pyplot
 from orchestrator.specialists.heads import softmax
+from orchestrator.specialists.training.calibration import expected_calibration_error
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, embed_texts
 from orchestrator.specialists.training.train import StepProgress
 

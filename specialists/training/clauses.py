@@ -31,10 +31,6 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.calibration import (
-    expected_calibration_error,
-    threshold_for_precision,
-)
 from orchestrator.specialists.clause_model import (
     LAYOUT_FEATURES,
     ClauseModel,
@@ -45,11 +41,15 @@ from orchestrator.specialists.clause_model import (
     segment_grams,
     sigmoid,
     tfidf,
-    write_clause_model,
 )
 from orchestrator.specialists.evaluation.cuad import Contract, CuadDataset, split_contracts
 from orchestrator.specialists.evaluation.datasets import DataError
 from orchestrator.specialists.evaluation.plotting import pyplot
+from orchestrator.specialists.training.artifacts import write_clause_model
+from orchestrator.specialists.training.calibration import (
+    expected_calibration_error,
+    threshold_for_precision,
+)
 
 __all__ = [
     "DEFAULT_SEED",

@@ -36,8 +36,8 @@ from orchestrator.specialists.evaluation.datasets import (
     check_trainable,
     stratified_split,
 )
-from orchestrator.specialists.heads import accuracy, macro_recall
 from orchestrator.specialists.training.embeddings import embed_texts
+from orchestrator.specialists.training.heads import accuracy, macro_recall
 from orchestrator.specialists.training.onnx_export import export_encoder, quantize_int8
 from orchestrator.specialists.training.train import (
     StepProgress,

@@ -17,14 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.specialists.artifacts import Artifact, write_artifact
+from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
-from orchestrator.specialists.calibration import (
-    Method,
-    expected_calibration_error,
-    fit_calibrator,
-    threshold_for_precision,
-)
+from orchestrator.specialists.calibration import Method
 from orchestrator.specialists.evaluation.datasets import (
     DataError,
     Split,
@@ -32,8 +27,15 @@ from orchestrator.specialists.evaluation.datasets import (
     check_trainable,
     stratified_split,
 )
-from orchestrator.specialists.heads import HeadConfig, accuracy, fit_head, macro_recall
+from orchestrator.specialists.heads import HeadConfig
+from orchestrator.specialists.training.artifacts import write_artifact
+from orchestrator.specialists.training.calibration import (
+    expected_calibration_error,
+    fit_calibrator,
+    threshold_for_precision,
+)
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, embed_texts
+from orchestrator.specialists.training.heads import accuracy, fit_head, macro_recall
 
 __all__ = ["SPECIALIST_OF_FORMAT", "StepProgress", "TrainResult", "default_heads", "train_artifact"]
 
@@ -111,8 +113,9 @@ def train_artifact(
     """Train, calibrate and write one artifact to `target` (atomically).
 
     ``class_offsets`` adds per-class logit offsets to the calibration, fitted on the held-out
-    data with every class weighted the same (:func:`~orchestrator.specialists.calibration.
-    fit_class_bias`): for macro recall when the served data drifts from the validation data.
+    data with every class weighted the same (:func:`~orchestrator.specialists.training.
+    calibration.fit_class_bias`): for macro recall when the served data drifts from the
+    validation data.
 
     ``encoder_files`` ship a fine-tuned `encoder` inside the artifact: ``encoder.onnx`` (or the
     first ``*.onnx`` name given) and ``tokenizer.json``. ``card_extra`` is merged into the card.
