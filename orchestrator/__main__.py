@@ -1,3 +1,3 @@
-from orchestrator.cli.app import entrypoint
+from orchestrator.cli.main import entrypoint
 
 entrypoint()

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.agents._frontier import AnthropicFrontier
 from orchestrator.agents.answerer import FrontierAnswerer
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 from orchestrator.graph.spec import FrontierSpec
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.evaluation.cascade import evaluate_cascade, plot_cascade

@@ -19,7 +19,7 @@ from orchestrator import GraphSpec, Orchestrator
 from orchestrator._contracts import SpecialistResult
 from orchestrator._errors import ConfigurationError
 from orchestrator.agents._planner import LocalPlanner
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 from orchestrator.specialists import SpecialistRegistry, TextInput
 from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists.clause_model import load_clause_model, segment

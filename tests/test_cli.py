@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import __version__
-from orchestrator.cli.app import ExitCode, main
+from orchestrator.cli.main import ExitCode, main
 
 from .conftest import GRAPHS
 
@@ -289,7 +289,7 @@ def test_graph_list_and_specialists_list(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_serve_graph_picks_the_graphs_bindings_with_their_options(tmp_path: Path) -> None:
-    from orchestrator.cli.app import _served_specialists
+    from orchestrator.cli.serve import _served_specialists
 
     graph = tmp_path / "g.yaml"
     graph.write_text(
@@ -329,7 +329,7 @@ def test_run_prices_flag_uses_the_given_table(
 def test_serving_everything_leaves_out_what_cannot_load_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from orchestrator.cli.app import _served_specialists
+    from orchestrator.cli.serve import _served_specialists
 
     monkeypatch.chdir(tmp_path)  # an empty artifact store: clauses has no trained model here
     served = _served_specialists([], None)

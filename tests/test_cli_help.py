@@ -42,7 +42,7 @@ COMMANDS = [
 # colour, and the home folder that `mcp config --help` names).
 RENDER = """\
 import json, sys
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 
 for argv in json.loads(sys.argv[1]):
     print("=== " + " ".join(["orchestrator", *argv]), flush=True)

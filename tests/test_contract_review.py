@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator import GraphSpec, Orchestrator
 from orchestrator._errors import ConfigurationError
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 
 from .conftest import GRAPHS
 from .test_clauses import _contract, _write_cuad

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder, _bundled_paths

@@ -1040,7 +1040,7 @@ def test_flags_follow_the_request() -> None:
 
 
 def test_cli_evaluates_bfcl_by_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from orchestrator.cli.app import ExitCode, main
+    from orchestrator.cli.main import ExitCode, main
 
     folder = _write_bfcl(tmp_path)
     args = ["eval", "function_call", "--data", str(folder), "--format", "bfcl", "--json"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.app import ExitCode, main
+from orchestrator.cli.main import ExitCode, main
 from orchestrator.specialists import default_registry
 from orchestrator.specialists.evaluation.assistant import (
     assistant_tools,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator import GraphFileError, GraphSpec
 from orchestrator._errors import ConfigurationError
-from orchestrator.cli.app import ExitCode, main
+from orchestrator.cli.main import ExitCode, main
 from orchestrator.graph.spec import ServedEndpointSpec
 from orchestrator.specialists import Prediction, Specialist, TextInput
 from orchestrator.specialists.backends.generation import ChatMessage, Generated, JSONGenerator

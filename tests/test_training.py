@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from orchestrator import GraphSpec, Orchestrator
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.backends.batching import MicroBatcher

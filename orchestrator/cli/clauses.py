@@ -1,8 +1,7 @@
 """``specialists train`` and ``eval`` for ``--format cuad`` (the clauses specialist).
 
-The shared commands in ``_cli_specialists`` hand over to these functions when the format is
-``cuad``; output follows the other specialists: rich tables and progress bars for people,
-``--json`` for machines.
+Output follows the other specialists: rich tables and progress bars for people, ``--json`` for
+machines.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator._errors import ConfigurationError
+from orchestrator.cli._output import err, out, progress_bars
 
 __all__ = ["evaluate_cuad", "train_cuad"]
 
@@ -41,7 +41,6 @@ def train_cuad(
     as_json: bool,
     command: str,
 ) -> int:
-    from orchestrator.cli.specialists import _progress, err, out
     from orchestrator.specialists.evaluation.cuad import load_cuad
     from orchestrator.specialists.training.clauses import DEFAULT_SEED, train_clauses
 
@@ -49,7 +48,7 @@ def train_cuad(
     if not as_json:
         err.print(f"reading {data} ...")
     dataset = load_cuad(data)
-    with _progress(not as_json) as progress:
+    with progress_bars(not as_json) as progress:
         result = train_clauses(
             dataset,
             name,
@@ -97,14 +96,13 @@ def evaluate_cuad(
     plots: Path | None,
     as_json: bool,
 ) -> dict[str, Any]:
-    from orchestrator.cli.specialists import _progress, out
     from orchestrator.specialists.clause_model import load_clause_model
     from orchestrator.specialists.evaluation.cuad import load_cuad
     from orchestrator.specialists.training.clauses import evaluate_clauses, write_pr_plot
 
     model = load_clause_model(name, store)
     dataset = load_cuad(data)
-    with _progress(not as_json) as progress:
+    with progress_bars(not as_json) as progress:
         report = evaluate_clauses(model, dataset, split, progress=progress)
     result: dict[str, Any] = {
         "artifact": str(model.path),

@@ -9,15 +9,13 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 
 from orchestrator._errors import ConfigurationError
+from orchestrator.cli._output import out
 from orchestrator.specialists._registry import default_registry
 from orchestrator.specialists.backends.gpu_hosting import Mode, plan_gpu_servers
 
-__all__ = ["register"]
-
-out = Console(highlight=False, soft_wrap=True)
+__all__ = ["serve_command"]
 
 
 def _lora_pairs(values: list[str]) -> dict[str, str]:
@@ -28,6 +26,11 @@ def _lora_pairs(values: list[str]) -> dict[str, str]:
             raise ConfigurationError(f"--lora {value!r}: write it as NAME=PATH_OR_HUB_ID")
         pairs[name] = path
     return pairs
+
+
+def _line(text: str) -> None:
+    # Commands and graph-file entries are meant to be copied: never wrapped.
+    out.print(text, markup=False, soft_wrap=True)
 
 
 def _cpu_plan(names: list[str], host: str, port: int) -> dict[str, Any]:
@@ -112,15 +115,11 @@ def serve_command(
         return 0
     for index, server in enumerate(plan["servers"]):
         what = ", ".join(server["specialists"])
-        out.print(f"# server {index + 1}: {what}", markup=False)
+        _line(f"# server {index + 1}: {what}")
         for name, why in server.get("reasons", {}).items():
-            out.print(f"#   {name}: {why}", markup=False)
-        out.print(server["command"], markup=False)
-        out.print()
-    out.print("# in the graph file:", markup=False)
-    out.print(yaml.safe_dump(plan["graph"], sort_keys=False).rstrip(), markup=False)
+            _line(f"#   {name}: {why}")
+        _line(server["command"])
+        _line("")
+    _line("# in the graph file:")
+    _line(yaml.safe_dump(plan["graph"], sort_keys=False).rstrip())
     return 0
-
-
-def register(specialists_app: typer.Typer) -> None:
-    specialists_app.command("serve-command")(serve_command)

@@ -1,0 +1,323 @@
+"""``orchestrator run`` and ``orchestrator resume``: run a graph on one request, or resume a
+thread, and print the result with provenance, timings and the cost ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator._checkpointers import CheckpointerKind
+from orchestrator._contracts import RunLedger, RunResult
+from orchestrator._errors import ConfigurationError
+from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
+from orchestrator.cli._exit import ExitCode
+from orchestrator.cli._graph_files import resolve_graph
+from orchestrator.cli._output import err, out
+
+__all__ = ["render_ledger", "render_result", "resume", "run"]
+
+
+def _read_input(value: str | None) -> str | None:
+    if value is None or not value.startswith("@"):
+        return value
+    source = value[1:]
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"--input {value}: cannot read {source}: {exc.strerror}") from None
+
+
+def run(
+    graph: Annotated[str, typer.Argument(help="A graph file, or a shipped graph's name.")],
+    input: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="The request text, @FILE to read it, @- for stdin."),
+    ] = None,
+    thread: Annotated[
+        str | None,
+        typer.Option(help="Thread id: resumes that thread's unfinished run, or names a new one."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where checkpoints are kept.")
+    ] = DEFAULT_STATE_DIR,
+    checkpointer: Annotated[
+        str, typer.Option(help="sqlite (resumable), memory or none.")
+    ] = "sqlite",
+    inprocess: Annotated[
+        bool, typer.Option(help="Run registered specialists in this process, not over MCP.")
+    ] = False,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price table for the cost ledger (YAML).")
+    ] = None,
+) -> int:
+    """Run a graph on one request and print the result with provenance and timings."""
+    if checkpointer not in ("sqlite", "memory", "none"):
+        raise ConfigurationError(f"--checkpointer {checkpointer!r}: use sqlite, memory or none")
+    text = _read_input(input)
+    if text is not None and not text.strip():
+        raise ConfigurationError("--input is empty: give the text of the request")
+    if text is None and thread is None:
+        raise ConfigurationError("give --input TEXT (or --thread ID to resume an unfinished run)")
+    orc = Orchestrator.from_file(
+        resolve_graph(graph),
+        state_dir=state_dir,
+        checkpointer=cast(CheckpointerKind, checkpointer),
+        inprocess=inprocess,
+        prices=prices,
+    )
+    result = asyncio.run(_run_with_progress(orc, text, thread, show=not as_json))
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        render_result(result, out)
+    return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
+
+
+def resume(
+    graph: Annotated[str, typer.Argument(help="The graph file the thread ran (or its name).")],
+    thread: Annotated[str, typer.Option(help="The thread to resume.")],
+    approve: Annotated[
+        bool, typer.Option(help="Accept the specialists' answers waiting for review.")
+    ] = False,
+    reject: Annotated[bool, typer.Option(help="Leave them unverified.")] = False,
+    answer: Annotated[
+        str | None,
+        typer.Option(
+            help='Correct output as JSON: {"label": "billing"} when one subtask waits, '
+            'or {"SUBTASK": {...}, ...}.'
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where checkpoints are kept.")
+    ] = DEFAULT_STATE_DIR,
+) -> int:
+    """Resume a thread: after a crash, or with a person's review of a paused run."""
+    chosen = sum([approve, reject, answer is not None])
+    if chosen > 1:
+        raise ConfigurationError("give one of --approve, --reject or --answer")
+    review: dict[str, Any] | None = None
+    parsed: dict[str, Any] | None = None
+    if approve:
+        review = {"*": {"action": "approve"}}
+    elif reject:
+        review = {"*": {"action": "reject"}}
+    elif answer is not None:
+        try:
+            parsed = json.loads(answer)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"--answer is not JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ConfigurationError("--answer must be a JSON object")
+    orc = Orchestrator.from_file(resolve_graph(graph), state_dir=state_dir)
+    result = asyncio.run(_resume(orc, thread, review, parsed, show=not as_json))
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        render_result(result, out)
+    return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
+
+
+async def _resume(
+    orc: Orchestrator,
+    thread: str,
+    review: dict[str, Any] | None,
+    answer: dict[str, Any] | None,
+    *,
+    show: bool,
+) -> RunResult:
+    # One open orchestrator (one set of MCP servers) both reads the pending review and runs.
+    async with orc:
+        if answer is not None:
+            review = await _answer_review(orc, thread, answer)
+        return await _run_with_progress(orc, None, thread, show=show, review=review)
+
+
+async def _answer_review(orc: Orchestrator, thread: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """Turn --answer into per-subtask decisions, using what the paused run waits for."""
+    pending = await orc.pending_review(thread)
+    if not pending:
+        raise ConfigurationError(f"thread {thread!r} is not waiting for a review")
+    ids = [p["subtask_id"] for p in pending]
+    if set(answer) <= set(ids) and answer:
+        return {sid: {"action": "answer", "output": out} for sid, out in answer.items()}
+    if len(ids) == 1:
+        return {ids[0]: {"action": "answer", "output": answer}}
+    raise ConfigurationError(
+        f"several subtasks wait ({', '.join(ids)}): give --answer as {{SUBTASK: output, ...}}"
+    )
+
+
+async def _run_with_progress(
+    orc: Orchestrator,
+    text: str | None,
+    thread: str | None,
+    *,
+    show: bool,
+    review: dict[str, Any] | None = None,
+) -> RunResult:
+    result: RunResult | None = None
+    with err.status("loading specialists…", spinner="dots") as status:
+        if not show or not err.is_terminal:
+            status.stop()
+        async for event in orc.astream(text, thread_id=thread, review=review):
+            if event.result is not None:
+                result = event.result
+            elif event.kind == "resumed":
+                err.print(f"resuming thread {event.thread_id}")
+            elif event.kind == "called":
+                d = event.detail
+                mark = f"conf {d['confidence']:.2f}" if d["ok"] else f"failed: {d['error']}"
+                status.update(f"{event.node}: {d['subtask']} done ({mark})")
+            elif event.kind in ("planned", "merged", "set", "composed"):
+                status.update(f"{event.node}: {event.kind}")
+            elif event.kind == "awaiting_human" and show:
+                for item in event.detail["pending"]:
+                    err.print(
+                        f"review needed: {item['subtask_id']} ({item['specialist']}) said "
+                        f"{json.dumps(item['output'])} with confidence {item['confidence']}: "
+                        f"{item['reason']}",
+                        markup=False,
+                    )
+    assert result is not None
+    return result
+
+
+def _format_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def render_result(result: RunResult, console: Console) -> None:
+    colour = {"ok": "green", "partial": "yellow", "failed": "red", "awaiting_human": "cyan"}[
+        result.status
+    ]
+    console.print(
+        f"[bold]{result.graph}[/bold]  status [{colour}]{result.status}[/{colour}]  "
+        f"planner {result.planner}"
+    )
+    console.print(f"thread  {result.thread_id}")
+    console.print(f"request {_format_value(result.request.text)}")
+    fields = Table(title="Result", title_justify="left")
+    for column in ("field", "value", "from", "conf", "verified"):
+        fields.add_column(column, overflow="fold")
+    for name, f in result.fields.items():
+        p = f.provenance
+        if p.source == "specialist":
+            source = p.specialist or ""
+        else:
+            source = f"rule {p.node} <- {', '.join(p.derived_from) or 'request'}"
+        fields.add_row(
+            name,
+            _format_value(f.value),
+            source,
+            "" if p.confidence is None else f"{p.confidence:.2f}",
+            "[green]yes[/green]" if p.verified else "[yellow]no[/yellow]",
+        )
+    console.print(fields)
+    calls = Table(title="Specialist calls", title_justify="left")
+    for column in ("subtask", "ok", "verified", "conf", "ms", "model ms", "tokens", "note"):
+        calls.add_column(
+            column,
+            justify="right" if "ms" in column or column == "tokens" else "left",
+            overflow="fold",
+        )
+    for s in result.subtasks:
+        note = s.error or "; ".join(s.reasons)
+        if s.attempts > 1:
+            note = f"{s.attempts} attempts; {note}".rstrip("; ")
+        calls.add_row(
+            s.id,
+            "yes" if s.ok else "[red]no[/red]",
+            "yes" if s.verified else "[yellow]no[/yellow]",
+            "" if s.confidence is None else f"{s.confidence:.2f}",
+            f"{s.latency_ms:.1f}",
+            f"{s.compute_ms:.1f}",
+            str(s.tokens),
+            note,
+        )
+    console.print(calls)
+    for sid, why in result.skipped.items():
+        console.print(f"skipped {sid}: {why}")
+    for e in result.escalations:
+        tried = (
+            "; ".join(
+                f"{step.rung}: {step.detail or ('passed' if step.passed else 'failed')}"
+                for step in e.steps
+            )
+            or "no escalation ladder"
+        )
+        console.print(
+            f"[yellow]escalation[/yellow] {e.subtask_id}: {e.reason} -> {tried} ({e.outcome})",
+            markup=True,
+            highlight=False,
+        )
+    t = result.timings_ms
+    parts = [f"{k} {v:.1f}" for k, v in t.items() if k not in ("total", "startup")]
+    models = sorted({s.model for s in result.subtasks if s.model})
+    console.print(f"path    {' -> '.join(result.path)}")
+    console.print(f"models  {', '.join(models) or '-'}")
+    console.print(
+        f"time    {t['total']:.1f} ms in all ({', '.join(parts)}); model compute "
+        f"{result.compute_ms:.1f} ms; {result.tokens} tokens"
+    )
+    if "startup" in t:
+        console.print(f"startup {t['startup']:.0f} ms (loading models, once per process)")
+    if result.ledger is not None:
+        render_ledger(result.ledger, console)
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow] {note}")
+    if result.error:
+        console.print(f"[red]error[/red] {result.error}", markup=True)
+    if result.pending_review:
+        console.print(
+            f"[cyan]waiting for a person[/cyan] on {', '.join(result.pending_review)}: "
+            f"orchestrator resume --thread {result.thread_id} --approve | --reject | "
+            "--answer JSON"
+        )
+
+
+def _usd(value: float) -> str:
+    if value == 0:
+        return "$0"
+    return f"${value:.2e}" if value < 0.0001 else f"${value:.4f}"
+
+
+def render_ledger(ledger: RunLedger, console: Console) -> None:
+    table = Table(title="Cost ledger", title_justify="left")
+    for column in ("call", "tokens in/out", "cache read/write", "model ms", "cost"):
+        table.add_column(column, justify="left" if column == "call" else "right")
+    for e in ledger.entries:
+        name = f"{e.role} {e.subtask_id}" if e.subtask_id else e.role
+        if e.kind == "frontier":
+            name += f" ({e.model})"
+        table.add_row(
+            name,
+            f"{e.input_tokens}/{e.output_tokens}",
+            f"{e.cache_read_tokens}/{e.cache_write_tokens}" if e.kind == "frontier" else "",
+            f"{e.compute_ms:.1f}" if e.kind == "specialist" else "",
+            _usd(e.cost_usd) if e.priced else "no price",
+        )
+    console.print(table)
+    ratio = ledger.all_frontier_usd / ledger.total_usd if ledger.total_usd else float("inf")
+    console.print(
+        f"cost    {_usd(ledger.total_usd)}: specialists {_usd(ledger.specialist_usd)}, frontier "
+        f"{_usd(ledger.frontier_usd)} ({ledger.frontier_share:.0%} of the cost, "
+        f"{ledger.frontier_calls} calls)"
+    )
+    console.print(
+        f"        with {ledger.frontier_model} doing every subtask: about "
+        f"{_usd(ledger.all_frontier_usd)} ({ratio:,.0f}x) - {ledger.all_frontier_basis}"
+    )
