@@ -34,7 +34,7 @@ test: install-dev
 # mypy --strict on the installed layout (the folders map to orchestrator.* only once installed).
 lint: install-dev
 	$(BIN)/ruff check .
-	rm -rf build/typecheck
+	rm -rf build/typecheck build/lib  # build/lib keeps modules that were since removed
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --target build/typecheck .
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --strict -p orchestrator
 
