@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator._visible_text import require_visible_text
 
 __all__ = [
     "Escalation",
@@ -44,6 +46,11 @@ class RunRequest(_Model):
         default_factory=dict, description="Caller data that conditions may read (request.metadata)."
     )
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+
+    @field_validator("text")
+    @classmethod
+    def _has_visible_text(cls, text: str) -> str:
+        return require_visible_text(text)
 
 
 class Subtask(_Model):

@@ -13,10 +13,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from typing_extensions import TypeVar
 
 from orchestrator._contracts import ToolInfo
+from orchestrator._visible_text import require_visible_text
 
 __all__ = ["AnySpecialist", "NoOptions", "Prediction", "Specialist", "TextInput"]
 
@@ -38,6 +39,11 @@ class TextInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=100_000, description="The text to analyse.")
+
+    @field_validator("text")
+    @classmethod
+    def _has_visible_text(cls, text: str) -> str:
+        return require_visible_text(text)
 
 
 class Prediction(NamedTuple, Generic[OutT]):

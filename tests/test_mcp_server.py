@@ -89,6 +89,7 @@ def test_batch_call_answers_each_item() -> None:
         ("triage", {"text": 123}, "Input should be a valid string"),
         ("triage", {}, "Field required"),
         ("triage", {"text": ""}, "at least 1 character"),
+        ("triage", {"text": "\u200b \ufeff"}, "no visible characters"),
         ("triage", {"text": "x" * 51}, "has 51 characters; this server accepts at most 50"),
         ("triage_batch", {"items": [{"text": "a"}] * 4}, "at most 3 items"),
         ("triage_batch", {"items": "nope"}, "valid list"),

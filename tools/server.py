@@ -26,7 +26,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp.types import PARSE_ERROR, ErrorData, JSONRPCError
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from orchestrator._errors import InvalidArgumentError
@@ -148,7 +148,13 @@ def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tup
 
     async def single(**arguments: Any) -> BaseModel:
         _check_sizes(arguments, limits, "argument")
-        item = input_model.model_validate(arguments)
+        try:
+            # The schema checked each field; validators on the whole input run only here.
+            item = input_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolError(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ) from None
         predictions, ms = await anyio.to_thread.run_sync(_predict, specialist, [item])
         return wrap(predictions, ms)[0]
 

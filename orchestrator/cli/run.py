@@ -17,6 +17,7 @@ from orchestrator._checkpointers import CheckpointerKind
 from orchestrator._contracts import RunLedger, RunResult
 from orchestrator._errors import ConfigurationError
 from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
+from orchestrator._visible_text import has_visible_text
 from orchestrator.cli._exit import ExitCode
 from orchestrator.cli._graph_files import resolve_graph
 from orchestrator.cli._output import err, out
@@ -64,8 +65,11 @@ def run(
     if checkpointer not in ("sqlite", "memory", "none"):
         raise ConfigurationError(f"--checkpointer {checkpointer!r}: use sqlite, memory or none")
     text = _read_input(input)
-    if text is not None and not text.strip():
-        raise ConfigurationError("--input is empty: give the text of the request")
+    if text is not None and not has_visible_text(text):
+        raise ConfigurationError(
+            "--input is empty or only whitespace and invisible characters: give the text of "
+            "the request"
+        )
     if text is None and thread is None:
         raise ConfigurationError("give --input TEXT (or --thread ID to resume an unfinished run)")
     orc = Orchestrator.from_file(
