@@ -132,7 +132,7 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
                 f"but this specialist runs {self._encoder.model_id!r}; train it again"
             )
         if trained is None:
-            self._head = FewShotHead(self._encoder, self.label_specs())
+            self._head = self.fewshot_head(self._encoder)
         wait = self.options.micro_batch_wait_ms
         if wait > 0:
             self._batcher = MicroBatcher(self._encoder.encode, max_wait_s=wait / 1000)
@@ -146,6 +146,15 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
         """The answer, its confidence, and whether it clears the artifact's threshold."""
         top = ranked[0]
         return top.label, top.score, top.score >= trained.threshold
+
+    def fewshot_head(self, encoder: TextEncoder) -> FewShotHead:
+        """The head used without an artifact: fitted on the label specs as it loads."""
+        return FewShotHead.fit(encoder, self.label_specs())
+
+    def decide_fewshot(self, ranked: list[LabelScore]) -> tuple[str, float, bool]:
+        """The few-shot head's answer, its confidence, and whether it is accepted."""
+        top = ranked[0]
+        return top.label, top.score, True
 
     def _encode(self, texts: Sequence[str]) -> Vectors:
         assert self._encoder is not None
@@ -168,11 +177,9 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
         for row, count in zip(probs, tokens, strict=True):
             order = row.argsort()[::-1]
             ranked = [LabelScore(label=names[i], score=float(row[i])) for i in order]
-            if trained is None:
-                top = ranked[: self.options.top_k]
-                results.append(Prediction(self.make_output(top), top[0].score, count))
-                continue
-            label, confidence, accepted = self.decide(ranked, trained)
+            label, confidence, accepted = (
+                self.decide(ranked, trained) if trained else self.decide_fewshot(ranked)
+            )
             output = self.make_output(ranked[: self.options.top_k], label=label, accepted=accepted)
             results.append(Prediction(output, confidence, count))
         return results

@@ -43,6 +43,7 @@ INTENTS = (
     "technical_issue",
     "account_access",
     "product_question",
+    "out_of_scope",
 )
 
 
