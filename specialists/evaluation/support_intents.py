@@ -24,9 +24,9 @@ import numpy as np
 import yaml
 
 from orchestrator.specialists._base import TextInput
-from orchestrator.specialists.calibration import expected_calibration_error
 from orchestrator.specialists.evaluation.datasets import DataError, Split, load_dataset
 from orchestrator.specialists.intent import BUILTIN_OUT_OF_SCOPE, IntentSpecialist
+from orchestrator.specialists.training.calibration import expected_calibration_error
 
 __all__ = [
     "CLINC_OFF_TOPIC_DOMAINS",

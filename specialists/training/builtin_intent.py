@@ -21,7 +21,6 @@ import numpy as np
 
 from orchestrator.specialists._fewshot import FewShotHead, load_label_specs
 from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
-from orchestrator.specialists.calibration import fit_calibrator
 from orchestrator.specialists.evaluation.support_intents import (
     EVAL_SET,
     load_eval_set,
@@ -36,6 +35,7 @@ from orchestrator.specialists.intent import (
     fit_intent_head,
     labels_digest,
 )
+from orchestrator.specialists.training.calibration import fit_calibrator
 
 __all__ = ["THRESHOLD_GRID", "fit_builtin_intent", "write_builtin_fit"]
 
