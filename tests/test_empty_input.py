@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator import Orchestrator, RunRequest
-from orchestrator.cli.app import ExitCode, main
+from orchestrator.cli.main import ExitCode, main
 from orchestrator.graph.spec import GraphSpec
 from orchestrator.specialists import SpecialistRegistry, TextInput
 
