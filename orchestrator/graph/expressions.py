@@ -43,6 +43,10 @@ __all__ = [
     "parse_template",
 ]
 
+#: Integers a graph may hold: run state is checkpointed with msgpack (64 bits), and Python
+#: refuses to print integers of more than 4,300 digits.
+INT_RANGE: Final = (-(2**63), 2**64 - 1)
+
 _SYNTAX_HINT: Final = "conditions use Python-like syntax: a.b == 'x' and c.d >= 0.5"
 
 # YAML authors write these in lower case; they are constants, never context lookups.
@@ -238,7 +242,7 @@ def _parse(text: str, *, whole: str, offset: int, expression_source: str) -> Exp
             tree = ast.parse(body, mode="eval")
     except SyntaxError as exc:
         raise _syntax_error(exc, body, whole, base) from None
-    except RecursionError:
+    except (RecursionError, MemoryError):  # the parser's limits (`not not ...` 20,000 times)
         raise ExpressionError("expression is nested too deeply", whole, base) from None
     if "#" in body:
         _reject_comments(body, whole, base)
@@ -476,6 +480,12 @@ class _Compiler:
 
     def _constant(self, node: ast.Constant) -> Any:
         value = node.value
+        if isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            raise self._error(
+                node,
+                "integer literal out of range: integers must fit in 64 bits",
+                "quote it to compare as text",
+            )
         if value is None or isinstance(value, str | int | float):  # bool is an int
             return value
         if isinstance(value, bytes):

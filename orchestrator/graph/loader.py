@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from difflib import get_close_matches
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +51,9 @@ G = TypeVar("G", bound=GraphModel)
 # Attributes every result offers to conditions, beside the specialist's own output keys.
 RESULT_ATTRIBUTES = ("confidence", "verified", "ok", "model", "output", "error")
 ROOT_NAMES = ("request", "fields")
+#: Largest graph file read, in characters (about 30,000 nodes): YAML is read in pure Python
+#: at about 1 s per 100,000 characters, so a bigger file is a mistake rather than a graph.
+MAX_GRAPH_CHARS = 2_000_000
 
 
 def load_graph_file(
@@ -60,6 +64,8 @@ def load_graph_file(
     backends: BackendRegistry | None = None,
 ) -> G:
     try:
+        if path.stat().st_size > 4 * MAX_GRAPH_CHARS:  # more bytes than any allowed text
+            raise GraphFileError([_too_large(path.stat().st_size, "bytes")], path)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GraphFileError(
@@ -79,6 +85,8 @@ def load_graph_text(
     registry: SpecialistRegistry | None = None,
     backends: BackendRegistry | None = None,
 ) -> G:
+    if len(text) > MAX_GRAPH_CHARS:
+        raise GraphFileError([_too_large(len(text), "characters")], source)
     try:
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -94,6 +102,14 @@ def load_graph_text(
             source,
         ) from None
     return _load(into, loaded.data, loaded, source, registry, backends, text)
+
+
+def _too_large(size: int, unit: str) -> GraphIssue:
+    return GraphIssue(
+        f"the file has {size:,} {unit}; graph files may hold at most "
+        f"{MAX_GRAPH_CHARS:,} characters",
+        hint="split it into several graphs",
+    )
 
 
 def load_graph_data(
@@ -304,6 +320,10 @@ class _GraphChecker:
         self.backends = backends
         self.issues: list[GraphIssue] = []
         self.outputs: dict[str, set[str] | None] = {}  # binding -> output keys (None: unknown)
+
+    @cached_property
+    def subtasks(self) -> dict[str, tuple[str, SubtaskSpec]]:
+        return self.spec.subtasks()
 
     def add(self, path: Loc, message: str, **kwargs: Any) -> None:
         self.issues.append(self.locate.issue(path, message, **kwargs))
@@ -577,7 +597,7 @@ class _GraphChecker:
         for chain in expression.paths:
             root = chain[0]
             if root in ids and len(chain) > 1:
-                binding = self.spec.subtasks()[root][1].specialist
+                binding = self.subtasks[root][1].specialist
                 known = self.outputs.get(binding)
                 attr = chain[1]
                 if known is not None and attr not in known and attr not in RESULT_ATTRIBUTES:
@@ -642,16 +662,15 @@ class _GraphChecker:
                     )
                 else:
                     self.check_names((*base, "when"), expression, ids)
-        sources = {e.source for e in self.spec.edges}
-        if START not in sources:
+        first_edge = self.first_edge_by_source()
+        if START not in first_edge:
             self.add(
                 ("edges",),
                 "no edge leaves START",
                 hint=f"add `- {{from: START, to: {next(iter(nodes))}}}`",
             )
-        for source in sources:
+        for source, first in first_edge.items():
             if source not in defaults and (source == START or source in nodes):
-                first = next(i for i, e in enumerate(self.spec.edges) if e.source == source)
                 self.add(
                     ("edges", first),
                     f"every edge out of {source!r} has a `when`, so a run "
@@ -660,6 +679,8 @@ class _GraphChecker:
                 )
 
     def check_reachability(self) -> None:
+        # Linear in nodes and edges: one walk from START, one backwards from the exits and
+        # one strongly-connected-components pass (a walk per node took 35 s for 12,000 nodes).
         successors: dict[str, set[str]] = {n: set() for n in [START, *self.spec.nodes]}
         for edge in self.spec.edges:
             successors[edge.source].add(edge.to)
@@ -674,16 +695,29 @@ class _GraphChecker:
                 )
         # A node with no outgoing edge ends the run, like an edge to END.
         exits = {n for n, s in successors.items() if not s and n != START} | {END}
+        predecessors: dict[str, set[str]] = {}
+        for source, targets in successors.items():
+            for target in targets:
+                predecessors.setdefault(target, set()).add(source)
+        can_exit: set[str] = set()
+        for exit_node in exits:
+            can_exit |= _reach(exit_node, predecessors)
+        in_cycle = _nodes_in_cycles(successors)
+        first_edge = self.first_edge_by_source()
         for name in self.spec.nodes:
-            reachable = _reach(name, successors)
-            in_cycle = any(name in _reach(nxt, successors) for nxt in successors[name])
-            if name in reached and in_cycle and not (reachable & exits):
-                first = next(i for i, e in enumerate(self.spec.edges) if e.source == name)
+            if name in reached and name in in_cycle and name not in can_exit:
                 self.add(
-                    ("edges", first),
+                    ("edges", first_edge[name]),
                     f"node {name!r} is in a cycle with no exit: no path from it reaches END",
                     hint="add an edge out of the cycle to END",
                 )
+
+    def first_edge_by_source(self) -> dict[str, int]:
+        """Index of the first edge leaving each node."""
+        first: dict[str, int] = {}
+        for index, edge in enumerate(self.spec.edges):
+            first.setdefault(edge.source, index)
+        return first
 
 
 def _reach(start: str, successors: dict[str, set[str]]) -> set[str]:
@@ -697,29 +731,73 @@ def _reach(start: str, successors: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
+def _nodes_in_cycles(successors: dict[str, set[str]]) -> set[str]:
+    """Nodes on some cycle: members of a strongly connected component of two or more
+    nodes, or with an edge to themselves (Tarjan's algorithm without recursion, so that a
+    long chain cannot exhaust the stack)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
     stack: list[str] = []
+    found: set[str] = set()
 
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
+    def enter(node: str) -> tuple[str, Iterator[str]]:
+        index[node] = low[node] = len(index)
         stack.append(node)
-        for dep in deps.get(node, []):
-            if state.get(dep) == 1:
-                return stack[stack.index(dep) :]
-            if dep in deps and dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
+        on_stack.add(node)
+        return node, iter(successors.get(node, ()))
 
-    for node in deps:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    for root in successors:
+        if root in index:
+            continue
+        work = [enter(root)]
+        while work:
+            node, pending = work[-1]
+            for nxt in pending:
+                if nxt not in index:
+                    work.append(enter(nxt))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in successors.get(node, ()):
+                        found.update(component)
+    return found
+
+
+def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a list of ids, or None (depth-first, without recursion)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in deps:
+        if start in state:
+            continue
+        state[start] = 1
+        path = [start]
+        pending = [iter(deps[start])]
+        while pending:
+            for dep in pending[-1]:
+                if state.get(dep) == 1:
+                    return path[path.index(dep) :]
+                if dep in deps and dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(deps[dep]))
+                    break
+            else:
+                state[path.pop()] = 2
+                pending.pop()
     return None
 
 

@@ -16,6 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orchestrator._errors import UsageError
+from orchestrator.graph.expressions import INT_RANGE
 
 __all__ = ["LoadedYaml", "Path_", "Position", "YamlSyntaxError", "load_yaml"]
 
@@ -29,6 +30,10 @@ _VALUE_TAG = "tag:yaml.org,2002:value"
 
 # Aliases share nodes, so a small document can expand exponentially ("billion laughs").
 _MAX_EXPANDED_NODES = 1_000_000
+#: Deepest nesting of lists and mappings accepted. Graph files need about eight levels;
+#: PyYAML composes (and the builder walks) nested values recursively, so without a cap a
+#: file nested a thousand levels deep ends in a RecursionError instead of an error message.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,27 @@ def _marked_error(exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
     return YamlSyntaxError(message, position or context_position)
 
 
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """The safe loader, refusing values nested deeper than :data:`MAX_DEPTH` before its
+    recursive composer runs out of stack."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self._depth >= MAX_DEPTH:
+            raise YamlSyntaxError(
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                _position(self.peek_event().start_mark),  # type: ignore[no-untyped-call]
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 class _Builder:
     """Turns a composed node tree into plain data, recording positions on the way."""
 
@@ -147,9 +173,21 @@ class _Builder:
             raise YamlSyntaxError(
                 "the document expands to too many values through aliases", _node_position(node)
             )
+        if len(path) > MAX_DEPTH:  # aliases can nest values deeper than the text does
+            raise YamlSyntaxError(
+                f"values are nested more than {MAX_DEPTH} levels deep (through aliases)",
+                _node_position(node),
+            )
         self.value_positions[path] = _node_position(node)
         if isinstance(node, ScalarNode):
-            return self._scalar(node)
+            value = self._scalar(node)
+            if isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+                raise YamlSyntaxError(
+                    "integer out of range: values must fit in 64 bits "
+                    "(quote it to keep it as text)",
+                    _node_position(node),
+                )
+            return value
         if id(node) in self._active:
             raise YamlSyntaxError(
                 "an alias refers to a value that contains it", _node_position(node)
@@ -217,7 +255,7 @@ def load_yaml(text: str) -> LoadedYaml:
     positioned at the anchored original.
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_DepthLimitedLoader)
     except yaml.MarkedYAMLError as exc:
         raise _marked_error(exc) from None
     except yaml.reader.ReaderError as exc:
