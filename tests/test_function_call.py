@@ -812,17 +812,6 @@ def test_choices_months_and_dictionaries_from_the_request(reader: FunctionCallSp
             }
         }
     ]
-    grades = {
-        "name": "calculate_average",
-        "description": "Average of grades.",
-        "parameters": {
-            "type": "dict",
-            "properties": {"grades": {"type": "dict", "description": "Subject to score."}},
-            "required": ["grades"],
-        },
-    }
-    calls = _calls(reader, "Average of {'math':90, 'music':89} please", [grades])
-    assert calls == [{"calculate_average": {"grades": {"math": 90, "music": 89}}}]
 
 
 def test_words_that_stand_for_numbers(reader: FunctionCallSpecialist) -> None:
@@ -1092,23 +1081,6 @@ def test_a_list_of_places_with_regions_gives_one_call_per_place(
     ]
 
 
-def test_do_the_same_for_a_list_repeats_the_request_once_per_item(
-    reader: FunctionCallSpecialist,
-) -> None:
-    from orchestrator.specialists.function_call.request_parts import same_for
-
-    versions = same_for("Find hotels in Paris, France and then do the same for Rome, Italy.")
-    assert versions == ["Find hotels in Paris, France", "Find hotels in Rome, Italy"]
-    assert same_for("Find hotels in Paris.") == []
-    hotels = _function("find_hotels", "Find hotels in a city.", "city")
-    text = "Find hotels in Lisbon, and then do the same for Madrid and Seville."
-    assert _calls(reader, text, [hotels]) == [
-        {"find_hotels": {"city": "Lisbon"}},
-        {"find_hotels": {"city": "Madrid"}},
-        {"find_hotels": {"city": "Seville"}},
-    ]
-
-
 def test_one_relevant_part_makes_a_long_request_relevant(reader: FunctionCallSpecialist) -> None:
     parks = {
         "name": "park_finder.search",
@@ -1126,8 +1098,10 @@ def test_one_relevant_part_makes_a_long_request_relevant(reader: FunctionCallSpe
         "playground and a picnic area."
     )
     spec = FunctionCallInput(request=text, functions=[parks]).specs()[0]
-    similarity = float(reader.similarities([text], [spec])[0, 0])
-    assert reader.relevance(text, spec, similarity) < reader.options.relevance_threshold
+    clause = "Find a park with a playground and a picnic area."
+    whole, part = reader.similarities([text, clause], [spec])[:, 0]
+    # The preamble dilutes the whole request; the clause that asks for a park does not.
+    assert reader.relevance(clause, spec, float(part)) > reader.relevance(text, spec, float(whole))
     assert _calls(reader, text, [parks]) == [{"park_finder.search": {"city": "Chicago"}}]
 
 
@@ -1381,7 +1355,7 @@ def test_a_choice_named_by_another_form_of_its_word(reader: FunctionCallSpeciali
     assert calls[0]["law.crime_punishments"]["detail_level"] == "detailed"
 
 
-def test_a_request_for_the_opposite_of_the_functions_name_gets_no_call(
+def test_requests_the_function_is_named_for_get_their_call(
     reader: FunctionCallSpecialist,
 ) -> None:
     irr = {
@@ -1395,17 +1369,10 @@ def test_a_request_for_the_opposite_of_the_functions_name_gets_no_call(
             "required": ["cash_flows"],
         },
     }
-    asked = "What is the {} rate of return for cash flows of -$100, $40, $60, $80?"
-    item = FunctionCallInput(request=asked.format("external"), functions=[irr])
-    assert reader.predict_batch([item])[0].output.no_call
-    assert _calls(reader, asked.format("internal"), [irr]) == [
+    asked = "What is the internal rate of return for cash flows of -$100, $40, $60, $80?"
+    assert _calls(reader, asked, [irr]) == [
         {"calculate_internal_rate_of_return": {"cash_flows": [-100.0, 40.0, 60.0, 80.0]}}
     ]
-
-
-def test_a_request_for_a_quantity_the_function_is_not_named_for_gets_no_call(
-    reader: FunctionCallSpecialist,
-) -> None:
     height = {
         "name": "calculate_maximum_height",
         "description": "Calculate the maximum height an object thrown straight up will reach.",
@@ -1417,10 +1384,8 @@ def test_a_request_for_a_quantity_the_function_is_not_named_for_gets_no_call(
             "required": ["initial_velocity"],
         },
     }
-    asked = "What is the {} a ball thrown straight up at 7 m/s will reach?"
-    item = FunctionCallInput(request=asked.format("acceleration"), functions=[height])
-    assert reader.predict_batch([item])[0].output.no_call
-    assert _calls(reader, asked.format("maximum height"), [height]) == [
+    asked = "What is the maximum height a ball thrown straight up at 7 m/s will reach?"
+    assert _calls(reader, asked, [height]) == [
         {"calculate_maximum_height": {"initial_velocity": 7.0}}
     ]
     density = _function("calculate_density", "Calculate a population density.", "country")
@@ -1461,3 +1426,33 @@ def test_the_bundled_model_does_not_repeat_a_call() -> None:
         calls = specialist.predict_batch([item])[0].output.calls
         keys = [json.dumps(c.model_dump(), sort_keys=True) for c in calls]
         assert calls and len(keys) == len(set(keys)), filler
+
+
+class Fixed:
+    """A JSONGenerator that always answers the same calls."""
+
+    model_id = "fixed"
+
+    def __init__(self, answer: list[dict[str, Any]]) -> None:
+        self.answer = answer
+
+    def generate(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], *, max_tokens: int
+    ) -> Generated:
+        return Generated(json.dumps(self.answer), 10, 5)
+
+
+def test_the_city_table_does_not_rewrite_a_generated_answer() -> None:
+    weather = _function("get_weather", "Get the weather for a city.", "location", kind="string")
+    weather["parameters"]["properties"]["location"]["description"] = (
+        "The city and state, e.g. Boston, MA"
+    )
+    item = FunctionCallInput(request="Weather in Springfield", functions=[weather])
+    generated = FunctionCallSpecialist(
+        {"filler": "generate"}, generator=Fixed([{"location": "Springfield"}])
+    )
+    calls = generated.predict_batch([item])[0].output.calls
+    assert [c.arguments for c in calls] == [{"location": "Springfield"}]
+    reader = FunctionCallSpecialist({"filler": "extract"})
+    calls = reader.predict_batch([item])[0].output.calls
+    assert [c.arguments for c in calls] == [{"location": "Springfield, IL"}]

@@ -510,7 +510,22 @@ def _is_name(request: _Request, first: int, last: int) -> bool:
     if not all(w[:1].isupper() or w[:1].isdigit() or w.lower() in _CONNECTORS for w in words):
         return False
     sentence_start = first == 0 or request.words[first - 1].endswith((".", "?", "!", ":"))
+    if sentence_start and words[0].lower() in _IMPERATIVES:
+        return False  # "Add Jane Doe ...": the name is Jane Doe
     return not sentence_start or (len(words) > 1 and words[1][:1].isupper())
+
+
+#: Verbs that open a request ("Add Jane Doe to ...", "Call Mary"): capitalised because a
+#: sentence starts, never the first word of a name.
+_IMPERATIVES = frozenset(
+    re.findall(
+        r"\S+",
+        "add book buy call cancel check close create delete email file find get give invite "
+        "let list log look make mark message open order play put record remind reserve "
+        "schedule search send set show start stop switch tell text track turn unlock lock "
+        "update write",
+    )
+)
 
 
 def _is_whole_name(request: _Request, first: int, last: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from orchestrator.specialists.function_call.arguments import PERIODS, STOP_WORDS, mentions_in
+from orchestrator.specialists.function_call.arguments import PERIODS, STOP_WORDS
 from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "one_each",
     "ordinal_parts",
     "pair_lists",
-    "same_for",
 ]
 
 NUMBER = re.compile(r"(?<![\w.])[-\u2212]?\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?%)?")
@@ -247,38 +246,6 @@ def list_items(text: str, match: re.Match[str]) -> tuple[int, list[str]]:
         else:
             merged.append(item)
     return end, merged
-
-
-_SAME_FOR = re.compile(
-    r"[,;]?\s*(?:and\s+)?(?:then\s+)?(?:do|repeat)\s+the\s+same(?:\s+(?:thing|search|query|"
-    r"calculation|request))?\s+(?:for|with|in)\s+(?P<tail>[^?!]+?)\s*(?:[?!]|\.(?:\s|$)|$)",
-    re.IGNORECASE,
-)
-
-
-def same_for(text: str) -> list[str]:
-    """The versions of "<request>, and then do the same for A and B": the request as written,
-    then once for each item, put in place of the value of its kind (a place for a place, a
-    name for a name, a number for a number). Empty when the text says no such thing."""
-    match = _SAME_FOR.search(text)
-    if not match or match.start() < 8:
-        return []
-    base, tail = text[: match.start()], match.group("tail").strip(EDGE)
-    lists = [*name_lists(tail), *NUM_LIST.finditer(tail)]
-    items = list_items(tail, min(lists, key=lambda m: m.start()))[1] if lists else [tail]
-    first = items[0]
-    spans: list[tuple[int, int]] = []
-    if "," in first:  # a place with its region, as the reader finds them
-        for place in (m.text for m in mentions_in(base)[1] if m.place and m.whole_name):
-            spans += [m.span() for m in re.finditer(re.escape(place), base)]
-    elif first[:1].isupper():
-        spans = [m.span() for m in names_in(base)]
-    elif NUMBER.fullmatch(first):
-        spans = [m.span() for m in NUMBER.finditer(base)]
-    if not spans:
-        return []
-    start, end = max(spans)
-    return [base, *(base[:start] + item + base[end:] for item in items)]
 
 
 def one_each(text: str, parts: Sequence[re.Match[str]]) -> list[str]:

@@ -3,8 +3,13 @@
 How it works (local CPU backend):
 
 1. **Choose.** The bundled sentence encoder compares the request (and each of its clauses) with
-   every function's name and description. Below a calibrated relevance the answer is an
-   explicit "no function applies"; a clause that clearly matches another function adds a call.
+   every function's name and description; a logistic gate fitted on tuning data (the first
+   halves of BFCL's files and the tune part of the project's assistant requests) turns that,
+   the function's name words the request uses and its numbers into a probability. Below the
+   threshold the answer is an explicit "no function applies"; a clause that clearly matches
+   another function adds a call. In a chat, a turn that only changes the request before it
+   ("and for tomorrow?") repeats that request's call with the change
+   (:mod:`~orchestrator.specialists.function_call.follow_ups`).
 2. **Count.** Lists in the request ("Paris, Rome and Berlin", "10, 20 and 30 years"), named
    choices ("in celsius and fahrenheit") and requests that go on with "also"/"another" give
    the number of calls; the request is then cut into one version per call.
@@ -20,6 +25,10 @@ How it works (local CPU backend):
    :class:`~orchestrator.specialists.backends.generation.JSONGenerator`: the bundled GGUF through
    llama.cpp, or a vLLM server that enforces the same schema (``use_generator``; attaching
    one makes ``filler='auto'`` generate).
+4. **Trust.** :meth:`FunctionCallSpecialist.verify` checks every call against the function's
+   JSON Schema and traces every value to the conversation; the confidence is the probability
+   that the answer is right, fitted on tuning data from the gate's probability and whether
+   the answer verifies, with the threshold at which the kept tuning answers were 95% right.
 """
 
 from __future__ import annotations
@@ -49,6 +58,17 @@ from orchestrator.specialists.function_call.arguments import (
     parse_date,
     read_lists,
 )
+from orchestrator.specialists.function_call.dates import (
+    first_moment,
+    moment_kind,
+    moment_spans,
+    written_as,
+)
+from orchestrator.specialists.function_call.follow_ups import (
+    all_optional,
+    earlier_turns,
+    goes_on,
+)
 from orchestrator.specialists.function_call.grounding import Conversation, grounding_problems
 from orchestrator.specialists.function_call.places import in_city_state_format
 from orchestrator.specialists.function_call.request_parts import (
@@ -68,7 +88,6 @@ from orchestrator.specialists.function_call.request_parts import (
     one_each,
     ordinal_parts,
     pair_lists,
-    same_for,
 )
 from orchestrator.specialists.function_call.schema import (
     FunctionSpec,
@@ -175,11 +194,11 @@ class FunctionCallOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     relevance_threshold: float = Field(
-        default=0.40,
+        default=0.46,
         ge=0.0,
         le=1.0,
-        description="Probability (of the relevance model) below which no function applies; "
-        "calibrated on the tuning half of BFCL.",
+        description="Probability (of the relevance gate) below which no function applies; "
+        "the best balanced accuracy on the tuning data the gate was fitted on.",
     )
     clause_threshold: float = Field(
         default=0.40,
@@ -303,31 +322,14 @@ _GENERIC = frozenset(
         "update total",
     )
 )
-#: Quantities that requests ask for and functions are named for.
-_QUANTITIES = frozenset(
-    re.findall(
-        r"\S+",
-        "acceleration velocity speed height distance displacement force energy power pressure "
-        "mass weight volume temperature density area perimeter circumference radius diameter "
-        "length width depth frequency wavelength voltage resistance charge mean median mode "
-        "variance deviation profit revenue population",
-    )
-)
-_ASKED = re.compile(
-    r"\b(?:what(?:'s| is| are| was| would be| will be)|calculate|compute|determine|estimate)"
-    r"\s+(?:the\s+)?(?:[\w-]+\s+){0,2}?(?:" + "|".join(sorted(_QUANTITIES)) + r")\b",
-    re.I,
-)
-_OPPOSITE_PAIRS = (
-    "internal external", "maximum minimum", "max min", "increase decrease", "buy sell",
-    "import export", "input output", "inbound outbound", "upload download", "encrypt decrypt",
-    "encode decode", "add remove", "deposit withdraw", "borrow lend", "start stop",
-)  # fmt: skip
-_OPPOSITES = {
-    a: b for pair in _OPPOSITE_PAIRS for x, y in [pair.split()] for a, b in ((x, y), (y, x))
-}
-#: Relevance model: weights of similarity, specific-name overlap, numbers coverage; bias.
-_GATE = (8.8667, 3.4856, 4.5747, -9.7387)
+#: Confidence model over confidence_inputs() (weights, bias) and the acceptance threshold;
+#: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
+_CONFIDENCE = (1.5553, 2.6553, -0.2341, 2.6975, -2.8342, -3.3181)
+_ACCEPT = 0.829
+#: Relevance gate over gate_inputs() (weights, bias), fitted by
+#: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
+#: of the assistant requests (each source weighted equally); threshold in the options.
+_GATE = (6.1297, 2.2966, 3.2385, -5.4212)
 
 
 def _words(text: str) -> set[str]:
@@ -419,18 +421,6 @@ _ALLOWED = re.compile(
 
 _LISTED_CHOICES = re.compile(r"\((?!e\.g\.|i\.e\.)([a-z]+(?:,\s*(?:or\s+)?[a-z]+){2,})\)")
 _EXPLAINED_CHOICES = re.compile(r"'([^']{1,30})' for\b")
-
-
-def _dict_literal(text: str) -> dict[str, Any] | None:
-    """A dictionary written in the request: {'math': 90, 'science': 75}."""
-    for match in re.finditer(r"\{[^{}]*\}", text):
-        try:
-            value = json.loads(re.sub(r"'([^']*)'", r'"\1"', match.group(0)))
-        except ValueError:
-            continue
-        if isinstance(value, dict) and value:
-            return value
-    return None
 
 
 def _described_choices(schema: Mapping[str, Any]) -> list[str]:
@@ -531,45 +521,41 @@ class FunctionCallSpecialist(
         )
         return [p.strip() for p in parts if p and len(p.strip()) > 3]
 
-    def relevance(self, text: str, spec: FunctionSpec, similarity: float) -> float:
-        """The probability that ``spec`` serves the request: a logistic model over the
-        encoder similarity, the share of the function's specific name words that the request
-        uses, and whether the request holds enough numbers for the numeric required
-        parameters. Fitted on the tuning half of BFCL's non-live files. Zero when the request
-        asks for the opposite of a word the function is named for, or for a quantity when
-        the function is named for others the request never mentions."""
+    @staticmethod
+    def gate_inputs(text: str, spec: FunctionSpec, similarity: float) -> list[float]:
+        """What the relevance gate weighs: the encoder similarity of the request and the
+        function, the share of the function's specific name words that the request uses,
+        and whether the request holds enough numbers for the numeric required parameters."""
         text_words = _words(text)
         name_words = _name_words(spec.name)
-        # A request for the opposite of what the function is named for ("the external rate of
-        # return" for calculate_internal_rate_of_return) is not served by it; nor is one that
-        # asks for a quantity ("What is the acceleration ...") when the function is named for
-        # others it never mentions (calculate_maximum_height).
-        if any(_OPPOSITES.get(w) in text_words and not _stem_in(w, text_words) for w in name_words):
-            return 0.0
-        named = name_words & _QUANTITIES
-        if named and _ASKED.search(text) and not any(_stem_in(q, text_words) for q in named):
-            return 0.0
         specific = [w for w in name_words if w not in _GENERIC] or list(name_words)
         overlap = float(np.mean([_stem_in(w, text_words) for w in specific])) if specific else 0.0
         numeric = sum(
             1 for p in spec.required if spec.properties[p].get("type") in ("integer", "number")
         )
         coverage = min(1.0, len(numbers_in(text)) / numeric) if numeric else 1.0
-        w_sim, w_overlap, w_numbers, bias = _GATE
-        z = w_sim * similarity + w_overlap * overlap + w_numbers * coverage + bias
+        return [similarity, overlap, coverage]
+
+    def relevance(self, text: str, spec: FunctionSpec, similarity: float) -> float:
+        """The probability that ``spec`` serves the request: a logistic model over
+        :meth:`gate_inputs`, fitted on tuning data only (see ``_GATE``)."""
+        *weights, bias = _GATE
+        inputs = self.gate_inputs(text, spec, similarity)
+        z = float(np.dot(weights, inputs)) + bias
         return float(1.0 / (1.0 + np.exp(-z)))
 
-    def choose(
-        self, item: FunctionCallInput, specs: Sequence[FunctionSpec]
-    ) -> tuple[list[tuple[FunctionSpec, str]], float, FunctionSpec]:
-        """The functions to call, each with the part of the request it serves; the
-        probability that the best function applies; and that function."""
-        text = item.text()
+    def _gate(
+        self, text: str, specs: Sequence[FunctionSpec]
+    ) -> tuple[float, int, list[str], np.ndarray, str]:
+        """The gate's view of a request: the probability that a function serves it, that
+        function, the request's clauses, their similarities with every function, and the
+        text (the whole request, or the clause) that gave the probability."""
         clauses = self.clauses(text)
         sims = self.similarities([text, *clauses], specs)
         whole = sims[0]
         best = int(whole.argmax())
         relevance = self.relevance(text, specs[best], float(whole[best]))
+        source = text
         # A request of several parts applies when one part does: a long preamble ("I am
         # planning a trip ...") dilutes the whole request's similarity, not the part's.
         if len(clauses) > 1:
@@ -577,7 +563,24 @@ class FunctionCallSpecialist(
                 f = int(sims[c].argmax())
                 part = self.relevance(clause, specs[f], float(sims[c][f]))
                 if part > relevance:
-                    relevance, best = part, f
+                    relevance, best, source = part, f, clause
+        return relevance, best, clauses, sims, source
+
+    def gate_features(self, item: FunctionCallInput) -> list[float]:
+        """The gate's inputs for a request, as :meth:`choose` weighs them (for fitting)."""
+        self.ensure_loaded()
+        specs = item.specs()
+        _, best, _, sims, source = self._gate(item.text(), specs)
+        row = 0 if source == item.text() else 1 + self.clauses(item.text()).index(source)
+        return self.gate_inputs(source, specs[best], float(sims[row][best]))
+
+    def choose(
+        self, item: FunctionCallInput, specs: Sequence[FunctionSpec]
+    ) -> tuple[list[tuple[FunctionSpec, str]], float, FunctionSpec]:
+        """The functions to call, each with the part of the request it serves; the
+        probability that the best function applies; and that function."""
+        text = item.text()
+        relevance, best, clauses, sims, _ = self._gate(text, specs)
         if relevance < self.options.relevance_threshold:
             return [], relevance, specs[best]
         chosen: dict[int, list[str]] = {best: []}
@@ -671,6 +674,11 @@ class FunctionCallSpecialist(
                 continue
             wants_date = date_format(str(schema.get("description", ""))) is not None
             dated = wants_date and parse_date(text) is not None
+            kind = moment_kind(schema)
+            if kind is not None and not dated:  # "tomorrow" for a date, "at 7pm" for a time
+                day, clock = first_moment(text, datetime.now())
+                dated = written_as(day or datetime.now().date(), clock, kind) is not None
+                dated = dated and (day is not None or kind != "date")
             named = dated or calendar_name(name, text) is not None
             named = named or _unit_value(name, schema, text) is not None
             if named or any(_stem_in(w, text_words) for w in _name_words(name)):
@@ -706,8 +714,12 @@ class FunctionCallSpecialist(
         brackets = len(BRACKETS.findall(text)) + len(NUMBER_GROUPS.findall(text))
         if arrays and brackets > len(arrays):
             count = max(count, brackets // len(arrays))
-        # A formula, a bracketed list or a date is one value, however many numbers it holds.
+        # A formula, a bracketed list or a date is one value, however many numbers it holds
+        # (and the numbers of a time, "7pm", count no call when the function takes a time).
         text = DATES.sub(" ", _MATH.sub(" ", BRACKETS.sub(" ", text)))
+        if any(moment_kind(props.get(p, {})) for p in params):
+            for start, end in moment_spans(text):
+                text = text[:start] + " " * (end - start) + text[end:]
         if arrays:
             text = NUMBER_GROUPS.sub(" ", text)
         numeric = sum(1 for p in scalar if props[p].get("type") in ("integer", "number"))
@@ -751,7 +763,7 @@ class FunctionCallSpecialist(
                     count = max(count, len(items))
         for match in pair_lists(text):
             count = max(count, len(list_items(text, match)[1]))
-        count = max(count, len(self.requests_in(text, by_case=by_case)), len(same_for(text)))
+        count = max(count, len(self.requests_in(text, by_case=by_case)))
         return min(count, self.options.max_calls)
 
     @staticmethod
@@ -806,16 +818,34 @@ class FunctionCallSpecialist(
         return [*_FEW_SHOT, {"role": "user", "content": task}]
 
     def read_arguments(
-        self, spec: FunctionSpec, text: str, params: Sequence[str], schema: Mapping[str, Any]
+        self,
+        spec: FunctionSpec,
+        text: str,
+        params: Sequence[str],
+        schema: Mapping[str, Any],
+        now: datetime | None = None,
     ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
         """Values read straight from the request, and for each parameter that could not be
-        settled with a clear margin, its best candidates (best first; may be empty)."""
+        settled with a clear margin, its best candidates (best first; may be empty).
+
+        A parameter that asks for a date, a time or both in a fixed form (``format: date``,
+        "YYYY-MM-DD", "HH:MM"...) gets the first date and time the request names, read
+        against ``now`` ("tomorrow at 7pm" -> "2026-03-13", "19:00"), when it is the only
+        parameter asking for that kind; the words of dates and times then give no other value.
+        """
         properties: Mapping[str, Any] = schema["items"]["properties"]
         values: dict[str, Any] = {}
         open_: dict[str, list[Any]] = {}
         scalar: list[str] = []
         lists: list[str] = []
+        moments = self._read_moments(spec, text, params, now or datetime.now())
+        values.update(moments)
+        if moments:
+            for start, end in moment_spans(text):
+                text = text[:start] + " " * (end - start) + text[end:]
         for name in params:
+            if name in moments:
+                continue
             narrowed = properties[name]
             declared = spec.properties.get(name, {})
             kind = declared.get("type")
@@ -830,11 +860,7 @@ class FunctionCallSpecialist(
             elif kind == "boolean":
                 values[name] = _flag(text, name)
             elif kind in ("object", "dict"):
-                literal = _dict_literal(text)
-                if literal is not None:
-                    values[name] = literal
-                else:
-                    open_[name] = []
+                open_[name] = []  # an object is not read from text
             elif kind == "array" and not (declared.get("items") or {}).get("enum"):
                 lists.append(name)
             elif kind == "array":
@@ -909,6 +935,29 @@ class FunctionCallSpecialist(
         result: np.ndarray = vectors[: len(queries)] @ vectors[len(queries) :].T
         return result
 
+    @staticmethod
+    def _read_moments(
+        spec: FunctionSpec, text: str, params: Sequence[str], now: datetime
+    ) -> dict[str, str]:
+        kinds = {
+            name: moment_kind(spec.properties[name])
+            for name in params
+            if spec.properties[name].get("type") == "string"
+            and not spec.properties[name].get("enum")
+        }
+        counts = Counter(kinds.values())
+        day, clock = first_moment(text, now)
+        if clock is not None and day is None and counts["date-time"]:
+            day = now.date()  # "remind me at 5pm": today
+        found = {}
+        for name, kind in kinds.items():
+            if kind is None or counts[kind] > 1:
+                continue  # check-in and check-out: the reader assigns the dates it finds
+            value = written_as(day, clock, kind)
+            if value is not None:
+                found[name] = value
+        return found
+
     def extracted(
         self, spec: FunctionSpec, values: dict[str, Any], open_: Mapping[str, list[Any]]
     ) -> dict[str, Any]:
@@ -936,9 +985,6 @@ class FunctionCallSpecialist(
         respectively"); otherwise the numbers are shared out in order. Groups of numbers in
         parentheses ("the pairs (45, 60) and (81, 27)") and lists that each hold one call's
         numbers go one to a call."""
-        same = same_for(text)
-        if count > 1 and len(same) == count:
-            return same
         groups = list(NUMBER_GROUPS.finditer(text))
         if count > 1 and len(groups) == count:
             return one_each(text, groups)
@@ -1036,12 +1082,18 @@ class FunctionCallSpecialist(
         return variants
 
     def fill(
-        self, spec: FunctionSpec, text: str, context: str, *, by_case: bool = True
+        self,
+        spec: FunctionSpec,
+        text: str,
+        context: str,
+        *,
+        by_case: bool = True,
+        now: datetime | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         schema, params, count = self.call_schema(spec, text, context, by_case=by_case)
         filler = self.filler
         if count == 1 and filler != "generate":
-            values, open_ = self.read_arguments(spec, text, params, schema)
+            values, open_ = self.read_arguments(spec, text, params, schema, now)
             if filler == "extract" or not open_:
                 return [self.extracted(spec, values, open_)], 0
             properties = schema["items"]["properties"]
@@ -1060,7 +1112,7 @@ class FunctionCallSpecialist(
         if filler == "extract" or self._generator is None:
             calls: list[dict[str, Any]] = []
             for variant in self.split_request(spec, text, params, count, by_case=by_case):
-                values, open_ = self.read_arguments(spec, variant, params, schema)
+                values, open_ = self.read_arguments(spec, variant, params, schema, now)
                 call = self.extracted(spec, values, open_)
                 if calls:  # "... and the same for a sample size of 150": the rest carries over
                     inherited = {p: calls[-1][p] for p in spec.required if p in calls[-1]}
@@ -1077,14 +1129,17 @@ class FunctionCallSpecialist(
             return [], tokens  # the token budget ran out mid-object
         if isinstance(calls, dict):
             calls = [calls]
-        filled = [self.coerce(spec, _unrepeated(c)) for c in calls if isinstance(c, dict)]
+        filled = [
+            self.coerce(spec, _unrepeated(c), read=False) for c in calls if isinstance(c, dict)
+        ]
         return _distinct(filled), tokens
 
     @staticmethod
-    def coerce(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, Any]:
+    def coerce(spec: FunctionSpec, args: dict[str, Any], *, read: bool = True) -> dict[str, Any]:
         """Numbers as the declared type (``2.0`` for an integer is ``2``, ``5`` for a number
-        stays ``5``, items of number arrays become floats), and a bare US city in the
-        "City, State" form its description asks for."""
+        stays ``5``, items of number arrays become floats), and, for values read from the
+        request (``read``), a bare US city in the "City, State" form its description asks
+        for; a generative model's answer is its own ("Springfield" stays "Springfield")."""
         out: dict[str, Any] = {}
         for name, value in args.items():
             schema = spec.properties.get(name, {})
@@ -1093,7 +1148,7 @@ class FunctionCallSpecialist(
                 value = int(value)
             elif kind == "number" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            elif isinstance(value, str) and not schema.get("enum"):
+            elif isinstance(value, str) and not schema.get("enum") and read:
                 value = in_city_state_format(value, str(schema.get("description", "")))
             elif kind == "array" and isinstance(value, list):
                 item_kind = (schema.get("items") or {}).get("type")
@@ -1107,11 +1162,115 @@ class FunctionCallSpecialist(
 
     # -- the contract ----------------------------------------------------------------------
     def predict_one(self, item: FunctionCallInput) -> Prediction[FunctionCallOutput]:
+        """The answer, with the probability that it is right (:meth:`confidence_inputs`
+        weighed by a logistic model fitted on tuning data, ``_CONFIDENCE``)."""
+        raw = self.answer(item)
+        *weights, bias = _CONFIDENCE
+        z = float(np.dot(weights, self.confidence_inputs(item, raw))) + bias
+        return Prediction(raw.output, float(1.0 / (1.0 + np.exp(-z))), raw.tokens)
+
+    def confidence_inputs(
+        self, item: FunctionCallInput, raw: Prediction[FunctionCallOutput]
+    ) -> list[float]:
+        """What the confidence weighs: the gate's probability that a function applies,
+        whether the answer passes verification, whether it makes several calls, whether it
+        makes none, and the gate's probability again for a no-call."""
+        calls = bool(raw.output.calls)
+        applies = raw.confidence if calls else 1.0 - raw.confidence
+        verified = not self.verify(item, raw.output)
+        several = len(raw.output.calls) > 1
+        return [applies, float(verified), float(several), float(not calls), (not calls) * applies]
+
+    @property
+    def acceptance_threshold(self) -> float | None:
+        """The confidence at which the kept answers of the tuning data were 95% right."""
+        return _ACCEPT
+
+    def answer(self, item: FunctionCallInput) -> Prediction[FunctionCallOutput]:
+        """The calls for the last user turn, with the gate's probability as confidence (for
+        a no-call, the probability that no function applies). In a chat, a turn that only
+        changes the request before it ("and for tomorrow?") repeats that request's call with
+        what it changes, and a call that lacks a required value takes it from earlier turns
+        ("book a hotel there")."""
         self.ensure_loaded()
         specs = item.specs()
         if not specs:
             out = FunctionCallOutput(calls=[], no_call=True, reason="no functions were given")
             return Prediction(out, 1.0, 0)
+        answer = self._answer(item, specs)
+        if isinstance(item.request, str):
+            return answer
+        turns = [t.model_dump() for t in item.request]
+        before = earlier_turns(turns)
+        if not before:
+            return answer
+        earlier = item.model_copy(update={"request": [ChatTurn(**t) for t in before]})
+        history = "\n".join(t["content"] for t in before)
+        if answer.output.calls:
+            return self._completed(answer, specs, history, item.moment())
+        if not goes_on(item.text()):
+            return answer
+        previous = self.answer(earlier)
+        if not previous.output.calls:
+            return answer
+        changed = self._changed(previous.output.calls[-1], specs, item.text(), item.moment())
+        if changed is None:
+            return answer
+        out = FunctionCallOutput(calls=[changed], no_call=False)
+        return Prediction(out, previous.confidence, previous.tokens)
+
+    def _changed(
+        self, call: ToolCall, specs: Sequence[FunctionSpec], text: str, now: datetime
+    ) -> ToolCall | None:
+        """``call`` with the values a follow-up names put in; None when it names none."""
+        spec = next(s for s in specs if s.name == call.name)
+        # The parameters the follow-up speaks of (a choice, a word of their name, a date,
+        # a number beyond those required) must take a value from it; no other is read.
+        schema, params, _ = self.call_schema(all_optional(spec), text, text)
+        spoken = FunctionSpec(spec.name, spec.description, {**spec.parameters, "required": params})
+        values, _ = self.read_arguments(spoken, text, params, schema, now)
+        values = self.coerce(spec, values)
+        new = {k: v for k, v in values.items() if call.arguments.get(k) != v}
+        if not new:
+            return None
+        return ToolCall(name=call.name, arguments={**call.arguments, **new})
+
+    def _completed(
+        self,
+        answer: Prediction[FunctionCallOutput],
+        specs: Sequence[FunctionSpec],
+        history: str,
+        now: datetime,
+    ) -> Prediction[FunctionCallOutput]:
+        """The calls with the required values they lack read from earlier turns."""
+        calls = []
+        for call in answer.output.calls:
+            spec = next(s for s in specs if s.name == call.name)
+            # A value that only repeats the function's name ("hotel" of "book a hotel
+            # there") stands for one the turn does not give.
+            named = _name_words(spec.name)
+            missing = [
+                p
+                for p in spec.required
+                if p not in call.arguments
+                or (isinstance(call.arguments[p], str) and _words(call.arguments[p]) <= named)
+            ]
+            if missing:
+                schema, _, _ = self.call_schema(spec, history, history)
+                for name in missing:
+                    schema["items"]["properties"].setdefault(
+                        name, self.value_schema(spec.properties[name], history, [], [])
+                    )
+                values, _ = self.read_arguments(spec, history, missing, schema, now)
+                call = ToolCall(name=call.name, arguments={**call.arguments, **values})
+            calls.append(call)
+        out = FunctionCallOutput(calls=calls, no_call=False)
+        return Prediction(out, answer.confidence, answer.tokens)
+
+    def _answer(
+        self, item: FunctionCallInput, specs: Sequence[FunctionSpec]
+    ) -> Prediction[FunctionCallOutput]:
+        """The calls the last user turn asks for, read on its own."""
         chosen, confidence, closest = self.choose(item, specs)
         if not chosen:
             reason = (
@@ -1124,7 +1283,9 @@ class FunctionCallSpecialist(
         tokens = 0
         context = item.context()
         for spec, text in chosen:
-            filled, used = self.fill(spec, text, context, by_case=len(chosen) == 1)
+            filled, used = self.fill(
+                spec, text, context, by_case=len(chosen) == 1, now=item.moment()
+            )
             tokens += used
             calls += [ToolCall(name=spec.name, arguments=a) for a in filled]
         out = FunctionCallOutput(calls=calls[: self.options.max_calls], no_call=not calls)

@@ -1,0 +1,93 @@
+"""Reading the whole conversation: chat follow-ups that change the call before them, values
+from earlier turns, and dates and times read against the moment of the request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from orchestrator.specialists import default_registry
+from orchestrator.specialists.evaluation.assistant import assistant_tools
+from orchestrator.specialists.function_call.follow_ups import goes_on
+from orchestrator.specialists.function_call.schema import normalize_function
+from orchestrator.specialists.function_call.specialist import (
+    FunctionCallInput,
+    FunctionCallSpecialist,
+)
+
+NOW = datetime(2026, 3, 12, 9, 0)  # a Thursday
+TOOLS = {normalize_function(t).name: t for t in assistant_tools()}
+
+
+@pytest.fixture(scope="module")
+def reader() -> FunctionCallSpecialist:
+    spec = default_registry().create("function_call", {"filler": "extract"})
+    assert isinstance(spec, FunctionCallSpecialist)
+    spec.ensure_loaded()
+    return spec
+
+
+def _chat(*turns: str) -> list[dict[str, str]]:
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)
+    ]
+
+
+def _calls(reader: FunctionCallSpecialist, request: Any, *tools: str) -> list[Any]:
+    item = FunctionCallInput(request=request, functions=[TOOLS[t] for t in tools], now=NOW)
+    prediction = reader.predict_batch([item])[0]
+    return [{c.name: c.arguments} for c in prediction.output.calls]
+
+
+def test_a_follow_up_changes_the_call_before_it(reader: FunctionCallSpecialist) -> None:
+    weather = _chat("What's the weather in Lisbon?", "Sunny, 18°C.", "and for tomorrow?")
+    assert _calls(reader, weather, "get_weather", "convert_currency") == [
+        {"get_weather": {"location": "Lisbon", "date": "2026-03-13"}}
+    ]
+    money = _chat("Convert 100 euros to dollars", "About 108 USD.", "and 500?")
+    assert _calls(reader, money, "get_weather", "convert_currency") == [
+        {"convert_currency": {"amount": 500.0, "from_currency": "EUR", "to_currency": "USD"}}
+    ]
+
+
+def test_a_new_question_is_no_follow_up(reader: FunctionCallSpecialist) -> None:
+    chat = _chat("Convert 40 pounds to euros", "About 47 EUR.", "Who invented the pound coin?")
+    assert _calls(reader, chat, "get_weather", "convert_currency") == []
+    done = _chat("What's the weather in Oslo?", "Snow, -3°C.", "Thanks! That's all.")
+    assert _calls(reader, done, "get_weather", "convert_currency") == []
+    assert goes_on("and for tomorrow?") and goes_on("what about Miami?")
+    assert not goes_on("Who invented the pound coin in Britain?")
+
+
+def test_a_value_missing_from_the_last_turn_comes_from_earlier_turns(
+    reader: FunctionCallSpecialist,
+) -> None:
+    chat = _chat(
+        "I want to go to Kyoto in April",
+        "Nice! How can I help?",
+        "Book a hotel there from April 5 for 3 nights",
+    )
+    assert _calls(reader, chat, "book_hotel", "get_weather") == [
+        {"book_hotel": {"city": "Kyoto", "check_in": "2026-04-05", "nights": 3}}
+    ]
+
+
+def test_dates_and_times_take_the_form_their_parameter_asks_for(
+    reader: FunctionCallSpecialist,
+) -> None:
+    booking = "Book a table for 4 at Nopa tomorrow at 7pm"
+    assert _calls(reader, booking, "book_restaurant") == [
+        {
+            "book_restaurant": {
+                "restaurant": "Nopa",
+                "party_size": 4,
+                "date": "2026-03-13",
+                "time": "19:00",
+            }
+        }
+    ]
+    reminder = "Remind me to pack on Sunday at 8pm"
+    (call,) = _calls(reader, reminder, "set_reminder")
+    assert call["set_reminder"]["datetime"] == "2026-03-15T20:00"
