@@ -172,3 +172,17 @@ def throwaway_postgres() -> Iterator[str | None]:
                 [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True
             )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def fit_logistic(x: Any, y: Any, weight: Any, steps: int = 4000) -> Any:
+    """Weighted logistic regression by gradient descent with a small L2 penalty: the
+    weights of each column of ``x`` and, last, the bias (numpy arrays in and out)."""
+    import numpy as np
+
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    theta = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-xb @ theta))
+        grad = xb.T @ (weight * (p - y)) / weight.sum() + 1e-3 * np.r_[theta[:-1], 0.0]
+        theta -= 2.0 * grad
+    return theta

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import fit_logistic
 
 from orchestrator.specialists import default_registry
 from orchestrator.specialists.evaluation.assistant import (
@@ -30,15 +31,6 @@ from orchestrator.specialists.function_call.specialist import FunctionCallInput
 
 BFCL = ("simple_python", "multiple", "parallel", "irrelevance")
 TARGET = 0.95
-
-
-def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, steps: int = 4000) -> np.ndarray:
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    theta = np.zeros(xb.shape[1])
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-xb @ theta))
-        theta -= 2.0 * (xb.T @ (w * (p - y)) / w.sum() + 1e-3 * np.r_[theta[:-1], 0.0])
-    return theta
 
 
 def main() -> int:
@@ -81,7 +73,7 @@ def main() -> int:
     names = [r[2] for r in rows]
     counts = {n: names.count(n) for n in set(names)}
     weight = np.array([1.0 / counts[n] for n in names])
-    theta = _fit(x, y, weight)
+    theta = fit_logistic(x, y, weight)
     prob = 1.0 / (1.0 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ theta)))
     threshold = 1.0
     for t in sorted(set(np.round(prob, 3)), reverse=True):

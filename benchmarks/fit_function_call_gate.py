@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import fit_logistic
 
 from orchestrator.specialists import default_registry
 from orchestrator.specialists.evaluation.assistant import assistant_tools, load_requests
@@ -27,17 +28,6 @@ from orchestrator.specialists.function_call.specialist import FunctionCallInput
 
 RELEVANT = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple")
 IRRELEVANT = ("irrelevance", "live_irrelevance")
-
-
-def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, steps: int = 4000) -> np.ndarray:
-    """Weighted logistic regression by gradient descent (a small L2 penalty)."""
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    theta = np.zeros(xb.shape[1])
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-xb @ theta))
-        grad = xb.T @ (w * (p - y)) / w.sum() + 1e-3 * np.r_[theta[:-1], 0.0]
-        theta -= 2.0 * grad
-    return theta
 
 
 def main() -> int:
@@ -73,7 +63,7 @@ def main() -> int:
     names = [r[2] for r in rows]
     counts = {n: names.count(n) for n in set(names)}
     weight = np.array([1.0 / counts[n] for n in names])
-    theta = _fit(x, y, weight)
+    theta = fit_logistic(x, y, weight)
     z = np.hstack([x, np.ones((len(x), 1))]) @ theta
     prob = 1.0 / (1.0 + np.exp(-z))
     best = max(

@@ -107,3 +107,13 @@ edges:
 @pytest.fixture
 def scripted_graph_text() -> str:
     return SCRIPTED_GRAPH
+
+
+@pytest.fixture(scope="session")
+def function_call_reader() -> Any:
+    """The function_call specialist reading arguments (no generative model), loaded once."""
+    from orchestrator.specialists import default_registry
+
+    spec = default_registry().create("function_call", {"filler": "extract"})
+    spec.ensure_loaded()
+    return spec

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli.main import ExitCode, main
-from orchestrator.specialists import default_registry
 from orchestrator.specialists.evaluation.assistant import (
     assistant_tools,
     evaluate_assistant,
@@ -51,11 +50,8 @@ def test_the_split_is_the_fixed_rule() -> None:
 
 
 @pytest.fixture(scope="module")
-def reader() -> FunctionCallSpecialist:
-    spec = default_registry().create("function_call", {"filler": "extract"})
-    assert isinstance(spec, FunctionCallSpecialist)
-    spec.ensure_loaded()
-    return spec
+def reader(function_call_reader: FunctionCallSpecialist) -> FunctionCallSpecialist:
+    return function_call_reader
 
 
 def test_the_score_on_the_test_part_is_pinned(reader: FunctionCallSpecialist) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.specialists import default_registry
 from orchestrator.specialists.evaluation.assistant import assistant_tools
 from orchestrator.specialists.function_call.follow_ups import goes_on
 from orchestrator.specialists.function_call.schema import normalize_function
@@ -22,11 +21,8 @@ TOOLS = {normalize_function(t).name: t for t in assistant_tools()}
 
 
 @pytest.fixture(scope="module")
-def reader() -> FunctionCallSpecialist:
-    spec = default_registry().create("function_call", {"filler": "extract"})
-    assert isinstance(spec, FunctionCallSpecialist)
-    spec.ensure_loaded()
-    return spec
+def reader(function_call_reader: FunctionCallSpecialist) -> FunctionCallSpecialist:
+    return function_call_reader
 
 
 def _chat(*turns: str) -> list[dict[str, str]]:
