@@ -1,11 +1,17 @@
 """Fit the function_call relevance gate: a logistic model over the request's similarity with
-the best function, the share of that function's specific name words the request uses, and
-whether the request holds enough numbers for its numeric parameters.
+the best function, the share of that function's specific name words the request uses,
+whether the request holds enough numbers for its numeric parameters, the share of the words
+the request asks about that the function's name or description holds, how far the function
+stands out from the runner-up, and whether the answer passes verification
+(``FunctionCallSpecialist.gate_inputs``).
 
-Fitted only on tuning data: the first half of each BFCL file (questions a function serves
-against the ``irrelevance`` files) and the ``tune`` part of the project's assistant requests,
-each source weighted equally. The threshold is the one that maximises balanced accuracy on
-the same data. Prints the weights to paste into ``specialist._GATE`` and the threshold.
+Fitted only on tuning data: the first half of BFCL's simple_python, multiple, parallel and
+irrelevance files and the ``tune`` part of the project's assistant requests, each source
+weighted equally (so the irrelevant sources weigh as much as the relevant ones). Each
+question is answered with the gate open, to know whether its answer verifies. The threshold
+is the lowest at which every irrelevant tuning source keeps at least 90% of its questions
+without a call ("a call is wanted" must be that sure). Prints the weights to paste into
+``specialist._GATE`` and the threshold (``relevance_threshold``'s default).
 
     .venv/bin/python benchmarks/fit_function_call_gate.py --data ../shared/data/bfcl
 """
@@ -26,20 +32,17 @@ from orchestrator.specialists.evaluation.assistant import assistant_tools, load_
 from orchestrator.specialists.evaluation.bfcl import load_bfcl, select_part
 from orchestrator.specialists.function_call.specialist import FunctionCallInput
 
-RELEVANT = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple")
-IRRELEVANT = ("irrelevance", "live_irrelevance")
+RELEVANT = ("simple_python", "multiple", "parallel")
+IRRELEVANT = ("irrelevance",)
+#: Share of the questions of every irrelevant tuning source that must get no call.
+KEPT_OUT = 0.90
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/bfcl"))
-    args = parser.parse_args()
-    reader: Any = default_registry().create("function_call", {"filler": "extract"})
-    reader.ensure_loaded()
-    rows: list[tuple[list[float], int, str]] = []
+def tuning_sources(data: Path) -> list[tuple[str, list[FunctionCallInput], int]]:
+    """(name, requests, 1 if a function serves them) for every tuning source."""
     sources: list[tuple[str, list[FunctionCallInput], int]] = []
     for category in (*RELEVANT, *IRRELEVANT):
-        items = select_part(load_bfcl(args.data, category), "tune", None)
+        items = select_part(load_bfcl(data, category), "tune", None)
         inputs = [
             FunctionCallInput.model_validate({"request": i.messages, "functions": i.functions})
             for i in items
@@ -47,51 +50,57 @@ def main() -> int:
         sources.append((category, inputs, int(category in RELEVANT)))
     tools = assistant_tools()
     for kind in ("single", "multi", "none"):
-        items = [r for r in load_requests(part="tune") if r.kind == kind]
+        requests = [r for r in load_requests(part="tune") if r.kind == kind]
         inputs = [
-            FunctionCallInput.model_validate({"request": r.messages, "functions": tools})
-            for r in items
+            FunctionCallInput.model_validate(
+                {"request": r.messages, "functions": tools, "now": r.now}
+            )
+            for r in requests
         ]
         sources.append((f"assistant_{kind}", inputs, int(kind != "none")))
-    for name, inputs, label in sources:
+    return sources
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/bfcl"))
+    args = parser.parse_args()
+    # The gate open: every question gets the answer whose verification the gate weighs.
+    options = {"filler": "extract", "relevance_threshold": 0.0}
+    reader: Any = default_registry().create("function_call", options)
+    reader.ensure_loaded()
+    rows: list[tuple[list[float], int, str]] = []
+    for name, inputs, label in tuning_sources(args.data):
         for item in inputs:
-            if item.functions:  # a question with no function at all says nothing of the gate
-                rows.append((reader.gate_features(item), label, name))
+            if not item.functions:  # a question with no function says nothing of the gate
+                continue
+            features = reader.gate_features(item)
+            answer = reader.answer(item)
+            features[-1] = float(not reader.verify(item, answer.output))
+            rows.append((features, label, name))
         print(f"{name}: {len(inputs)} questions", file=sys.stderr)
     x = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows], dtype=float)
-    names = [r[2] for r in rows]
-    counts = {n: names.count(n) for n in set(names)}
+    names = np.array([r[2] for r in rows])
+    counts = {n: int((names == n).sum()) for n in set(names)}
     weight = np.array([1.0 / counts[n] for n in names])
     theta = fit_logistic(x, y, weight)
-    z = np.hstack([x, np.ones((len(x), 1))]) @ theta
-    prob = 1.0 / (1.0 + np.exp(-z))
-    best = max(
-        np.linspace(0.05, 0.95, 91),
-        key=lambda t: np.mean(
-            [
-                np.mean(
-                    (prob[[i for i, n in enumerate(names) if n == s]] >= t)
-                    == y[[i for i, n in enumerate(names) if n == s]]
-                )
-                for s in counts
-            ]
+    prob = 1.0 / (1.0 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ theta)))
+    irrelevant = [n for n in counts if not y[names == n].any()]
+    threshold = next(
+        (
+            round(float(t), 2)
+            for t in np.arange(0.05, 0.96, 0.01)
+            if all((prob[names == n] < t).mean() >= KEPT_OUT for n in irrelevant)
         ),
+        0.95,
     )
     report = {
         "weights": [round(float(v), 4) for v in theta],
-        "threshold": round(float(best), 2),
-        "per_source_accuracy": {
-            s: round(
-                float(
-                    np.mean(
-                        (prob[[i for i, n in enumerate(names) if n == s]] >= best)
-                        == y[[i for i, n in enumerate(names) if n == s]]
-                    )
-                ),
-                3,
-            )
-            for s in sorted(counts)
+        "threshold": threshold,
+        "tune_right_gate": {
+            n: round(float(((prob[names == n] >= threshold) == y[names == n]).mean()), 3)
+            for n in sorted(counts)
         },
         "questions": len(rows),
     }

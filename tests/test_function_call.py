@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists import default_registry
+from orchestrator.specialists._base import Prediction
 from orchestrator.specialists.backends.generation import ChatMessage, Generated, JSONGenerator
 from orchestrator.specialists.evaluation.bfcl import (
     check_calls,
@@ -1033,11 +1034,18 @@ def test_cli_evaluates_bfcl_by_reading(tmp_path: Path, capsys: pytest.CaptureFix
 
     folder = _write_bfcl(tmp_path)
     args = ["eval", "function_call", "--data", str(folder), "--format", "bfcl", "--json"]
-    assert main([*args, "--category", "simple_python", "--category", "irrelevance"]) == 0
+    categories = ["--category", "simple_python", "--category", "irrelevance"]
+    assert main([*args, *categories, "--plots", str(tmp_path / "plots")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["filler"] == "extract"
     assert report["categories"]["simple_python"]["accuracy"] == 1.0
     assert report["categories"]["irrelevance"]["accuracy"] == 1.0
+    # Every answer is right here, so every share kept is 100% right.
+    assert set(report["risk_coverage"]["accuracy"]) == {1.0}
+    assert 0.0 <= report["kept"] <= 1.0
+    assert report["kept_accuracy"] == (1.0 if report["kept"] else 0.0)
+    assert Path(report["plots"][0]).name == "bfcl_all_risk_coverage.png"
+    assert Path(report["plots"][0]).stat().st_size > 0
     assert main([*args, "--filler", "bogus"]) == ExitCode.INVALID
     assert "--filler 'bogus': use one of" in capsys.readouterr().err
 
@@ -1456,3 +1464,30 @@ def test_the_city_table_does_not_rewrite_a_generated_answer() -> None:
     reader = FunctionCallSpecialist({"filler": "extract"})
     calls = reader.predict_batch([item])[0].output.calls
     assert [c.arguments for c in calls] == [{"location": "Springfield, IL"}]
+
+
+def test_a_call_the_request_does_not_back_is_weighed_down_to_no_call(
+    reader: FunctionCallSpecialist,
+) -> None:
+    item = FunctionCallInput(request="What's the weather in Paris?", functions=[WEATHER])
+    gate = reader.gate_features(item)
+    threshold = reader.options.relevance_threshold
+    # The request passes the gate with an answer that verifies, and not with one that fails.
+    assert reader.gate_probability([*gate[:-1], 0.0]) < threshold <= reader.gate_probability(gate)
+    paris = reader.answer(item)
+    assert paris.output.calls == [ToolCall(name="get_weather", arguments={"city": "Paris"})]
+    assert paris.confidence == pytest.approx(reader.gate_probability(gate))
+    berlin = FunctionCallOutput(
+        calls=[ToolCall(name="get_weather", arguments={"city": "Berlin"})], no_call=False
+    )
+    weighed = reader.reweigh(item, Prediction(berlin, 0.99, 0), gate)
+    assert weighed.output.no_call and not weighed.output.calls
+    assert "'get_weather', scores" in weighed.output.reason
+    assert "Berlin" in weighed.output.reason  # the verification problem that sank it
+
+
+def test_an_unrelated_question_gets_no_call(reader: FunctionCallSpecialist) -> None:
+    item = FunctionCallInput(request="Who won the football world cup in 2018?", functions=[WEATHER])
+    out = reader.predict_one(item).output
+    assert out.no_call and not out.calls
+    assert "no function applies: the closest, 'get_weather'" in out.reason

@@ -19,7 +19,7 @@ from orchestrator.specialists.function_call.schema import normalize_function
 from orchestrator.specialists.function_call.specialist import FunctionCallSpecialist
 
 # Fully right on the test part with the default (extract) filler; measured, never fitted on.
-PINNED_TEST_ACCURACY = 0.4625
+PINNED_TEST_ACCURACY = 0.475
 
 
 def test_the_set_covers_the_kinds_assistant_users_ask_for() -> None:

@@ -132,7 +132,14 @@ def evaluate(
         return 0
     if fmt == "bfcl":
         return _evaluate_bfcl(
-            name, data, category, limit=limit, part=part or "all", as_json=as_json, filler=filler
+            name,
+            data,
+            category,
+            limit=limit,
+            part=part or "all",
+            plots=plots,
+            as_json=as_json,
+            filler=filler,
         )
     result = score_artifact(
         name,
@@ -178,9 +185,11 @@ def _evaluate_bfcl(
     *,
     limit: int | None,
     part: str,
+    plots: Path | None = None,
     as_json: bool,
     filler: str | None = None,
 ) -> int:
+    from orchestrator.specialists.evaluation.assistant import write_plot
     from orchestrator.specialists.evaluation.bfcl import CATEGORIES, evaluate_bfcl
 
     unknown = sorted(set(categories or []) - set(CATEGORIES))
@@ -206,6 +215,8 @@ def _evaluate_bfcl(
         filler=filler,
     ) + "".join(f" --category {c}" for c in categories or [])
     report["filler"] = getattr(specialist, "filler", None)
+    if plots is not None and report.get("risk_coverage"):
+        report["plots"] = [str(write_plot(report, plots, "bfcl"))]
     if as_json:
         out.print_json(json.dumps(report))
         return 0
@@ -236,6 +247,7 @@ def _evaluate_bfcl(
         f"latency per question: p50 {report['latency_p50_ms']:.0f} ms, "
         f"p95 {report['latency_p95_ms']:.0f} ms"
     )
+    _print_kept(report)
     return 0
 
 
@@ -286,6 +298,12 @@ def _evaluate_assistant(
         f"{100 * report['verified']:.1f}% (of which {100 * report['verified_accuracy']:.1f}% "
         f"right); p50 {report['latency_p50_ms']:.0f} ms"
     )
+    _print_kept(report)
+    return 0
+
+
+def _print_kept(report: dict[str, Any]) -> None:
+    """The figures at the acceptance threshold and the plots of a function_call report."""
     if "kept" in report:
         out.print(
             f"at threshold {report['threshold']:.2f}: kept {100 * report['kept_relevant']:.1f}% "
@@ -293,7 +311,6 @@ def _evaluate_assistant(
         )
     for plot in report.get("plots", []):
         out.print(f"plot: {plot}")
-    return 0
 
 
 def eval_cascade(

@@ -28,7 +28,7 @@ import numpy as np
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists.evaluation.bfcl import check_calls
-from orchestrator.specialists.evaluation.classifiers import risk_coverage
+from orchestrator.specialists.evaluation.kept_answers import kept_answers
 from orchestrator.specialists.function_call.schema import normalize_function
 
 __all__ = [
@@ -174,14 +174,10 @@ def summarise(
     rows: Sequence[Mapping[str, Any]], part: str, threshold: float | None, *, examples: int = 8
 ) -> dict[str, Any]:
     """The report of :func:`evaluate_assistant` from its scored rows."""
-    n = max(len(rows), 1)
     right = np.array([bool(r["right"]) for r in rows])
     verified = np.array([bool(r["verified"]) for r in rows])
-    confidence = np.array([float(r["confidence"]) for r in rows])
     relevant = np.array([r["kind"] != "none" for r in rows])
     called = np.array([bool(r["calls"]) for r in rows])
-    # Verified answers are kept before any that failed verification.
-    trust = np.where(verified, confidence, confidence - 2.0)
     report: dict[str, Any] = {
         "part": part,
         "requests": len(rows),
@@ -198,25 +194,21 @@ def summarise(
         "called_irrelevant": float((called & ~relevant).sum() / max((~relevant).sum(), 1)),
         "verified": float(verified.mean()) if len(rows) else 0.0,
         "verified_accuracy": float(right[verified].mean()) if verified.any() else 0.0,
-        "risk_coverage": risk_coverage(trust, right) if len(rows) else {},
+        "risk_coverage": {},
         "latency_p50_ms": _latency([r["ms"] for r in rows], 50),
         "latency_p95_ms": _latency([r["ms"] for r in rows], 95),
         "failures": [dict(r) for r in rows if not r["right"]][:examples],
     }
-    if threshold is not None:
-        kept = verified & (confidence >= threshold)
-        report["threshold"] = threshold
-        report["kept"] = float(kept.sum() / n)
-        report["kept_relevant"] = float((kept & relevant).sum() / max(relevant.sum(), 1))
-        report["kept_accuracy"] = float(right[kept].mean()) if kept.any() else 0.0
+    report.update(kept_answers([{**r, "relevant": r["kind"] != "none"} for r in rows], threshold))
     report["rows"] = [
         {k: r[k] for k in ("id", "kind", "right", "verified", "confidence")} for r in rows
     ]
     return report
 
 
-def write_plot(report: Mapping[str, Any], folder: str | Path) -> Path:
-    """The risk-coverage curve as a PNG (needs the `eval` extra)."""
+def write_plot(report: Mapping[str, Any], folder: str | Path, name: str = "assistant") -> Path:
+    """The risk-coverage curve as a PNG (needs the `eval` extra); ``name`` says whose
+    requests were answered (``assistant``, ``bfcl``)."""
     from orchestrator.specialists.evaluation.plotting import pyplot
 
     plt = pyplot()
@@ -230,11 +222,11 @@ def write_plot(report: Mapping[str, Any], folder: str | Path) -> Path:
         ax.scatter([100 * report["kept"]], [100 * report["kept_accuracy"]], color="black")
         ax.annotate("threshold", (100 * report["kept"], 100 * report["kept_accuracy"]))
     ax.set_xlabel("share of answers kept (verified, most confident first), %")
-    ax.set_ylabel("requests fully right among those kept, %")
-    ax.set_title(f"function_call on assistant requests ({report['part']}): risk-coverage")
+    ax.set_ylabel("answers fully right among those kept, %")
+    ax.set_title(f"function_call on {name} requests ({report['part']}): risk-coverage")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = folder / f"assistant_{report['part']}_risk_coverage.png"
+    path = folder / f"{name}_{report['part']}_risk_coverage.png"
     fig.savefig(path)
     plt.close(fig)
     return path

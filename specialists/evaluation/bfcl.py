@@ -332,15 +332,19 @@ def evaluate_bfcl(
 
     Returns per-category accuracy, the share of relevant questions answered with no call
     (``refused``), whether the set of called functions was right (``function_choice``), latency
-    percentiles per question, and a few failures with the checker's reasons.
+    percentiles per question, and a few failures with the checker's reasons; over all the
+    questions, the risk-coverage curve and the figures at the specialist's acceptance
+    threshold (:func:`~orchestrator.specialists.evaluation.kept_answers.kept_answers`).
     """
     import time
 
+    from orchestrator.specialists.evaluation.kept_answers import kept_answers
     from orchestrator.specialists.function_call.specialist import FunctionCallInput
 
     specialist.ensure_loaded()
     report: dict[str, Any] = {"part": part, "limit": limit, "categories": {}}
     all_times: list[float] = []
+    scored: list[dict[str, Any]] = []
     for category in categories:
         items = select_part(load_bfcl(folder, category), part, limit)
         advance = progress(category, len(items)) if progress else (lambda n: None)
@@ -358,6 +362,14 @@ def evaluate_bfcl(
             calls = [{c.name: c.arguments} for c in prediction.output.calls]
             problems = check_calls(category, item.functions, calls, item.answer)
             right += not problems
+            scored.append(
+                {
+                    "right": not problems,
+                    "verified": not specialist.verify(request, prediction.output),
+                    "confidence": float(prediction.confidence),
+                    "relevant": CATEGORIES[category] != "irrelevance",
+                }
+            )
             refused += not calls
             expected_names = sorted(next(iter(a)) for a in item.answer)
             choice_right += sorted(next(iter(c)) for c in calls) == expected_names
@@ -389,4 +401,5 @@ def evaluate_bfcl(
         all_times += times
     report["latency_p50_ms"] = _percentile(all_times, 0.5)
     report["latency_p95_ms"] = _percentile(all_times, 0.95)
+    report.update(kept_answers(scored, getattr(specialist, "acceptance_threshold", None)))
     return report
