@@ -18,8 +18,11 @@ from orchestrator.specialists.evaluation.assistant import (
 from orchestrator.specialists.function_call.schema import normalize_function
 from orchestrator.specialists.function_call.specialist import FunctionCallSpecialist
 
-# Fully right on the test part with the default (extract) filler; measured, never fitted on.
+# On the test part with the default (extract) filler; measured, never fitted on: requests
+# fully right, relevant requests that got no call, irrelevant ones that got a call.
 PINNED_TEST_ACCURACY = 0.475
+PINNED_TEST_REFUSED = 0.303
+PINNED_TEST_CALLED_IRRELEVANT = 0.0
 
 
 def test_the_set_covers_the_kinds_assistant_users_ask_for() -> None:
@@ -58,6 +61,9 @@ def test_the_score_on_the_test_part_is_pinned(reader: FunctionCallSpecialist) ->
     report = evaluate_assistant(reader, part="test")
     assert report["requests"] == len(load_requests(part="test"))
     assert abs(report["accuracy"] - PINNED_TEST_ACCURACY) <= 0.02, report["accuracy"]
+    assert abs(report["refused"] - PINNED_TEST_REFUSED) <= 0.02, report["refused"]
+    called = report["called_irrelevant"]
+    assert abs(called - PINNED_TEST_CALLED_IRRELEVANT) <= 0.02, called
     curve = report["risk_coverage"]
     assert len(curve["escalated"]) == len(curve["accuracy"])
 
