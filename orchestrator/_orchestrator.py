@@ -13,7 +13,6 @@ from typing import Any, TypeVar, cast
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from pydantic import BaseModel
 
 from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
@@ -21,10 +20,11 @@ from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
 from orchestrator._logging import get_logger
 from orchestrator._result import build_run_result
+from orchestrator._schemas import output_problems
 from orchestrator._state import RunState
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
-from orchestrator.agents.answerer import FrontierAnswerer, output_problems
+from orchestrator.agents.answerer import FrontierAnswerer
 from orchestrator.agents.composer import Composer
 from orchestrator.agents.frontier_planner import FrontierPlanner
 from orchestrator.graph.bindings import specialist_for_binding
@@ -219,23 +219,7 @@ class Orchestrator:
             answerer=FrontierAnswerer(model) if model else None,
             composer=Composer(model) if model else None,
             verifiers=self._verifiers(),
-            output_models=self._output_models(tools),
         )
-
-    def _output_models(self, tools: dict[str, ToolInfo]) -> dict[str, type[BaseModel]]:
-        """Registered output models of the bindings whose tool publishes exactly that schema
-        (their results are then checked by pydantic rather than jsonschema)."""
-        registered = set(self._registry.names())
-        models: dict[str, type[BaseModel]] = {}
-        for key in self.spec.specialists:
-            name = self.spec.specialist_name(key)
-            tool = tools.get(key)
-            if tool is None or name not in registered:
-                continue
-            model = self._registry.get(name).output_model
-            if tool.output_schema == model.model_json_schema():
-                models[key] = model
-        return models
 
     def _verifiers(self) -> dict[str, Any]:
         """The output checks of every binding whose registered specialist has its own

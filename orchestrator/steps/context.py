@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel
-
 from orchestrator._contracts import ToolInfo
 from orchestrator.agents._planner import Planner
 from orchestrator.agents.answerer import FrontierAnswerer
@@ -37,13 +35,11 @@ class StepContext:
     composer: Composer | None = None
     #: binding key -> the specialist's own output checks (``Specialist.verify_json``)
     verifiers: Mapping[str, OwnChecks] = field(default_factory=dict)
-    #: binding key -> the registered output model, where the tool publishes exactly its schema
-    output_models: Mapping[str, type[BaseModel]] = field(default_factory=dict)
 
     @cached_property
     def checker(self) -> ResultChecker:
         # One per context: it caches a compiled JSON Schema validator per tool.
-        return ResultChecker(self.spec, self.tools, self.verifiers, self.output_models)
+        return ResultChecker(self.spec, self.tools, self.verifiers)
 
     @cached_property
     def subtask_ids(self) -> frozenset[str]:

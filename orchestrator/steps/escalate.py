@@ -17,7 +17,6 @@ from typing import Any
 
 from orchestrator._contracts import Escalation, EscalationStep, SpecialistResult, Subtask, Verdict
 from orchestrator._state import RunState, RunView
-from orchestrator.agents.answerer import output_problems
 from orchestrator.graph.spec import FrontierRung, Rung, SpecialistRung, VoteRung
 from orchestrator.steps.call import call_subtask
 from orchestrator.steps.context import StepContext, timing
@@ -150,18 +149,7 @@ class Escalator:
     def _check(self, rung: Rung, candidate: SpecialistResult) -> Verdict:
         if isinstance(rung, FrontierRung):
             # The frontier answer reports no calibrated confidence: its contract is checked.
-            tool = self.ctx.tools.get(candidate.specialist)
-            problem = (
-                output_problems(candidate.output, tool)
-                if tool and candidate.ok
-                else (candidate.error or "no output")
-            )
-            return Verdict(
-                subtask_id=candidate.subtask_id,
-                passed=problem is None,
-                checks={"contract": problem is None},
-                reasons=(problem,) if problem else (),
-            )
+            return self.ctx.checker.contract_verdict(candidate)
         return self.ctx.checker.verdict(candidate)
 
     async def _try(self, rung: Rung, sub: Subtask) -> tuple[SpecialistResult | None, str]:
