@@ -101,6 +101,11 @@ class ToolInfo(_Model):
         le=1,
         description="The specialist's own calibrated acceptance threshold, when it has one.",
     )
+    rungs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Escalation rungs' confidences fitted on validation data for this "
+        "specialist (rung name -> its fitted logistic model and threshold).",
+    )
 
 
 class ToolOutput(_Model):

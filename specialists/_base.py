@@ -113,6 +113,12 @@ class Specialist(ABC, Generic[InT, OutT, OptionsT]):
         uses it unless the graph sets ``min_confidence`` for the binding."""
         return None
 
+    @property
+    def rung_confidences(self) -> dict[str, dict[str, Any]]:
+        """Escalation rungs' confidences fitted on validation data for this model (rung name
+        -> :class:`~orchestrator.specialists.rung_confidence.RungConfidence` as JSON)."""
+        return {}
+
     def ensure_loaded(self) -> None:
         if not self._loaded:
             self.load()
@@ -164,6 +170,7 @@ class Specialist(ABC, Generic[InT, OutT, OptionsT]):
             labels=self.labels,
             summary_fields=self.summary_fields,
             threshold=self.acceptance_threshold,
+            rungs=self.rung_confidences,
         )
 
 

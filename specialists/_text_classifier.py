@@ -19,6 +19,7 @@ from orchestrator.specialists._fewshot import FewShotHead, LabelSpec
 from orchestrator.specialists.artifacts import Artifact, artifact_encoder, load_artifact
 from orchestrator.specialists.backends.batching import MicroBatcher
 from orchestrator.specialists.backends.encoder import TextEncoder, Vectors, bundled_encoder
+from orchestrator.specialists.rung_confidence import load_rung_confidences
 
 __all__ = ["ClassifierOptions", "LabelScore", "TextClassifier"]
 
@@ -86,6 +87,13 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
     def acceptance_threshold(self) -> float | None:
         trained = self.artifact
         return trained.threshold if trained is not None else None
+
+    @property
+    def rung_confidences(self) -> dict[str, dict[str, Any]]:
+        trained = self.artifact
+        if trained is None:
+            return {}
+        return {k: v.to_json() for k, v in load_rung_confidences(trained.path).items()}
 
     @property
     def artifact(self) -> Artifact | None:

@@ -39,6 +39,11 @@ class ScriptedOptions(BaseModel):
     fail: Literal["never", "always", "first"] = "never"
     fail_with: Literal["transport", "specialist", "crash"] = "transport"
     log_file: str | None = Field(default=None, description="Append each input text here.")
+    rungs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Escalation rungs' fitted confidences to publish, as a trained "
+        "artifact's rungs.json holds them.",
+    )
 
 
 class ScriptedOutput(BaseModel):
@@ -60,6 +65,10 @@ class ScriptedSpecialist(Specialist[TextInput, ScriptedOutput, ScriptedOptions])
     @property
     def model_id(self) -> str:
         return "scripted-v1"
+
+    @property
+    def rung_confidences(self) -> dict[str, dict[str, Any]]:
+        return dict(self.options.rungs)
 
     @property
     def labels(self) -> tuple[str, ...] | None:

@@ -84,6 +84,7 @@ class MCPToolset:
                     labels=tuple(labels) if labels is not None else None,
                     summary_fields=tuple(summary) if summary else None,
                     threshold=contract.get("threshold"),
+                    rungs=contract.get("rungs") or {},
                 )
             )
         return infos

@@ -170,6 +170,7 @@ def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tup
             "labels": list(info.labels) if info.labels is not None else None,
             "summary_fields": list(info.summary_fields) if info.summary_fields else None,
             "threshold": info.threshold,
+            "rungs": info.rungs,
         }
     }
     # The published input schema is the specialist's own: its fields for `KEY`, a list of

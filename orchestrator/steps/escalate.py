@@ -1,27 +1,35 @@
 """escalate: the ladder tried, in order, for each result that failed verification.
 
-Rungs: ``vote`` (the same specialist on variants of the input, majority answer), ``specialist``
-(a stronger binding), ``frontier`` (the frontier model answers the subtask itself) and
-``human`` (the run pauses until a person approves, corrects or rejects; see :mod:`.review`).
-Every rung tried is recorded; a result no rung could fix is kept, marked unverified.
+Rungs: ``vote`` (the same specialist on crops of the text it was unsure of), ``specialist``
+(a second opinion from another binding), ``frontier`` (the frontier model answers the subtask
+itself) and ``human`` (the run pauses until a person approves, corrects or rejects; see
+:mod:`.review`). A vote, and a second opinion where one was fitted, is judged by a confidence
+fitted on validation data for that specialist and its own threshold for the specialist's
+target precision (:mod:`orchestrator.specialists.rung_confidence`), never by a formula over
+raw scores. Every rung tried is recorded; a result no rung could fix is kept, marked
+unverified.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
-from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator._contracts import Escalation, EscalationStep, SpecialistResult, Subtask, Verdict
 from orchestrator._state import RunState, RunView
 from orchestrator.graph.spec import FrontierRung, Rung, SpecialistRung, VoteRung
+from orchestrator.specialists.rung_confidence import (
+    Answer,
+    RungConfidence,
+    input_variants,
+    second_opinion_features,
+    vote_features,
+)
 from orchestrator.steps.call import call_subtask
 from orchestrator.steps.context import StepContext, timing
 
-__all__ = ["Escalator", "escalate", "input_variants"]
+__all__ = ["Escalator", "escalate"]
 
 
 async def escalate(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
@@ -56,25 +64,6 @@ async def escalate(ctx: StepContext, node: str, state: RunState) -> dict[str, An
     return update
 
 
-def input_variants(text: str, count: int) -> list[str]:
-    """Up to `count` distinct rewrites of a text that keep its meaning (the first is the text)."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-    candidates = [
-        text,
-        text.lower(),
-        re.sub(r"[^\w\s']", " ", text).strip(),
-        " ".join(sentences[1:] + sentences[:1]) if len(sentences) > 1 else text.rstrip(".!?") + ".",
-        sentences[-1] if len(sentences) > 1 else text.upper(),
-        " ".join(text.split()),
-        text.capitalize(),
-    ]
-    out: list[str] = []
-    for c in candidates:
-        if c and c not in out:
-            out.append(c)
-    return out[:count]
-
-
 def _rung_name(rung: Rung) -> str:
     return f"specialist:{rung.specialist}" if isinstance(rung, SpecialistRung) else rung.kind
 
@@ -105,11 +94,11 @@ class Escalator:
                     None,
                     None,
                 )
-            candidate, detail = await self._try(rung, sub)
+            candidate, detail, threshold = await self._try(rung, sub, failed)
             if candidate is None:
                 steps.append(EscalationStep(rung=name, passed=False, detail=detail))
                 continue
-            check = self._check(rung, candidate)
+            check = self._check(rung, candidate, threshold)
             steps.append(
                 EscalationStep(
                     rung=name,
@@ -146,36 +135,81 @@ class Escalator:
         changed = failed.model_calls or steps
         return record, (failed if changed else None), None
 
-    def _check(self, rung: Rung, candidate: SpecialistResult) -> Verdict:
+    def _check(self, rung: Rung, candidate: SpecialistResult, threshold: float | None) -> Verdict:
         if isinstance(rung, FrontierRung):
             # The frontier answer reports no calibrated confidence: its contract is checked.
             return self.ctx.checker.contract_verdict(candidate)
-        return self.ctx.checker.verdict(candidate)
+        return self.ctx.checker.verdict(candidate, threshold=threshold)
 
-    async def _try(self, rung: Rung, sub: Subtask) -> tuple[SpecialistResult | None, str]:
+    async def _try(self, rung: Rung, sub: Subtask, failed: SpecialistResult) -> _Attempt:
         if isinstance(rung, VoteRung):
-            return await self._vote(rung, sub)
+            return await self._vote(rung, sub, failed)
         if isinstance(rung, SpecialistRung):
-            stronger = sub.model_copy(update={"specialist": rung.specialist})
-            result = await call_subtask(self.ctx, stronger)
-            # The result stays filed under the original binding, and says who answered.
-            return result.model_copy(update={"specialist": sub.specialist}), (
-                "" if result.ok else f"call failed: {result.error}"
-            )
+            return await self._second_opinion(rung, sub, failed)
         if isinstance(rung, FrontierRung):
             answerer = self.ctx.answerer
             if answerer is None:
                 key = self.ctx.frontier_key()
-                return None, f"skipped: no frontier model configured ({key} is not set)"
+                return _Attempt(None, f"skipped: no frontier model configured ({key} is not set)")
             result = await answerer.answer(sub, self.ctx.tools[sub.specialist])
-            return result, "" if result.ok else f"failed: {result.error}"
-        return None, f"unknown rung {rung.kind}"
+            return _Attempt(result, "" if result.ok else f"failed: {result.error}")
+        return _Attempt(None, f"unknown rung {rung.kind}")
 
-    async def _vote(self, rung: VoteRung, sub: Subtask) -> tuple[SpecialistResult | None, str]:
+    def _fitted(self, binding: str, name: str) -> RungConfidence | str:
+        """The rung's confidence fitted for this specialist, or why it cannot be used."""
+        tool = self.ctx.tools.get(binding)
+        raw = tool.rungs.get(name) if tool is not None else None
+        if raw is None:
+            return (
+                f"skipped: no confidence fitted for `{name}` on this specialist "
+                "(benchmarks/rungs.py fits it on validation data into the artifact)"
+            )
+        fitted = RungConfidence.from_json(raw)
+        if not fitted.reached:
+            return (
+                f"skipped: its fitted confidence never reached {fitted.target_precision:.0%} "
+                f"precision on {fitted.fitted_on} validation escalations"
+            )
+        return fitted
+
+    async def _second_opinion(
+        self, rung: SpecialistRung, sub: Subtask, failed: SpecialistResult
+    ) -> _Attempt:
+        stronger = sub.model_copy(update={"specialist": rung.specialist})
+        result = await call_subtask(self.ctx, stronger)
+        # The result stays filed under the original binding, and says who answered.
+        result = result.model_copy(update={"specialist": sub.specialist})
+        if not result.ok:
+            return _Attempt(result, f"call failed: {result.error}")
+        fitted = self._fitted(sub.specialist, f"specialist:{_artifact_of(result.model)}")
+        if isinstance(fitted, str) or not failed.ok or result.output is None:
+            # Without a fitted confidence the stronger specialist's own one is judged.
+            return _Attempt(result, "")
+        _, features = second_opinion_features(
+            Answer.from_output(failed.output or {}, failed.confidence),
+            Answer.from_output(result.output, result.confidence),
+        )
+        confidence = fitted.score(features)
+        detail = (
+            f"fitted confidence {confidence:.2f} (accepted from {fitted.threshold:.2f}) for "
+            f"{result.output.get('label')!r}"
+        )
+        return _Attempt(
+            result.model_copy(update={"confidence": confidence}), detail, fitted.threshold
+        )
+
+    async def _vote(self, rung: VoteRung, sub: Subtask, failed: SpecialistResult) -> _Attempt:
         text = sub.input.get("text")
         if not isinstance(text, str):
-            return None, "skipped: voting needs a `text` input"
+            return _Attempt(None, "skipped: voting needs a `text` input")
+        if not failed.ok or failed.output is None:
+            return _Attempt(None, "skipped: the specialist gave no answer to vote on")
+        fitted = self._fitted(sub.specialist, "vote")
+        if isinstance(fitted, str):
+            return _Attempt(None, fitted)
         variants = input_variants(text, rung.variants)
+        if not variants:
+            return _Attempt(None, "skipped: the text is too short to crop")
         start = time.perf_counter()
         results = await asyncio.gather(
             *(
@@ -185,29 +219,50 @@ class Escalator:
         )
         answered = [r for r in results if r.ok and r.output is not None]
         if not answered:
-            return None, "every variant failed"
+            return _Attempt(None, "every variant failed")
+        winner, features = vote_features(
+            Answer.from_output(failed.output, failed.confidence),
+            [Answer.from_output(r.output or {}, r.confidence) for r in answered],
+        )
+        confidence = fitted.score(features)
+        chosen = next(
+            r for r in (failed, *answered) if r.output and str(r.output.get("label")) == winner
+        )
+        agreeing = sum(str((r.output or {}).get("label")) == winner for r in answered)
+        detail = (
+            f"{agreeing} of {len(variants)} crops said {winner!r}; fitted confidence "
+            f"{confidence:.2f} (accepted from {fitted.threshold:.2f})"
+        )
+        return _Attempt(
+            chosen.model_copy(
+                update={
+                    "input": sub.input,
+                    "confidence": confidence,
+                    "source": "vote",
+                    "model": f"vote({len(variants)})/{chosen.model}",
+                    "latency_ms": (time.perf_counter() - start) * 1000,
+                    "compute_ms": sum(r.compute_ms for r in answered),
+                    "tokens": sum(r.tokens for r in answered),
+                    "attempts": sum(r.attempts for r in results),
+                }
+            ),
+            detail,
+            fitted.threshold,
+        )
 
-        def key(r: SpecialistResult) -> str:
-            assert r.output is not None
-            return str(r.output.get("label", json.dumps(r.output, sort_keys=True)))
 
-        votes = Counter(key(r) for r in answered)
-        winner, count = votes.most_common(1)[0]
-        winners = [r for r in answered if key(r) == winner]
-        confidences = [r.confidence for r in winners if r.confidence is not None]
-        mean = sum(confidences) / len(confidences) if confidences else None
-        confidence = mean * count / len(variants) if mean is not None else None
-        first = winners[0]
-        detail = f"{count} of {len(variants)} variants said {winner!r}"
-        return first.model_copy(
-            update={
-                "input": sub.input,
-                "confidence": confidence,
-                "source": "vote",
-                "model": f"vote({len(variants)})/{first.model}",
-                "latency_ms": (time.perf_counter() - start) * 1000,
-                "compute_ms": sum(r.compute_ms for r in answered),
-                "tokens": sum(r.tokens for r in answered),
-                "attempts": sum(r.attempts for r in results),
-            }
-        ), detail
+class _Attempt(NamedTuple):
+    """What one rung produced: its answer (None: nothing to judge), a note, and the
+    confidence threshold its answer is judged by (None: the binding's own)."""
+
+    candidate: SpecialistResult | None
+    detail: str
+    threshold: float | None = None
+
+
+def _artifact_of(model: str | None) -> str:
+    """The trained artifact named in a text classifier's model id
+    (``intent:trained-head:NAME/encoder``), else the model id itself."""
+    text = model or ""
+    _, found, rest = text.partition("trained-head:")
+    return rest.split("/", 1)[0] if found else text

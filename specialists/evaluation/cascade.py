@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator._contracts import Subtask, ToolInfo
+from orchestrator._contracts import SpecialistResult, Subtask, ToolInfo
 from orchestrator._ledger import PriceTable
 from orchestrator.agents.answerer import FrontierAnswerer
 from orchestrator.specialists.artifacts import Artifact
@@ -25,7 +25,7 @@ from orchestrator.specialists.evaluation.datasets import Split
 from orchestrator.specialists.evaluation.plotting import pyplot
 from orchestrator.specialists.training.embeddings import embed_texts
 
-__all__ = ["CascadePoint", "CascadeReport", "evaluate_cascade", "plot_cascade"]
+__all__ = ["CascadePoint", "CascadeReport", "ask_frontier", "evaluate_cascade", "plot_cascade"]
 
 DEFAULT_THRESHOLDS = tuple(round(x, 2) for x in np.linspace(0.0, 0.99, 34))
 
@@ -82,6 +82,37 @@ def _point(
         accepted_accuracy=accuracy,
         accepted=int(accepted.sum()),
     )
+
+
+def ask_frontier(
+    answerer: FrontierAnswerer, artifact: Artifact, texts: Sequence[str]
+) -> list[SpecialistResult]:
+    """The frontier model's answers to `texts` as the artifact's classifier (four at a time),
+    each checked against its label set."""
+    labels = list(artifact.labels)
+    tool = ToolInfo(
+        name=artifact.specialist,
+        description=f"Classify the text into one of {len(labels)} intents.",
+        input_schema={"type": "object"},
+        labels=tuple(labels),
+        output_schema={
+            "type": "object",
+            "properties": {"label": {"enum": labels}},
+            "required": ["label"],
+        },
+    )
+
+    async def ask_all() -> list[SpecialistResult]:
+        gate = asyncio.Semaphore(4)
+
+        async def ask(i: int, text: str) -> SpecialistResult:
+            async with gate:
+                sub = Subtask(id=f"item{i}", specialist=artifact.specialist, input={"text": text})
+                return await answerer.answer(sub, tool)
+
+        return await asyncio.gather(*(ask(i, t) for i, t in enumerate(texts)))
+
+    return asyncio.run(ask_all())
 
 
 def evaluate_cascade(
@@ -143,31 +174,7 @@ def evaluate_cascade(
         }
         return report
     chosen = escalated[:frontier_limit]
-    tool = ToolInfo(
-        name=artifact.specialist,
-        description=f"Classify the text into one of {len(labels)} intents.",
-        input_schema={"type": "object"},
-        labels=tuple(str(x) for x in labels),
-        output_schema={
-            "type": "object",
-            "properties": {"label": {"enum": list(labels)}},
-            "required": ["label"],
-        },
-    )
-
-    async def ask_all() -> list[Any]:
-        gate = asyncio.Semaphore(4)
-
-        async def ask(i: int) -> Any:
-            async with gate:
-                sub = Subtask(
-                    id=f"item{i}", specialist=artifact.specialist, input={"text": split.texts[i]}
-                )
-                return await answerer.answer(sub, tool)
-
-        return await asyncio.gather(*(ask(int(i)) for i in chosen))
-
-    answers = asyncio.run(ask_all())
+    answers = ask_frontier(answerer, artifact, [split.texts[int(i)] for i in chosen])
     frontier_correct = np.array(
         [
             bool(a.ok and a.output and a.output.get("label") == truth[i])
