@@ -193,7 +193,10 @@ class Escalation(_Model):
 class FieldProvenance(_Model):
     """Where one result field came from."""
 
-    source: Literal["specialist", "rule", "vote", "frontier", "human"]
+    source: Literal["specialist", "rule", "request", "vote", "frontier", "human"] = Field(
+        description="Who produced the value: a specialist (or a rung of its ladder: vote, "
+        "frontier, human), a rule of the graph, or the request itself (never verified)."
+    )
     node: str = Field(description="The graph node that produced the field.")
     specialist: str | None = None
     model: str | None = None

@@ -69,11 +69,12 @@ def build_run_result(
         timings["startup"] = startup_ms
     plan_errors = [f"{p.planner}: {p.error}" for p in plans if p.error]
     # A composed text is never "verified" itself (it is written from verified fields only),
-    # so it does not make a run partial.
+    # nor is the request's own text: neither makes a run partial.
     checked = [
         f
         for f in fields.values()
-        if f.provenance.source != "frontier" or f.provenance.specialist is not None
+        if f.provenance.source != "request"
+        and (f.provenance.source != "frontier" or f.provenance.specialist is not None)
     ]
     status: Literal["ok", "partial", "failed", "awaiting_human"]
     if pending_review:

@@ -49,8 +49,14 @@ def set_fields(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         confidence=min(confidences) if confidences else None,
         derived_from=reads,
     )
+    # A value written only from the request (its text, its metadata) is the caller's own
+    # words: no specialist checked it, so it is never verified.
+    from_request = FieldProvenance(source="request", node=node, verified=False)
     fields = {
-        key: ResultField(value=render(value, context), provenance=provenance)
+        key: ResultField(
+            value=render(value, context),
+            provenance=from_request if _only_request(value) else provenance,
+        )
         for key, value in spec_node.set.items()
     }
     return {
@@ -61,16 +67,32 @@ def set_fields(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     }
 
 
+def _only_request(value: Any) -> bool:
+    """Whether a set value is a template that reads nothing but ``request``."""
+    if not isinstance(value, str) or "{{" not in value:
+        return False
+    names = {name for expression in template(value).expressions for name in expression.names}
+    return bool(names) and names <= {"request"}
+
+
 async def compose(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     """The frontier model writes one field from verified fields only."""
     start = time.perf_counter()
     spec_node = ctx.spec.nodes[node]
     assert isinstance(spec_node, ComposeNodeSpec)
     run = RunView(state)
+    named = spec_node.fields
     verified = {
         name: field.value
         for name, field in run.fields.items()
-        if field.provenance.verified and (spec_node.fields is None or name in spec_node.fields)
+        if field.provenance.verified and (named is None or name in named)
+    }
+    # The request's own words reach the composer only where the node names them, apart
+    # from the verified fields.
+    from_request = {
+        name: field.value
+        for name, field in run.fields.items()
+        if field.provenance.source == "request" and named is not None and name in named
     }
     calls: list[ModelCall] = []
     model: str | None = None
@@ -80,7 +102,9 @@ async def compose(ctx: StepContext, node: str, state: RunState) -> dict[str, Any
     else:
         model = f"{ctx.composer.model.provider}:{ctx.composer.model.model}"
         try:
-            value, calls = await ctx.composer.compose(spec_node.instructions, verified)
+            value, calls = await ctx.composer.compose(
+                spec_node.instructions, verified, from_request
+            )
             note = ""
         except FrontierError as exc:
             value, note, calls = None, f"not written: {exc}", list(exc.calls)
@@ -89,7 +113,7 @@ async def compose(ctx: StepContext, node: str, state: RunState) -> dict[str, Any
         node=node,
         model=model,
         verified=False,
-        derived_from=tuple(sorted(verified)),
+        derived_from=tuple(sorted({*verified, *from_request})),
     )
     fields = {spec_node.output: ResultField(value=value, provenance=provenance)}
     return {
