@@ -29,7 +29,7 @@ from orchestrator.agents.composer import Composer
 from orchestrator.agents.frontier_planner import FrontierPlanner
 from orchestrator.graph.bindings import specialist_for_binding
 from orchestrator.graph.compiler import build_state_graph
-from orchestrator.graph.spec import GraphSpec, SpecialistsNodeSpec
+from orchestrator.graph.spec import ComposeNodeSpec, GraphSpec, SpecialistsNodeSpec
 from orchestrator.specialists._registry import SpecialistRegistry, default_registry
 from orchestrator.steps import StepContext
 from orchestrator.tools._config import MCPServerConfig
@@ -282,6 +282,15 @@ class Orchestrator:
         :meth:`aresume`.
         """
         tid = thread_id or uuid.uuid4().hex
+        if thread_id is not None and self._stack is None:
+            # Showing a finished run reads its checkpoint: nothing is started or loaded.
+            stored = await self._finished_state(tid, request)
+            if stored is not None:
+                if review is not None:
+                    raise ConfigurationError(f"thread {tid!r} is not waiting for a review")
+                result = self._result(tid, stored, total_ms=0.0, pending=[])
+                yield RunEvent(kind="finished", thread_id=tid, elapsed_ms=0.0, result=result)
+                return
         opening = time.perf_counter()
         async with self._opened() as graph:
             # Loading models when this call opened the orchestrator is reported apart from
@@ -301,7 +310,8 @@ class Orchestrator:
                 if review is None:
                     raise ConfigurationError(
                         f"thread {tid!r} waits for a person: resume it with a review (CLI: "
-                        "orchestrator resume --thread ID --approve | --reject | --answer JSON)"
+                        "orchestrator resume GRAPH --thread ID --approve | --reject | "
+                        "--answer KEY=VALUE)"
                     )
                 assert graph_input is not None
                 resume_with: Any = Command(resume=_check_review(review, graph_input["pending"]))
@@ -334,7 +344,7 @@ class Orchestrator:
                         final = chunk
                         continue
                     for node_name, update in chunk.items():
-                        for progress in _progress(node_name, update or {}):
+                        for progress in _progress(self.spec, node_name, update or {}):
                             yield event(*progress[:2], **progress[2])
                 if final is None or "request" not in final:
                     final = (await graph.aget_state(config)).values
@@ -343,16 +353,12 @@ class Orchestrator:
             pending = await _pending_review(graph, config) if self._may_pause else []
             if pending:
                 yield event("awaiting_human", pending=pending)
-            result = build_run_result(
-                self.spec.name,
+            result = self._result(
                 tid,
                 final,
-                planner=self._planner.name,
                 total_ms=(time.perf_counter() - start) * 1000,
+                pending=[p["subtask_id"] for p in pending],
                 startup_ms=startup_ms if startup_ms >= 1.0 else None,
-                prices=self._prices,
-                frontier_model=self.spec.frontier.model if self.spec.frontier else None,
-                pending_review=[p["subtask_id"] for p in pending],
             )
             log.info(
                 "run finished",
@@ -363,6 +369,27 @@ class Orchestrator:
             )
             finished = event("finished")
             yield finished.model_copy(update={"result": result})
+
+    def _result(
+        self,
+        tid: str,
+        state: RunState | dict[str, Any],
+        *,
+        total_ms: float,
+        pending: list[str],
+        startup_ms: float | None = None,
+    ) -> RunResult:
+        return build_run_result(
+            self.spec.name,
+            tid,
+            cast(RunState, state),
+            planner=self._planner.name,
+            total_ms=total_ms,
+            startup_ms=startup_ms,
+            prices=self._prices,
+            frontier_model=self.spec.frontier.model if self.spec.frontier else None,
+            pending_review=pending,
+        )
 
     async def _input_for(
         self,
@@ -442,9 +469,42 @@ class Orchestrator:
         return run_sync(self.arun(request, thread_id=thread_id, metadata=metadata), "run")
 
     async def pending_review(self, thread_id: str) -> list[dict[str, Any]]:
-        """What a paused thread waits on a person for: subtask, input, output, reason."""
-        async with self._opened() as graph:
+        """What a paused thread waits on a person for: subtask, input, output, reason (read
+        from the checkpoints alone: no server started, no model loaded)."""
+        async with self._stored() as graph:
             return await _pending_review(graph, {"configurable": {"thread_id": thread_id}})
+
+    @asynccontextmanager
+    async def _stored(self) -> AsyncIterator[Any]:
+        """The graph over the checkpointer only, to read threads: the open one when this
+        orchestrator is open, else one compiled without tools."""
+        if self._stack is not None:
+            yield self._graph
+            return
+        async with open_checkpointer(self._checkpointer, self.state_dir, self._memory) as saver:
+            bare = StepContext(
+                spec=self.spec, toolset=InProcessToolset({}), planner=self._planner, tools={}
+            )
+            yield build_state_graph(bare).compile(checkpointer=saver)
+
+    async def _finished_state(
+        self, tid: str, request: str | RunRequest | None
+    ) -> dict[str, Any] | None:
+        """The stored state of `tid` when its run has finished (and was for `request`, when
+        one is given), read without opening the toolset; else None."""
+        if self._checkpointer == "none":
+            return None
+        async with self._stored() as graph:
+            if graph.checkpointer is None:
+                return None
+            snapshot = await graph.aget_state({"configurable": {"thread_id": tid}})
+        values = dict(snapshot.values or {})
+        given = request.text if isinstance(request, RunRequest) else request
+        if "request" not in values or snapshot.next:
+            return None
+        if given is not None and given != values["request"].get("text"):
+            return None  # the full path below refuses it with the reason
+        return values
 
     async def aresume(
         self, thread_id: str, *, review: Mapping[str, Any] | None = None
@@ -480,6 +540,24 @@ async def _pending_review(graph: Any, config: dict[str, Any]) -> list[dict[str, 
     return items
 
 
+def complete_answer(answer: Any, item: Mapping[str, Any]) -> Any:
+    """A person's answer completed from the specialist's own output: the fields the person
+    gave win, the others are the specialist's. A ranked list of labels puts the person's
+    label first (with score 1), and an ``accepted`` flag becomes true."""
+    theirs = item.get("output")
+    if not isinstance(answer, dict) or not isinstance(theirs, dict):
+        return answer
+    completed = {**theirs, **answer}
+    label = answer.get("label")
+    ranked = completed.get("ranked")
+    if label is not None and "ranked" not in answer and isinstance(ranked, list):
+        rest = [r for r in ranked if not (isinstance(r, dict) and r.get("label") == label)]
+        completed["ranked"] = [{"label": label, "score": 1.0}, *rest][: len(ranked) or 1]
+    if "accepted" in theirs and "accepted" not in answer:
+        completed["accepted"] = True
+    return completed
+
+
 def _check_review(review: Mapping[str, Any], pending: list[dict[str, Any]]) -> dict[str, Any]:
     """Expand and check a review before the run resumes with it: a bad answer is refused
     here, with what to fix, instead of being written into the run."""
@@ -496,7 +574,8 @@ def _check_review(review: Mapping[str, Any], pending: list[dict[str, Any]]) -> d
         if action not in ("approve", "reject", "answer"):
             raise ConfigurationError(f"{sid}: action must be approve, reject or answer")
         if action == "answer":
-            output = decision.get("output")
+            output = complete_answer(decision.get("output"), item)
+            decision = {**decision, "output": output}
             problem = output_problems(
                 output,
                 ToolInfo(
@@ -515,9 +594,30 @@ def _check_review(review: Mapping[str, Any], pending: list[dict[str, Any]]) -> d
     return decisions
 
 
-def _progress(node_name: str, update: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+def _progress(
+    spec: GraphSpec, node_name: str, update: dict[str, Any]
+) -> list[tuple[str, str, dict[str, Any]]]:
     events: list[tuple[str, str, dict[str, Any]]] = []
     node, _, kind = node_name.partition(".")
+    if kind in ("escalate", "review"):
+        # Each ladder walked (and each person's decision): which rungs, and what came of it.
+        for sid, record in update.get("escalations", {}).items():
+            events.append(
+                (
+                    "escalated",
+                    node,
+                    {
+                        "subtask": sid,
+                        "outcome": record["outcome"],
+                        "resolved_by": record.get("resolved_by"),
+                        "rungs": [
+                            {"rung": s["rung"], "passed": s["passed"], "detail": s["detail"]}
+                            for s in record.get("steps", [])
+                        ],
+                    },
+                )
+            )
+        return events
     if not kind:
         if "plans" in update:
             plan = update["plans"][node]
@@ -532,7 +632,10 @@ def _progress(node_name: str, update: dict[str, Any]) -> list[tuple[str, str, di
                 )
             )
         elif "fields" in update:
-            events.append(("set", node, {"fields": sorted(update["fields"])}))
+            composed = isinstance(spec.nodes.get(node), ComposeNodeSpec)
+            events.append(
+                ("composed" if composed else "set", node, {"fields": sorted(update["fields"])})
+            )
         return events
     if kind == "call":
         for sid, result in update.get("results", {}).items():

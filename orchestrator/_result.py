@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
-from orchestrator._contracts import ModelCall, RunResult, SubtaskReport
+from orchestrator._contracts import ModelCall, RunResult, SpecialistResult, SubtaskReport
 from orchestrator._ledger import PriceTable, build_ledger
 from orchestrator._state import RunState, RunView
 
@@ -60,11 +60,7 @@ def build_run_result(
                 )
             )
     fields = run.fields
-    timings: defaultdict[str, float] = defaultdict(float)
-    for entry in state.get("timings", []):
-        timings[entry["kind"]] += entry["ms"]
-    timings["call"] = sum(r.latency_ms for r in results.values())
-    timings["total"] = total_ms
+    timings = _timings(state.get("timings", []), results.values(), total_ms)
     if startup_ms is not None:
         timings["startup"] = startup_ms
     plan_errors = [f"{p.planner}: {p.error}" for p in plans if p.error]
@@ -114,3 +110,42 @@ def build_run_result(
         compute_ms=round(sum(r.compute_ms for r in results.values()), 3),
         tokens=sum(r.tokens for r in results.values()),
     )
+
+
+def _covered_ms(intervals: list[tuple[float, float]]) -> float:
+    """How long at least one of the (start, end) intervals was running, in ms."""
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered * 1000
+
+
+def _timings(
+    entries: list[dict[str, Any]], results: Iterable[SpecialistResult], total_ms: float
+) -> dict[str, float]:
+    """Wall time per kind of step and the total. Parallel calls count once for the time
+    they overlap, so the parts never add up to more than the total; a run read back from
+    its checkpoint (or resumed) reports the span its steps took as its total."""
+    parts: defaultdict[str, float] = defaultdict(float)
+    spans: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+    for entry in entries:
+        if "at" in entry:
+            spans[entry["kind"]].append((entry["at"], entry["at"] + entry["ms"] / 1000))
+        else:  # written before steps recorded when they started
+            parts[entry["kind"]] += entry["ms"]
+    for kind, intervals in spans.items():
+        parts[kind] += _covered_ms(intervals)
+    if "call" not in parts:
+        parts["call"] = sum(r.latency_ms for r in results)
+    everything = [interval for intervals in spans.values() for interval in intervals]
+    span = (
+        _covered_ms([(min(s for s, _ in everything), max(e for _, e in everything))])
+        if everything
+        else 0.0
+    )
+    total = total_ms
+    if sum(parts.values()) > total:
+        total = max(span, sum(parts.values()))
+    return {**parts, "total": total}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -14,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator._checkpointers import CheckpointerKind
-from orchestrator._contracts import RunLedger, RunResult
+from orchestrator._contracts import FieldProvenance, RunLedger, RunResult
 from orchestrator._errors import ConfigurationError
 from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._visible_text import has_visible_text
@@ -22,7 +24,7 @@ from orchestrator.cli._exit import ExitCode
 from orchestrator.cli._graph_files import resolve_graph
 from orchestrator.cli._output import err, out
 
-__all__ = ["render_ledger", "render_result", "resume", "run"]
+__all__ = ["field_source", "parse_answer", "render_ledger", "render_result", "resume", "run"]
 
 
 def _read_input(value: str | None) -> str | None:
@@ -83,7 +85,7 @@ def run(
     if as_json:
         out.print_json(result.model_dump_json())
     else:
-        render_result(result, out)
+        render_result(result, out, graph)
     return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
 
 
@@ -95,10 +97,11 @@ def resume(
     ] = False,
     reject: Annotated[bool, typer.Option(help="Leave them unverified.")] = False,
     answer: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            help='Correct output as JSON: {"label": "billing"} when one subtask waits, '
-            'or {"SUBTASK": {...}, ...}.'
+            help="The correct output: KEY=VALUE (repeatable, e.g. label=billing), or JSON: "
+            '{"label": "billing"} when one subtask waits, or {"SUBTASK": {...}, ...}. Fields '
+            "left out are completed from the specialist's own answer.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -107,7 +110,7 @@ def resume(
     ] = DEFAULT_STATE_DIR,
 ) -> int:
     """Resume a thread: after a crash, or with a person's review of a paused run."""
-    chosen = sum([approve, reject, answer is not None])
+    chosen = sum([approve, reject, bool(answer)])
     if chosen > 1:
         raise ConfigurationError("give one of --approve, --reject or --answer")
     review: dict[str, Any] | None = None
@@ -116,22 +119,42 @@ def resume(
         review = {"*": {"action": "approve"}}
     elif reject:
         review = {"*": {"action": "reject"}}
-    elif answer is not None:
+    elif answer:
+        parsed = parse_answer(answer)
+    orc = Orchestrator.from_file(resolve_graph(graph), state_dir=state_dir)
+    result = asyncio.run(_resume(orc, thread, review, parsed, show=not as_json))
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        render_result(result, out, graph)
+    return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
+
+
+def parse_answer(values: Sequence[str]) -> dict[str, Any]:
+    """--answer as given: one JSON object, or KEY=VALUE pairs (a VALUE that reads as JSON,
+    such as 3 or true, is taken as that; anything else is text)."""
+    if len(values) == 1 and values[0].lstrip().startswith("{"):
         try:
-            parsed = json.loads(answer)
+            parsed = json.loads(values[0])
         except json.JSONDecodeError as exc:
             raise ConfigurationError(
                 f"--answer is not JSON: {exc.msg} (column {exc.colno})"
             ) from None
         if not isinstance(parsed, dict):
             raise ConfigurationError("--answer must be a JSON object")
-    orc = Orchestrator.from_file(resolve_graph(graph), state_dir=state_dir)
-    result = asyncio.run(_resume(orc, thread, review, parsed, show=not as_json))
-    if as_json:
-        out.print_json(result.model_dump_json())
-    else:
-        render_result(result, out)
-    return ExitCode.RUN_FAILED if result.status == "failed" else ExitCode.OK
+        return parsed
+    pairs: dict[str, Any] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                f"--answer {value!r}: give KEY=VALUE (e.g. --answer label=refund) or a JSON object"
+            )
+        try:
+            pairs[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            pairs[key.strip()] = text
+    return pairs
 
 
 async def _resume(
@@ -142,11 +165,11 @@ async def _resume(
     *,
     show: bool,
 ) -> RunResult:
-    # One open orchestrator (one set of MCP servers) both reads the pending review and runs.
-    async with orc:
-        if answer is not None:
-            review = await _answer_review(orc, thread, answer)
-        return await _run_with_progress(orc, None, thread, show=show, review=review)
+    # The pending review is read from the checkpoints alone; servers and models start only
+    # when the run goes on (never for a thread that has finished).
+    if answer is not None:
+        review = await _answer_review(orc, thread, answer)
+    return await _run_with_progress(orc, None, thread, show=show, review=review)
 
 
 async def _answer_review(orc: Orchestrator, thread: str, answer: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +227,20 @@ def _format_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def render_result(result: RunResult, console: Console) -> None:
+def field_source(p: FieldProvenance) -> str:
+    """Who produced a field, as the result table shows it."""
+    if p.source == "specialist":
+        return p.specialist or ""
+    if p.source in ("vote", "human"):
+        return f"{p.source} ({p.specialist})" if p.specialist else p.source
+    if p.source == "frontier":
+        return f"frontier {p.model or ''}".rstrip()
+    if p.source == "request":
+        return f"request ({p.node})"
+    return f"rule {p.node} <- {', '.join(p.derived_from) or 'no result'}"
+
+
+def render_result(result: RunResult, console: Console, graph: str | None = None) -> None:
     colour = {"ok": "green", "partial": "yellow", "failed": "red", "awaiting_human": "cyan"}[
         result.status
     ]
@@ -219,10 +255,7 @@ def render_result(result: RunResult, console: Console) -> None:
         fields.add_column(column, overflow="fold")
     for name, f in result.fields.items():
         p = f.provenance
-        if p.source == "specialist":
-            source = p.specialist or ""
-        else:
-            source = f"rule {p.node} <- {', '.join(p.derived_from) or 'request'}"
+        source = field_source(p)
         fields.add_row(
             name,
             _format_value(f.value),
@@ -256,13 +289,13 @@ def render_result(result: RunResult, console: Console) -> None:
     for sid, why in result.skipped.items():
         console.print(f"skipped {sid}: {why}")
     for e in result.escalations:
-        tried = (
-            "; ".join(
-                f"{step.rung}: {step.detail or ('passed' if step.passed else 'failed')}"
-                for step in e.steps
-            )
-            or "no escalation ladder"
-        )
+        said = [
+            f"{step.rung}: {step.detail or ('passed' if step.passed else 'failed')}"
+            for step in e.steps
+        ]
+        if e.outcome == "awaiting_human":
+            said.append("human: waiting for a person")
+        tried = "; ".join(said) or "no escalation ladder"
         console.print(
             f"[yellow]escalation[/yellow] {e.subtask_id}: {e.reason} -> {tried} ({e.outcome})",
             markup=True,
@@ -288,8 +321,9 @@ def render_result(result: RunResult, console: Console) -> None:
     if result.pending_review:
         console.print(
             f"[cyan]waiting for a person[/cyan] on {', '.join(result.pending_review)}: "
-            f"orchestrator resume --thread {result.thread_id} --approve | --reject | "
-            "--answer JSON"
+            f"orchestrator resume {shlex.quote(graph or result.graph)} --thread "
+            f"{shlex.quote(result.thread_id)} --approve (or --reject, or --answer KEY=VALUE)",
+            soft_wrap=True,
         )
 
 

@@ -13,7 +13,7 @@ from orchestrator._contracts import SpecialistResult, Subtask, ToolOutput
 from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
 from orchestrator._logging import get_logger
 from orchestrator._state import CallPayload
-from orchestrator.steps.context import StepContext
+from orchestrator.steps.context import StepContext, timing
 
 __all__ = ["call", "call_subtask"]
 
@@ -21,9 +21,13 @@ log = get_logger(__name__)
 
 
 async def call(ctx: StepContext, payload: CallPayload) -> dict[str, Any]:
+    start = time.perf_counter()
     sub = Subtask.model_validate(payload["subtask"])
     result = await call_subtask(ctx, sub)
-    return {"results": {sub.id: result.model_dump(mode="json")}}
+    return {
+        "results": {sub.id: result.model_dump(mode="json")},
+        "timings": [timing(sub.step or "", "call", start)],
+    }
 
 
 async def _attempt(ctx: StepContext, sub: Subtask, timeout: float) -> ToolOutput:

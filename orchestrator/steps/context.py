@@ -52,5 +52,8 @@ class StepContext:
 
 
 def timing(node: str, kind: str, start: float) -> dict[str, Any]:
-    """The ``timings`` entry of one step that started at ``start`` (perf_counter)."""
-    return {"node": node, "kind": kind, "ms": (time.perf_counter() - start) * 1000}
+    """The ``timings`` entry of one step that started at ``start`` (perf_counter), with the
+    wall-clock time it started at (``at``, seconds since the epoch): parallel steps overlap,
+    so a run's parts are added up over time, not by summing them."""
+    ms = (time.perf_counter() - start) * 1000
+    return {"node": node, "kind": kind, "ms": ms, "at": time.time() - ms / 1000}
