@@ -164,14 +164,14 @@ def test_the_printed_review_command_works_and_answers_take_key_value(
     monkeypatch.chdir(tmp_path)
     graph = tmp_path / "review.yaml"
     graph.write_text(CLI_GRAPH)
-    assert main(["run", str(graph), "--input", "where is my parcel", "--thread", "c1"]) == 0
+    assert main(["run", str(graph), "--input", "I want to change something", "--thread", "c1"]) == 0
     printed = capsys.readouterr().out
     line = next(x for x in printed.splitlines() if x.startswith("waiting for a person on"))
     command = line.split(": ", 1)[1].split(" (or ")[0]
     assert command.startswith("orchestrator resume ") and "--thread c1" in command
     assert main(shlex.split(command)[1:]) == 0
     assert "status ok" in capsys.readouterr().out
-    assert main(["run", str(graph), "--input", "where is my parcel", "--thread", "c2"]) == 0
+    assert main(["run", str(graph), "--input", "I want to change something", "--thread", "c2"]) == 0
     capsys.readouterr()
     resume = ["resume", str(graph), "--thread", "c2", "--answer", "label=refund", "--json"]
     assert main(resume) == 0

@@ -21,11 +21,11 @@ from orchestrator.specialists.rung_confidence import (
     VOTE_FEATURES,
     Answer,
     RungConfidence,
-    fit_rung_confidence,
     input_variants,
     load_rung_confidences,
     vote_features,
 )
+from orchestrator.specialists.training.rung_confidence import fit_rung_confidence
 
 from .test_training import _rows, trained  # noqa: F401 - the module-scoped trained artifact
 

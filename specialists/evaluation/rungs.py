@@ -29,19 +29,22 @@ from orchestrator.specialists.artifacts import Artifact, artifact_encoder
 from orchestrator.specialists.backends.encoder import TextEncoder
 from orchestrator.specialists.evaluation.cascade import ask_frontier
 from orchestrator.specialists.evaluation.datasets import Split, TextDataset, stratified_split
-from orchestrator.specialists.heads import Head, fit_head
+from orchestrator.specialists.heads import Head
 from orchestrator.specialists.rung_confidence import (
     SECOND_OPINION_FEATURES,
     VOTE_FEATURES,
     Answer,
     RungConfidence,
-    fit_rung_confidence,
     input_variants,
-    save_rung_confidences,
     second_opinion_features,
     vote_features,
 )
 from orchestrator.specialists.training.embeddings import embed_texts
+from orchestrator.specialists.training.heads import fit_head
+from orchestrator.specialists.training.rung_confidence import (
+    fit_rung_confidence,
+    save_rung_confidences,
+)
 
 __all__ = [
     "MIN_RESOLVED_SHARE",
