@@ -235,7 +235,8 @@ def test_run_pauses_for_review_and_resume_answers(
         main(["run", str(graph), "-i", "I am unsure", "--thread", "t1", "--state-dir", state]) == 0
     )
     shown = capsys.readouterr()
-    assert "awaiting_human" in shown.out and "orchestrator resume --thread t1" in shown.out
+    assert "awaiting_human" in shown.out and "orchestrator resume " in shown.out
+    assert "--thread t1 --approve" in shown.out
     assert "Cost ledger" in shown.out
     # a wrong label is refused before the run goes on
     bad = [
