@@ -500,8 +500,8 @@ class Orchestrator:
             snapshot = await graph.aget_state({"configurable": {"thread_id": tid}})
         values = dict(snapshot.values or {})
         given = request.text if isinstance(request, RunRequest) else request
-        if "request" not in values or snapshot.next:
-            return None
+        if "request" not in values or snapshot.next or not values.get("path"):
+            return None  # unfinished, or never started: the full path below runs it
         if given is not None and given != values["request"].get("text"):
             return None  # the full path below refuses it with the reason
         return values
