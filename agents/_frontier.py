@@ -337,7 +337,7 @@ class OpenAICompatibleFrontier(FrontierModel):
         except ImportError as exc:
             raise ConfigurationError(
                 "an OpenAI-compatible frontier model needs the `openai` package: "
-                "pip install 'orchestrator[openai]'"
+                "pip install 'specialist-orchestrator[openai]'"
             ) from exc
         self._errors = openai
         key = api_key or os.environ.get(spec.key_env()) or "not-needed"  # vLLM may not check

@@ -96,7 +96,7 @@ def test_finetune_without_torch_names_the_extra(
     args = ["train", "x", "--data", str(data), "--format", "jsonl", "--specialist", "intent"]
     code = main(["specialists", *args, "--finetune", "--store", str(tmp_path / "store")])
     assert code != 0
-    assert "pip install 'orchestrator[train]'" in capsys.readouterr().err
+    assert "pip install 'specialist-orchestrator[train]'" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 
 

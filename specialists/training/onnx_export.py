@@ -52,7 +52,8 @@ def quantize_int8(source: str | Path, target: str | Path) -> Path:
     fine-tuned MiniLM 4.6 points of TweetEval validation macro recall; per channel, 0.3."""
     if importlib.util.find_spec("onnx") is None:
         raise ConfigurationError(
-            "int8 quantisation needs the 'onnx' package: pip install 'orchestrator[train]'"
+            "int8 quantisation needs the 'onnx' package: "
+            "pip install 'specialist-orchestrator[train]'"
         )
     from onnxruntime.quantization import (  # type: ignore[import-untyped,unused-ignore]
         QuantType,
