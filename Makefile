@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MESSAGE ?= I was charged twice this month and nobody answers my emails. This is unacceptable!
 
-.PHONY: demo test install install-dev lint bench schema clean pack
+.PHONY: demo test install install-dev lint bench schema clean pack docs dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,17 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
 
-# The tests cover the optional backends too: `train` (torch 2.13.0 for encoder fine-tuning)
-# and `llm` (llama-cpp-python, which compiles from source once, about 5-10 minutes on 2 cores;
-# pip keeps the built wheel in its cache and reuses it on any machine).
+# The tests cover the optional backends and the documentation site too: `docs` (mkdocs),
+# `train` (torch 2.13.0 for encoder fine-tuning) and `llm` (llama-cpp-python, which compiles
+# from source once, about 5-10 minutes on 2 cores; pip keeps the built wheel in its cache and
+# reuses it on any machine).
 # llama.cpp is built for AVX2 rather than for the build machine (-march=native): a native
 # build on a CPU with AMX uses llama.cpp's AMX kernels, which segfault on some of them, and a
 # cached native wheel would not run on an older CPU.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 install-dev: $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
-		$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,train,llm]'
+		$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,docs,train,llm]'
 
 demo: install
 	$(BIN)/orchestrator run support_triage --input "$(MESSAGE)"
@@ -37,6 +38,21 @@ lint: install-dev
 	rm -rf build/typecheck build/lib  # build/lib keeps modules that were since removed
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --target build/typecheck .
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --strict -p orchestrator
+
+# The documentation site (docs/, mkdocs-material) into site/. --strict fails on a broken link
+# or a missing reference. The API reference reads docstrings from the installed layout (the
+# folders map to orchestrator.* only once installed), as `lint` does.
+docs: install
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[docs]'
+	rm -rf build/docs-src
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --target build/docs-src .
+	$(BIN)/mkdocs build --strict
+
+# The sdist and the wheel into dist/, checked with twine.
+dist: install-dev
+	rm -rf dist
+	$(BIN)/python -m build
+	$(BIN)/twine check --strict dist/*
 
 # Benchmarks (not part of the tests): each prints a table and writes JSON and a PNG plot
 # to benchmarks/results/; see benchmarks/README.md. The PNGs need the `eval` extra.
@@ -53,7 +69,7 @@ schema: install
 	$(BIN)/orchestrator graph schema > graphs/graph.schema.json
 
 clean:
-	rm -rf $(VENV) .orchestrator build *.egg-info
+	rm -rf $(VENV) .orchestrator build dist site *.egg-info
 
 # Train and evaluate the full specialist pack (intent: CLINC150, Banking77; sentiment: SST-2,
 # TweetEval) from a data directory; artifacts go to .orchestrator/specialists/.

@@ -45,6 +45,9 @@ class PlanStep:
 
 @runtime_checkable
 class Planner(Protocol):
+    """Turns a request into a plan for one specialists node; ``name`` is recorded in the
+    result (``local``, ``frontier``)."""
+
     name: str
 
     async def plan(self, request: RunRequest, step: PlanStep) -> Plan: ...

@@ -15,6 +15,8 @@ from orchestrator._errors import ConfigurationError
 __all__ = ["CheckpointerKind", "open_checkpointer"]
 
 CheckpointerKind = Literal["sqlite", "memory", "none"]
+"""The checkpointers named by a string: ``sqlite`` (resumable, on disk), ``memory`` (for the
+life of the process) or ``none``."""
 SQLITE_FILE = "checkpoints.sqlite"
 
 

@@ -209,6 +209,8 @@ class FieldProvenance(_Model):
 
 
 class ResultField(_Model):
+    """One field of a run's result: its value, and where it came from."""
+
     value: Any
     provenance: FieldProvenance
 

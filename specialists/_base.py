@@ -47,6 +47,9 @@ class TextInput(BaseModel):
 
 
 class Prediction(NamedTuple, Generic[OutT]):
+    """One answer of a specialist: the output, its confidence in [0, 1], and the input tokens
+    the model read (0 when it does not count them)."""
+
     output: OutT
     confidence: float
     tokens: int = 0

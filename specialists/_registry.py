@@ -55,6 +55,8 @@ _default = SpecialistRegistry()
 
 
 def default_registry() -> SpecialistRegistry:
+    """The registry of this process: built-ins, entry-point plugins and the classes passed to
+    :func:`register_specialist`."""
     return _default
 
 
