@@ -883,7 +883,7 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     from orchestrator.specialists.backends.llama import LlamaJSONGenerator
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'orchestrator\[llm\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'specialist-orchestrator\[llm\]'"):
         LlamaJSONGenerator()
 
 
