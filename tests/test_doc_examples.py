@@ -24,6 +24,8 @@ import pytest
 
 from orchestrator.cli.app import main
 from orchestrator.specialists import SpecialistRegistry, _registry
+from orchestrator.specialists.backends import BackendRegistry
+from orchestrator.specialists.backends import registry as backends
 
 from .conftest import REPO
 from .doc_examples import (
@@ -72,6 +74,7 @@ class PageRun:
             monkeypatch.delenv(key, raising=False)
         # What a page registers stays with the page.
         monkeypatch.setattr(_registry, "_default", SpecialistRegistry())
+        monkeypatch.setattr(backends, "_default", BackendRegistry())
         self._modules = set(sys.modules)
 
     def feed(self, block: Block) -> None:

@@ -40,7 +40,7 @@ try:
     from openai.types.chat.chat_completion import Choice
 except ImportError as exc:  # pragma: no cover - the `vllm` extra is installed in the tests
     raise ConfigurationError(
-        "`backend: vllm` needs the `openai` package: pip install 'orchestrator[vllm]'"
+        "`backend: vllm` needs the `openai` package: pip install 'specialist-orchestrator[vllm]'"
     ) from exc
 
 __all__ = [
