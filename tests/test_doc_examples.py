@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 from orchestrator.specialists import SpecialistRegistry, _registry
 from orchestrator.specialists.backends import BackendRegistry
 from orchestrator.specialists.backends import registry as backends
