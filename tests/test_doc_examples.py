@@ -20,6 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The SDK's stdio_client binds sys.stderr as its default errlog when it is first imported: import
+# it with the module, while sys.stderr is a real file, not later under capsys (which has no file
+# descriptor for a page's server process to inherit).
+import mcp.client.stdio  # noqa: F401
 import pytest
 
 from orchestrator.cli.main import main
