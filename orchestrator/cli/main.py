@@ -74,11 +74,25 @@ def _root(
         str, typer.Option(help="DEBUG, INFO, WARNING or ERROR (logs go to stderr).")
     ] = "WARNING",
     log_json: Annotated[bool, typer.Option(help="Logs as JSON lines even on a terminal.")] = False,
+    specialists: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--specialists",
+            metavar="MODULE",
+            help="Import this module (a name from the current folder, or a .py file) before "
+            "the command, so the specialists it registers can be run, served and listed "
+            "without an entry point. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     # Imported here: structlog is half the start-up time of `--version` and `--help`.
     from orchestrator._logging import configure_logging
 
     configure_logging(level=log_level, json=True if log_json else None)
+    if specialists:
+        from orchestrator.cli._user_modules import import_user_modules
+
+        import_user_modules(specialists)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
