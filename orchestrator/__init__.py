@@ -37,11 +37,13 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr_
         OrchestratorError,
         RunError,
         SpecialistError,
+        ThreadBusyError,
         ToolTimeoutError,
         ToolTransportError,
         UnknownSpecialistError,
         UsageError,
     )
+    from orchestrator._leases import ThreadLeases
     from orchestrator._ledger import PriceTable
     from orchestrator._logging import configure_logging
     from orchestrator._orchestrator import Orchestrator
@@ -95,6 +97,8 @@ _LOCATIONS: dict[str, str] = {
     "SpecialistResult": "orchestrator._contracts",
     "Subtask": "orchestrator._contracts",
     "SubtaskReport": "orchestrator._contracts",
+    "ThreadBusyError": "orchestrator._errors",
+    "ThreadLeases": "orchestrator._leases",
     "ToolInfo": "orchestrator._contracts",
     "ToolOutput": "orchestrator._contracts",
     "ToolTimeoutError": "orchestrator._errors",
@@ -140,6 +144,8 @@ __all__ = [
     "SpecialistResult",
     "Subtask",
     "SubtaskReport",
+    "ThreadBusyError",
+    "ThreadLeases",
     "ToolInfo",
     "ToolOutput",
     "ToolTimeoutError",

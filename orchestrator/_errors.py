@@ -25,6 +25,7 @@ __all__ = [
     "OrchestratorError",
     "RunError",
     "SpecialistError",
+    "ThreadBusyError",
     "ToolTimeoutError",
     "ToolTransportError",
     "UnknownSpecialistError",
@@ -105,6 +106,20 @@ class GraphFileError(UsageError):
         count = len(self.issues)
         head = f"{self.file or 'graph'}: {count} problem{'s' if count != 1 else ''} found"
         super().__init__(head + "\n" + "\n".join(i.render(self.file) for i in self.issues))
+
+
+class ThreadBusyError(OrchestratorError):
+    """Another runner holds the thread (one thread, one runner): the run was not started."""
+
+    def __init__(self, thread_id: str, holder: str, waited_s: float) -> None:
+        self.thread_id = thread_id
+        self.holder = holder
+        waited = f" after waiting {waited_s:g} s" if waited_s else ""
+        super().__init__(
+            f"thread {thread_id!r} is being run by another runner ({holder}){waited}; "
+            "resume it again once that run has returned (it then reads as finished), or "
+            "wait longer with lease_wait_s= (CLI: --wait SECONDS)"
+        )
 
 
 class RunError(OrchestratorError):

@@ -16,12 +16,18 @@ from langgraph.types import Command
 
 from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
-from orchestrator._errors import ConfigurationError
+from orchestrator._errors import ConfigurationError, RunError
+from orchestrator._leases import (
+    LEASES_FILE,
+    MemoryThreadLeases,
+    SqliteThreadLeases,
+    ThreadLeases,
+)
 from orchestrator._ledger import PriceTable
 from orchestrator._logging import get_logger
 from orchestrator._result import build_run_result
 from orchestrator._schemas import output_problems
-from orchestrator._state import RunState
+from orchestrator._state import RunState, run_finished
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.agents.answerer import FrontierAnswerer
@@ -84,6 +90,8 @@ class Orchestrator:
         base_dir: str | Path | None = None,
         frontier: FrontierModel | bool | None = True,
         prices: str | Path | PriceTable | None = None,
+        leases: ThreadLeases | None = None,
+        lease_wait_s: float = 0.0,
     ) -> None:
         """
         Args:
@@ -101,6 +109,10 @@ class Orchestrator:
             frontier: the frontier model; ``True`` (default) builds it from the graph's
                 ``frontier:`` section when its API key is set, ``False``/``None`` never uses one.
             prices: the price table for the cost ledger (default: the shipped one).
+            leases: where thread leases and start requests are kept (default: a
+                ``threads.sqlite`` next to the SQLite checkpoints, else this process only).
+            lease_wait_s: how long a run of a thread that another runner holds waits for
+                it before :class:`ThreadBusyError` (default: refuse at once).
         """
         self.spec = spec
         self._inprocess = inprocess
@@ -110,6 +122,11 @@ class Orchestrator:
         self.state_dir = Path(state_dir)
         self._checkpointer = checkpointer
         self._memory = InMemorySaver() if checkpointer == "memory" else None
+        self._leases_arg = leases
+        self._lease_wait_s = lease_wait_s
+        # Without a store shared across processes, the leases of this process are enough.
+        self._local_leases = MemoryThreadLeases()
+        self._leases: ThreadLeases | None = None
         self._registry = registry or default_registry()
         self._toolset = toolset
         self._planner: Planner = planner or LocalPlanner()
@@ -166,6 +183,9 @@ class Orchestrator:
             saver = await stack.enter_async_context(
                 open_checkpointer(self._checkpointer, self.state_dir, self._memory)
             )
+            self._leases = self._open_leases(saver)
+            if self._leases is not None and self._leases is not self._leases_arg:
+                stack.push_async_callback(self._leases.aclose)
             toolset = self._toolset or self._default_toolset()
             if self._toolset is None:
                 stack.push_async_callback(toolset.aclose)
@@ -178,6 +198,17 @@ class Orchestrator:
             raise
         self._stack = stack
         return self
+
+    def _open_leases(self, saver: BaseCheckpointSaver[str] | None) -> ThreadLeases | None:
+        """The lease store for this session of runs: none when nothing is checkpointed (no
+        thread can be resumed), a file next to the SQLite checkpoints, else this process's."""
+        if self._leases_arg is not None:
+            return self._leases_arg
+        if saver is None:
+            return None
+        if self._checkpointer == "sqlite":
+            return SqliteThreadLeases(self.state_dir / LEASES_FILE)
+        return self._local_leases
 
     async def acompile(self, checkpointer: BaseCheckpointSaver[str] | None = None) -> Any:
         """The compiled LangGraph graph on this orchestrator's toolset, for hosts that run
@@ -253,6 +284,7 @@ class Orchestrator:
 
     async def aclose(self) -> None:
         stack, self._stack, self._graph = self._stack, None, None
+        self._leases = None
         if stack is not None:
             await stack.aclose()
 
@@ -282,6 +314,8 @@ class Orchestrator:
         :meth:`aresume`.
         """
         tid = thread_id or uuid.uuid4().hex
+        if isinstance(request, str):
+            request = RunRequest(text=request, metadata=dict(metadata or {}))
         if thread_id is not None and self._stack is None:
             # Showing a finished run reads its checkpoint: nothing is started or loaded.
             stored = await self._finished_state(tid, request)
@@ -292,7 +326,8 @@ class Orchestrator:
                 yield RunEvent(kind="finished", thread_id=tid, elapsed_ms=0.0, result=result)
                 return
         opening = time.perf_counter()
-        async with self._opened() as graph:
+        # One thread, one runner: the lease is held from the checkpoint read to the result.
+        async with self._opened() as graph, self._thread_lease(tid, request):
             # Loading models when this call opened the orchestrator is reported apart from
             # the run itself, so that run timings mean the same in a server and a script.
             startup_ms = (time.perf_counter() - opening) * 1000
@@ -391,6 +426,17 @@ class Orchestrator:
             pending_review=pending,
         )
 
+    @asynccontextmanager
+    async def _thread_lease(self, tid: str, request: RunRequest | None) -> AsyncIterator[None]:
+        if self._leases is None:
+            yield
+            return
+        # The request is kept with the lease before any step runs: a run killed before its
+        # first checkpoint starts again from it.
+        start = request.model_dump(mode="json") if request is not None else None
+        async with self._leases.hold(tid, request=start, wait_s=self._lease_wait_s):
+            yield
+
     async def _input_for(
         self,
         graph: Any,
@@ -410,10 +456,22 @@ class Orchestrator:
         """
         stored: dict[str, Any] = {}
         unfinished = False
+        given = request.text if isinstance(request, RunRequest) else request
         if graph.checkpointer is not None and not fresh:
             snapshot = await graph.aget_state(config)
             stored, unfinished = dict(snapshot.values or {}), bool(snapshot.next)
-        given = request.text if isinstance(request, RunRequest) else request
+        if "request" not in stored and not fresh and self._leases is not None:
+            # A thread whose process died before its first checkpoint: only the lease store
+            # knows its request.
+            started = await self._leases.start_request(tid)
+            if started is not None and given is None:
+                log.warning("running again a run killed before its first step", thread_id=tid)
+                return "start", {"request": started}
+            if started is not None and given != started.get("text"):
+                raise ConfigurationError(
+                    f"thread {tid!r} was started for another request ({started.get('text')!r}); "
+                    "use a new thread id for a new request"
+                )
         if "request" in stored:
             stored_text = stored["request"].get("text")
             if unfinished and given is None:
@@ -429,13 +487,19 @@ class Orchestrator:
             if unfinished:
                 log.info("resuming run", thread_id=tid)
                 return "resume", None
+            if run_finished(stored):
+                return "done", stored
             if not stored.get("path"):
-                # LangGraph's empty `next` also describes a checkpoint that holds only the
-                # input (a process killed while writing its first steps): no node ran, so
-                # the run starts again from its stored request instead of reading as done.
-                log.warning("rerunning a run that never started", thread_id=tid)
+                # Nothing left to run and no node ran: the checkpoint holds only the input
+                # (a process killed while writing its first steps), or there is none yet.
+                # The run starts again from its stored request.
+                log.warning("running again a run that never started", thread_id=tid)
                 return "start", {"request": stored["request"]}
-            return "done", stored
+            raise RunError(
+                f"thread {tid!r} holds a run that stopped before it finished and whose "
+                "checkpoint has nothing left to run; its result cannot be trusted: run the "
+                "request again under a new thread id"
+            )
         if request is None:
             raise ConfigurationError(
                 f"thread {tid!r} has no run to resume; pass a request to start one"
@@ -500,8 +564,10 @@ class Orchestrator:
             snapshot = await graph.aget_state({"configurable": {"thread_id": tid}})
         values = dict(snapshot.values or {})
         given = request.text if isinstance(request, RunRequest) else request
-        if "request" not in values or snapshot.next or not values.get("path"):
-            return None  # unfinished, or never started: the full path below runs it
+        if "request" not in values or snapshot.next or not run_finished(values):
+            # Unfinished, never started, or stopped between a step's writes and the next
+            # checkpoint (also an empty `next`): the full path below runs it.
+            return None
         if given is not None and given != values["request"].get("text"):
             return None  # the full path below refuses it with the reason
         return values

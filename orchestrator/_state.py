@@ -9,6 +9,7 @@ a :class:`RunView`, which parses each part into its contract once.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Annotated, Any, TypedDict, TypeVar
 
 from orchestrator._contracts import (
@@ -19,8 +20,9 @@ from orchestrator._contracts import (
     SpecialistResult,
     Verdict,
 )
+from orchestrator.graph.model import END
 
-__all__ = ["CallPayload", "Decision", "RunState", "RunView", "merge_dicts"]
+__all__ = ["CallPayload", "Decision", "RunState", "RunView", "merge_dicts", "run_finished"]
 
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -57,6 +59,17 @@ class RunState(TypedDict, total=False):
     path: Annotated[list[str], operator.add]
     #: {"node", "kind", "ms"} per node execution
     timings: Annotated[list[dict[str, Any]], operator.add]
+
+
+def run_finished(values: Mapping[str, Any]) -> bool:
+    """Whether a stored run state is a finished run: its last node decided to end it.
+
+    This is the positive marker of a finished run. LangGraph's empty ``next`` is not one: a
+    checkpoint written before any step (a process killed at its start) has nothing left
+    to run either.
+    """
+    decisions = values.get("decisions") or []
+    return bool(decisions) and decisions[-1].get("to") == END
 
 
 class CallPayload(TypedDict):

@@ -34,6 +34,8 @@ def test_public_names_are_pinned() -> None:
         "SpecialistResult",
         "Subtask",
         "SubtaskReport",
+        "ThreadBusyError",
+        "ThreadLeases",
         "ToolInfo",
         "ToolOutput",
         "ToolTimeoutError",
