@@ -26,6 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from orchestrator._contracts import ModelCall, ToolInfo
 from orchestrator._errors import ConfigurationError, RunError
 from orchestrator._logging import get_logger
+from orchestrator._secrets import register_secret, register_secret_env
 from orchestrator.graph.spec import FrontierSpec
 
 __all__ = [
@@ -49,6 +50,13 @@ class FrontierError(RunError):
     ) -> None:
         super().__init__(message, subtask_id=subtask_id)
         self.calls = tuple(calls)
+
+
+def _keep_secret(spec: FrontierSpec, key: str) -> None:
+    """The key, and whatever its variable holds, are masked in every error and log line
+    (a provider's 401 may echo the key it was sent)."""
+    register_secret_env(spec.key_env())
+    register_secret(key)
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -213,6 +221,7 @@ class AnthropicFrontier(FrontierModel):
         key = api_key or os.environ.get(spec.key_env())
         if not key:
             raise ConfigurationError(f"the frontier model needs {spec.key_env()} to be set")
+        _keep_secret(spec, key)
         # Retries are ours (tenacity), so that attempts are counted and recorded.
         self._client = anthropic.AsyncAnthropic(
             api_key=key,
@@ -341,6 +350,7 @@ class OpenAICompatibleFrontier(FrontierModel):
             ) from exc
         self._errors = openai
         key = api_key or os.environ.get(spec.key_env()) or "not-needed"  # vLLM may not check
+        _keep_secret(spec, key)
         self._client = openai.AsyncOpenAI(
             api_key=key,
             base_url=spec.base_url,

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator._secrets import scrub_secrets
+
 __all__ = [
     "ConfigurationError",
     "GraphFileError",
@@ -118,7 +120,7 @@ class ThreadBusyError(OrchestratorError):
         super().__init__(
             f"thread {thread_id!r} is being run by another runner ({holder}){waited}; "
             "resume it again once that run has returned (it then reads as finished), or "
-            "wait longer with lease_wait_s= (CLI: --wait SECONDS)"
+            "let the runner wait for it with Orchestrator(lease_wait_s=...)"
         )
 
 
@@ -132,7 +134,8 @@ class RunError(OrchestratorError):
     def __init__(
         self, message: str, *, subtask_id: str | None = None, tool: str | None = None
     ) -> None:
-        super().__init__(message)
+        # What a run records is never a secret, whatever the failing service echoed.
+        super().__init__(scrub_secrets(message))
         self.subtask_id = subtask_id
         self.tool = tool
         self.kind = type(self).__name__

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO, cast
@@ -27,6 +26,7 @@ from structlog.typing import (
 )
 
 from orchestrator._errors import InvalidArgumentError
+from orchestrator._secrets import REDACTED, is_secret_name, mask_secrets, scrub_secrets
 
 __all__ = [
     "configure_logging",
@@ -44,78 +44,10 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 
-REDACTED = "***"
-
-# Key names are split into words (snake, kebab or camel case) before matching, so that
-# `input_tokens` or `token_count` stay visible while `access_token` or `X-Api-Key` do not.
-_SECRET_LAST_WORDS = frozenset(
-    {
-        "apikey",
-        "authorization",
-        "bearer",
-        "cookie",
-        "credential",
-        "credentials",
-        "passphrase",
-        "passwd",
-        "password",
-        "pwd",
-        "secret",
-        "token",
-    }
-)
-_SECRET_SUFFIXES = (
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "secretkey",
-    "signingkey",
-    "accesstoken",
-    "authtoken",
-    "refreshtoken",
-    "sessiontoken",
-    "clientsecret",
-    "authorization",
-    "password",
-)
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-_SECRET_NAME = (
-    r"(?:x-)?api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token"
-    r"|client[_-]?secret|secret|token|password|passwd"
-)
-# Backslashes and quotes are never swallowed, so masking a rendered JSON line keeps it valid.
-_STRING_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"), "sk-ant-***"),
-    (re.compile(r"\bsk-(?!ant-)[A-Za-z0-9_\-]{17,}"), "sk-***"),
-    (re.compile(r"\b(Bearer)\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), r"\1 ***"),
-    (re.compile(rf"(?i)\b((?:{_SECRET_NAME})=)[^&\s'\",;\\]+"), r"\1***"),
-    (
-        re.compile(rf"(?i)(['\"](?:{_SECRET_NAME}|authorization)['\"]\s*:\s*['\"])[^'\"\\]+"),
-        r"\1***",
-    ),
-)
-
-
-def _is_secret_key(key: object) -> bool:
-    words = [w for w in _NON_ALNUM.split(_CAMEL_BOUNDARY.sub("_", str(key)).lower()) if w]
-    if not words:
-        return False
-    compact = "".join(words)
-    return words[-1] in _SECRET_LAST_WORDS or compact.endswith(_SECRET_SUFFIXES)
-
-
-def mask_secrets(text: str) -> str:
-    """Mask API keys, bearer tokens and ``password=...``-style values inside ``text``."""
-    for pattern, replacement in _STRING_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
 
 def _redact(value: Any, active: set[int]) -> Any:
     if isinstance(value, str):
-        return mask_secrets(value)
+        return scrub_secrets(value)
     if not isinstance(value, Mapping | list | tuple | set | frozenset):
         return value
     if id(value) in active:
@@ -125,7 +57,7 @@ def _redact(value: Any, active: set[int]) -> Any:
         if isinstance(value, Mapping):
             # A copy: the caller's bound dicts must not change because they were logged.
             return {
-                key: REDACTED if _is_secret_key(key) else _redact(item, active)
+                key: REDACTED if is_secret_name(key) else _redact(item, active)
                 for key, item in value.items()
             }
         items = [_redact(item, active) for item in value]
@@ -146,7 +78,7 @@ def redact_secrets(
     for key, value in event_dict.items():
         if key == "exc_info":
             continue  # the exception renderer formats it; its output is masked there
-        event_dict[key] = REDACTED if _is_secret_key(key) else _redact(value, active)
+        event_dict[key] = REDACTED if is_secret_name(key) else _redact(value, active)
     return event_dict
 
 
@@ -158,7 +90,7 @@ class _MaskRendered:
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
         rendered = self._renderer(logger, method_name, event_dict)
-        return mask_secrets(rendered) if isinstance(rendered, str) else str(rendered)
+        return scrub_secrets(rendered) if isinstance(rendered, str) else str(rendered)
 
 
 def _logger_key(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

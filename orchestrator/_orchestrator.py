@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -304,7 +304,7 @@ class Orchestrator:
         thread_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         review: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """Run (or resume) and yield progress events; the last one carries the result.
 
         With a ``thread_id`` whose run did not finish (a crash, a killed process), the run

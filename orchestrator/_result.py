@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from orchestrator._contracts import ModelCall, RunResult, SpecialistResult, SubtaskReport
 from orchestrator._ledger import PriceTable, build_ledger
+from orchestrator._secrets import scrub_secrets
 from orchestrator._state import RunState, RunView
 
 __all__ = ["build_run_result"]
@@ -54,7 +55,7 @@ def build_run_result(
                     tokens=result.tokens,
                     attempts=result.attempts,
                     output=result.output,
-                    error=result.error,
+                    error=scrub_secrets(result.error) if result.error else None,
                     reasons=verdict.reasons if verdict else (),
                     source=result.source,
                 )
@@ -102,7 +103,7 @@ def build_run_result(
         escalations=tuple(e for s in run.escalation_ids() if (e := run.escalation(s))),
         ledger=ledger,
         pending_review=tuple(pending_review),
-        error="; ".join(plan_errors) or None,
+        error=scrub_secrets("; ".join(plan_errors)) or None,
         notes=tuple(state.get("notes", [])),
         path=tuple(state.get("path", [])),
         planner=", ".join(sorted({p.planner for p in plans})) or planner,

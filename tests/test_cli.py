@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from orchestrator import __version__
+from orchestrator._contracts import LedgerEntry, RunLedger
 from orchestrator.cli.main import ExitCode, main
+from orchestrator.cli.run import render_ledger
 
 from .conftest import GRAPHS
 
@@ -338,3 +342,100 @@ def test_serving_everything_leaves_out_what_cannot_load_and_says_why(
     assert "not serving clauses" in capsys.readouterr().err
     for specialist in served.values():
         specialist.close()
+
+
+def _ledger(**changes: object) -> RunLedger:
+    fields: dict[str, object] = {
+        "entries": (),
+        "total_usd": 0.0,
+        "frontier_usd": 0.0,
+        "specialist_usd": 0.0,
+        "frontier_share": 0.0,
+        "frontier_calls": 0,
+        "specialist_calls": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "all_frontier_usd": 0.0,
+        "all_frontier_basis": "no frontier answer in this run",
+        "frontier_model": "claude-sonnet-5",
+        "price_table": "shipped",
+    }
+    return RunLedger.model_validate({**fields, **changes})
+
+
+def test_the_cost_line_of_a_run_that_spent_nothing_has_no_ratio() -> None:
+    console = Console(record=True, width=200, file=io.StringIO())
+    render_ledger(_ledger(), console)
+    assert console.export_text().strip() == "cost    $0: no model was called"
+
+    entry = LedgerEntry.model_validate(
+        {"role": "specialist", "kind": "specialist", "subtask_id": "s", "model": "mcp:x/y"}
+        | {"cost_usd": 0.0, "priced": True}
+    )
+    console = Console(record=True, width=200, file=io.StringIO())
+    render_ledger(_ledger(entries=(entry,), all_frontier_usd=0.0017), console)
+    text = console.export_text()
+    assert "about $0.0017 - no frontier answer" in text
+    assert "inf" not in text
+
+
+THIRD_PARTY_GRAPH = """\
+name: calc
+servers:
+  calculator: {{command: "{python}", args: ["{server}"]}}
+specialists:
+  loud: {{via: calculator, tool: shout}}
+nodes:
+  work:
+    kind: specialists
+    subtasks:
+      - {{id: s, specialist: loud, input: {{text: "{{{{ request.text }}}}"}}}}
+edges:
+  - {{from: START, to: work}}
+"""
+
+
+def _processes_running(path: Path) -> list[int]:
+    """Pids of the live processes whose command line names `path`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(path).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the server")
+def test_run_on_a_third_party_tool_prints_its_result_and_stops_its_server(
+    tmp_path: Path,
+) -> None:
+    import shutil
+    import subprocess
+
+    server = tmp_path / "calculator_server.py"
+    shutil.copy(Path(__file__).parent / "servers" / "third_party_server.py", server)
+    graph = tmp_path / "calc.yaml"
+    graph.write_text(THIRD_PARTY_GRAPH.format(python=sys.executable, server=server))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            str(graph),
+            "--input",
+            "hello",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HELLO" in done.stdout and "Traceback" not in done.stderr
+    assert _processes_running(server) == []

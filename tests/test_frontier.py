@@ -7,6 +7,7 @@ SDK sends is checked.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from typing import Any
 import httpx2
 import pytest
 
-from orchestrator import ConfigurationError, GraphSpec, Orchestrator, RunRequest, RunResult
+from orchestrator import (
+    ConfigurationError,
+    GraphSpec,
+    Orchestrator,
+    RunRequest,
+    RunResult,
+    configure_logging,
+)
 from orchestrator._ledger import PriceTable
 from orchestrator.agents._frontier import AnthropicFrontier, OpenAICompatibleFrontier
 from orchestrator.graph.spec import FrontierSpec
@@ -361,3 +369,44 @@ def test_request_fields_are_unverified_and_reach_the_composer_only_named_and_esc
     assert _block(prompt, "verified_fields") == {"a.label": "refund"}
     assert _block(prompt, "request_fields") == {"echo": INJECTION}  # `tier` is not named
     assert result.fields["answer"].provenance.derived_from == ("a.label", "echo")
+
+
+def test_a_401_that_echoes_the_key_leaves_it_in_no_result_checkpoint_or_log(
+    registry: SpecialistRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ant-api03-" + "Zx9Qw" * 9
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    exchange = json.loads((RECORDINGS / "anthropic_401_echoes_key.json").read_text())["exchanges"][
+        0
+    ]
+
+    def echo(request: httpx2.Request) -> httpx2.Response:
+        sent = request.headers["authorization"]
+        body = json.dumps(exchange["body"]).replace("AUTH_SENT", sent)
+        body = body.replace("KEY_SENT", sent.removeprefix("Bearer "))
+        return httpx2.Response(
+            exchange["status"], headers=exchange["headers"], json=json.loads(body)
+        )
+
+    spec = GraphSpec.from_text(GRAPH, registry=registry)
+    assert spec.frontier is not None
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(echo))
+    frontier = AnthropicFrontier(spec.frontier, http_client=client)  # the key from the env
+    log = io.StringIO()
+    configure_logging(json=True, level="DEBUG", stream=log)
+    state = tmp_path / "state"
+    orc = Orchestrator(spec, registry=registry, state_dir=state, frontier=frontier)
+    result = orc.run("refund please", thread_id="t401")
+
+    # The failure is kept, with what went wrong; only the key is gone.
+    assert result.status == "failed"
+    assert result.error is not None and "authentication_error" in result.error
+    assert "***" in result.error
+    tail = key[-20:]
+    assert tail not in result.model_dump_json()
+    stored = list(state.iterdir())
+    assert any(f.name == "checkpoints.sqlite" for f in stored)
+    for file in stored:
+        assert tail.encode() not in file.read_bytes(), file.name
+    assert "authentication_error" in log.getvalue() or log.getvalue() == ""
+    assert tail not in log.getvalue()

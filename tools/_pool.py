@@ -28,6 +28,7 @@ from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, To
 
 from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
 from orchestrator._logging import get_logger, logging_configured
+from orchestrator._secrets import register_secret_env
 from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools.server import META_KEY
 
@@ -178,6 +179,7 @@ class MCPSessionPool:
                     f"server {self.name!r}: the environment variable {config.bearer_token_env} "
                     "(bearer_token_env) is not set"
                 )
+            register_secret_env(config.bearer_token_env)
             headers["Authorization"] = f"Bearer {token}"
         return _http_transport(config.url, headers)
 

@@ -4,6 +4,7 @@ thread, and print the result with provenance, timings and the cost ledger."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
 import sys
@@ -199,27 +200,36 @@ async def _run_with_progress(
     with err.status("loading specialists…", spinner="dots") as status:
         if not show or not err.is_terminal:
             status.stop()
-        async for event in orc.astream(text, thread_id=thread, review=review):
-            if event.result is not None:
-                result = event.result
-            elif event.kind == "resumed":
-                err.print(f"resuming thread {event.thread_id}")
-            elif event.kind == "called":
-                d = event.detail
-                mark = f"conf {d['confidence']:.2f}" if d["ok"] else f"failed: {d['error']}"
-                status.update(f"{event.node}: {d['subtask']} done ({mark})")
-            elif event.kind in ("planned", "merged", "set", "composed"):
-                status.update(f"{event.node}: {event.kind}")
-            elif event.kind == "awaiting_human" and show:
-                for item in event.detail["pending"]:
-                    err.print(
-                        f"review needed: {item['subtask_id']} ({item['specialist']}) said "
-                        f"{json.dumps(item['output'])} with confidence {item['confidence']}: "
-                        f"{item['reason']}",
-                        markup=False,
-                    )
+        # Closed here, in this task: a generator left to the garbage collector would close
+        # the MCP sessions from another task and leave their servers running.
+        events = orc.astream(text, thread_id=thread, review=review)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if event.result is not None:
+                    result = event.result
+                elif event.kind == "resumed":
+                    err.print(f"resuming thread {event.thread_id}")
+                elif event.kind == "called":
+                    d = event.detail
+                    mark = _confidence(d["confidence"]) if d["ok"] else f"failed: {d['error']}"
+                    status.update(f"{event.node}: {d['subtask']} done ({mark})")
+                elif event.kind in ("planned", "merged", "set", "composed"):
+                    status.update(f"{event.node}: {event.kind}")
+                elif event.kind == "awaiting_human" and show:
+                    for item in event.detail["pending"]:
+                        err.print(
+                            f"review needed: {item['subtask_id']} ({item['specialist']}) said "
+                            f"{json.dumps(item['output'])} with confidence {item['confidence']}: "
+                            f"{item['reason']}",
+                            markup=False,
+                        )
     assert result is not None
     return result
+
+
+def _confidence(value: float | None) -> str:
+    # A third-party MCP tool reports no confidence.
+    return "no confidence" if value is None else f"conf {value:.2f}"
 
 
 def _format_value(value: Any) -> str:
@@ -334,6 +344,9 @@ def _usd(value: float) -> str:
 
 
 def render_ledger(ledger: RunLedger, console: Console) -> None:
+    if not ledger.entries:
+        console.print("cost    $0: no model was called")
+        return
     table = Table(title="Cost ledger", title_justify="left")
     for column in ("call", "tokens in/out", "cache read/write", "model ms", "cost"):
         table.add_column(column, justify="left" if column == "call" else "right")
@@ -349,7 +362,8 @@ def render_ledger(ledger: RunLedger, console: Console) -> None:
             _usd(e.cost_usd) if e.priced else "no price",
         )
     console.print(table)
-    ratio = ledger.all_frontier_usd / ledger.total_usd if ledger.total_usd else float("inf")
+    # Nothing spent (free specialists) has no ratio to give.
+    ratio = f" ({ledger.all_frontier_usd / ledger.total_usd:,.0f}x)" if ledger.total_usd else ""
     console.print(
         f"cost    {_usd(ledger.total_usd)}: specialists {_usd(ledger.specialist_usd)}, frontier "
         f"{_usd(ledger.frontier_usd)} ({ledger.frontier_share:.0%} of the cost, "
@@ -357,5 +371,5 @@ def render_ledger(ledger: RunLedger, console: Console) -> None:
     )
     console.print(
         f"        with {ledger.frontier_model} doing every subtask: about "
-        f"{_usd(ledger.all_frontier_usd)} ({ratio:,.0f}x) - {ledger.all_frontier_basis}"
+        f"{_usd(ledger.all_frontier_usd)}{ratio} - {ledger.all_frontier_basis}"
     )

@@ -12,6 +12,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from orchestrator._contracts import SpecialistResult, Subtask, ToolOutput
 from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
 from orchestrator._logging import get_logger
+from orchestrator._secrets import scrub_secrets
 from orchestrator._state import CallPayload
 from orchestrator.steps.context import StepContext, timing
 
@@ -97,7 +98,7 @@ async def call_subtask(ctx: StepContext, sub: Subtask) -> SpecialistResult:
             input=sub.input,
             latency_ms=(time.perf_counter() - start) * 1000,
             attempts=attempts,
-            error=str(exc) or kind,
+            error=scrub_secrets(str(exc)) or kind,
             error_kind=kind,
         )
     return SpecialistResult(
