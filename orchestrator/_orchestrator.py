@@ -386,6 +386,14 @@ class Orchestrator:
             assert final is not None
             # Only a review node pauses a run: without one, skip the checkpoint read.
             pending = await _pending_review(graph, config) if self._may_pause else []
+            if mode == "resume" and not pending and not run_finished(final):
+                # Never report a run that did not end as a result (its fields would be
+                # missing, with status ok): the positive marker decides.
+                raise RunError(
+                    f"thread {tid!r} stopped before it finished and resuming it ran nothing "
+                    "further; its checkpoint is incomplete: run the request again under a "
+                    "new thread id"
+                )
             if pending:
                 yield event("awaiting_human", pending=pending)
             result = self._result(
@@ -490,16 +498,15 @@ class Orchestrator:
             if run_finished(stored):
                 return "done", stored
             if not stored.get("path"):
-                # Nothing left to run and no node ran: the checkpoint holds only the input
-                # (a process killed while writing its first steps), or there is none yet.
-                # The run starts again from its stored request.
+                # No node ran: the checkpoint holds only the input (a process killed while
+                # writing its first steps). The run starts again from its stored request.
                 log.warning("running again a run that never started", thread_id=tid)
                 return "start", {"request": stored["request"]}
-            raise RunError(
-                f"thread {tid!r} holds a run that stopped before it finished and whose "
-                "checkpoint has nothing left to run; its result cannot be trusted: run the "
-                "request again under a new thread id"
-            )
+            # LangGraph's `next` is also empty when every task of the last saved step had
+            # finished (their writes saved) but the process died before the next step's
+            # checkpoint: resuming applies those writes and goes on, running nothing twice.
+            log.info("resuming run after its last finished step", thread_id=tid)
+            return "resume", None
         if request is None:
             raise ConfigurationError(
                 f"thread {tid!r} has no run to resume; pass a request to start one"

@@ -204,3 +204,32 @@ def test_two_resumes_of_one_thread_run_its_pending_work_once(tmp_path: Path) -> 
     assert done.status == waited.status == "ok"
     assert waited.subtasks == done.subtasks
     assert a_log.read_text() == "go\n" and b_log.read_text() == "after done\n"
+
+
+def test_a_run_killed_between_a_step_s_writes_and_the_next_checkpoint_goes_on(
+    tmp_path: Path,
+) -> None:
+    # The writes of the plan step are saved, the checkpoint that applies them is not (the
+    # process died in between): LangGraph then reports nothing left to run. Resuming must
+    # run the planned calls, once each, and not plan again.
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    class DiesAfterThePlan(InMemorySaver):
+        dead = True
+
+        def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            if self.dead and metadata.get("step", -1) >= 1:
+                raise KeyboardInterrupt("killed")  # not an Exception: nothing catches it
+            return super().put(config, checkpoint, metadata, new_versions)
+
+    spec, registry, a_log, b_log = _scripted(tmp_path)
+    saver = DiesAfterThePlan()
+    orc = Orchestrator(spec, checkpointer=saver, registry=registry)
+    with pytest.raises(KeyboardInterrupt):
+        orc.run("go", thread_id="torn")
+    assert list(saver.list({"configurable": {"thread_id": "torn"}})), "the plan was saved"
+    saver.dead = False
+    result = orc.resume("torn")
+    assert result.status == "ok"
+    assert [s.id for s in result.subtasks] == ["a", "b"]
+    assert a_log.read_text() == "go\n" and b_log.read_text() == "after done\n"

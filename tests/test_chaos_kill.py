@@ -1,0 +1,185 @@
+"""SIGKILL of the orchestrator at random points of a batch of runs, then resume.
+
+A subprocess runs a batch of concurrent runs against SQLite checkpoints and is killed at a
+random moment; a second process runs the same batch again (each thread's own request, so a
+finished thread reads as done, an unfinished one resumes, one never started starts). Each
+trial checks that no thread is lost (every one ends ``ok`` with all its subtasks and the
+right values) and that no subtask that had finished before the kill (its result in the
+checkpoint or in the checkpoint's pending writes) runs again: the scripted specialists log
+every call to a file.
+
+CI runs a few kills of a small batch. ``make chaos`` runs 100 kills of a 100-run batch
+(``ORCHESTRATOR_CHAOS_TRIALS`` and ``ORCHESTRATOR_CHAOS_RUNS``) and writes its figures to
+``ORCHESTRATOR_CHAOS_REPORT`` when set; RELIABILITY.md holds the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+
+TRIALS = int(os.environ.get("ORCHESTRATOR_CHAOS_TRIALS", "3"))
+RUNS = int(os.environ.get("ORCHESTRATOR_CHAOS_RUNS", "20"))
+REPORT = os.environ.get("ORCHESTRATOR_CHAOS_REPORT")
+
+# Two subtasks at once, a third that reads the first: fan-out, a dependency and a second
+# wave, each call a short sleep so that kills land inside calls as well as between them.
+GRAPH = """\
+name: chaos_batch
+specialists:
+  first: {{uses: scripted, options: {{log_file: "{log}", delay_s: 0.05, default: {{label: done}}}}}}
+  other: {{uses: scripted, options: {{log_file: "{log}", delay_s: 0.08}}}}
+nodes:
+  work:
+    kind: specialists
+    subtasks:
+      - {{id: a, specialist: first, input: {{text: "a {{{{ request.text }}}}"}}}}
+      - {{id: c, specialist: other, input: {{text: "c {{{{ request.text }}}}"}}}}
+      - {{id: b, specialist: other, depends_on: [a],
+          input: {{text: "b {{{{ request.text }}}} {{{{ a.label }}}}"}}}}
+edges:
+  - {{from: START, to: work}}
+"""
+
+BATCH = """\
+import asyncio, json, sys
+from orchestrator import Orchestrator, register_specialist
+from orchestrator.specialists.testing import ScriptedSpecialist
+
+register_specialist(ScriptedSpecialist)
+
+
+async def one(orc, i):
+    try:
+        result = await orc.arun(f"run-{i}", thread_id=f"run-{i}")
+    except Exception as exc:
+        return f"raised {type(exc).__name__}: {exc}"
+    values = (result.value("a.label"), result.value("b.label"), result.value("c.label"))
+    return f"{result.status} {len(result.subtasks)} {values[0]} {values[1]} {values[2]}"
+
+
+async def main(graph, state, runs):
+    async with Orchestrator.from_file(graph, state_dir=state) as orc:
+        print("ready", flush=True)
+        outcomes = await asyncio.gather(*(one(orc, i) for i in range(runs)))
+    print(json.dumps(outcomes), flush=True)
+
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+EXPECTED = "ok 3 done other other"
+
+
+def _start(script: Path, graph: Path, state: Path, runs: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(script), str(graph), str(state), str(runs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _calls(log: Path) -> list[str]:
+    """Each call as 'subtask thread' (the scripted specialist logs its input text)."""
+    if not log.exists():
+        return []
+    return [" ".join(line.split()[:2]) for line in log.read_text().splitlines() if line]
+
+
+async def _finished_subtasks(state: Path, runs: int) -> set[str]:
+    """'subtask thread' of every subtask whose result the checkpoints hold: in the state of
+    the latest checkpoint, or among its pending writes (a task of the step under way that
+    finished; LangGraph does not run it again)."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    finished: set[str] = set()
+    if not (state / "checkpoints.sqlite").exists():
+        return finished
+    async with AsyncSqliteSaver.from_conn_string(str(state / "checkpoints.sqlite")) as saver:
+        for i in range(runs):
+            config: Any = {"configurable": {"thread_id": f"run-{i}", "checkpoint_ns": ""}}
+            saved = await saver.aget_tuple(config)
+            if saved is None:
+                continue
+            results = dict(saved.checkpoint["channel_values"].get("results") or {})
+            for _task, channel, value in saved.pending_writes or []:
+                if channel == "results" and isinstance(value, dict):
+                    results.update(value)
+            finished.update(f"{sid} run-{i}" for sid in results)
+    return finished
+
+
+def _trial(tmp: Path, runs: int, kill_after: float) -> dict[str, Any]:
+    tmp.mkdir(parents=True)
+    log, state = tmp / "calls.log", tmp / "state"
+    graph, script = tmp / "batch.yaml", tmp / "batch.py"
+    graph.write_text(GRAPH.format(log=log))
+    script.write_text(BATCH)
+
+    proc = _start(script, graph, state, runs)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", (
+        proc.stderr.read() if proc.stderr else ""
+    )
+    time.sleep(kill_after)
+    finished_in_time = proc.poll() is not None
+    if not finished_in_time:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    before = _calls(log)
+    finished = asyncio.run(_finished_subtasks(state, runs))
+
+    again = _start(script, graph, state, runs)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    outcomes = json.loads(out.splitlines()[-1])
+    after = _calls(log)[len(before) :]
+    duplicated = [call for call in after if call in finished]
+    calls = Counter(_calls(log))
+    return {
+        "kill_after_s": round(kill_after, 3),
+        "batch_had_finished": finished_in_time,
+        "subtasks_finished_at_kill": len(finished),
+        "calls_before_kill": len(before),
+        "calls_after_kill": len(after),
+        "lost": [f"run-{i}: {o}" for i, o in enumerate(outcomes) if o != EXPECTED],
+        "duplicated": duplicated,
+        "max_calls_of_one_subtask": max(calls.values()) if calls else 0,
+    }
+
+
+def test_killed_batches_resume_with_no_thread_lost_and_no_finished_subtask_rerun(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(int(os.environ.get("ORCHESTRATOR_CHAOS_SEED", "17")))
+    trials = []
+    for t in range(TRIALS):
+        # Kill anywhere from the first checkpoints to past the end of a batch (about
+        # 0.3 s + 0.05 s per run on 2 busy cores).
+        trials.append(_trial(tmp_path / f"trial-{t}", RUNS, rng.uniform(0.0, 0.3 + 0.05 * RUNS)))
+    summary = {
+        "trials": len(trials),
+        "runs_per_batch": RUNS,
+        "kills_inside_the_batch": sum(not t["batch_had_finished"] for t in trials),
+        "lost_runs": sum(len(t["lost"]) for t in trials),
+        "duplicated_subtasks": sum(len(t["duplicated"]) for t in trials),
+        "subtasks_finished_at_kill": sum(t["subtasks_finished_at_kill"] for t in trials),
+        "calls_after_kill": sum(t["calls_after_kill"] for t in trials),
+    }
+    if REPORT:
+        Path(REPORT).write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
+    assert summary["lost_runs"] == 0, [t["lost"] for t in trials if t["lost"]]
+    assert summary["duplicated_subtasks"] == 0, [t["duplicated"] for t in trials]
