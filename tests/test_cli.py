@@ -16,6 +16,7 @@ from orchestrator.cli.main import ExitCode, main
 from orchestrator.cli.run import render_ledger
 
 from .conftest import GRAPHS
+from .processes import running_with
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -395,19 +396,6 @@ edges:
 """
 
 
-def _processes_running(path: Path) -> list[int]:
-    """Pids of the live processes whose command line names `path`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(path).encode() in cmdline:
-            found.append(int(proc.name))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the server")
 def test_run_on_a_third_party_tool_prints_its_result_and_stops_its_server(
     tmp_path: Path,
@@ -438,4 +426,4 @@ def test_run_on_a_third_party_tool_prints_its_result_and_stops_its_server(
     )
     assert done.returncode == 0, done.stderr
     assert "HELLO" in done.stdout and "Traceback" not in done.stderr
-    assert _processes_running(server) == []
+    assert running_with(server) == []

@@ -114,9 +114,13 @@ def _problems(found: Iterator[Import], allowed: set[str], deferred_allowed: set[
                 "and install the extras (make install-dev)"
             )
         elif not provided & (deferred_allowed if imp.deferred else allowed):
-            needs = "an extra or [project] dependencies" if imp.deferred else (
-                "[project] dependencies (a module-level import runs on every import; import an "
-                "extra's module inside the function that needs it)"
+            needs = (
+                "an extra or [project] dependencies"
+                if imp.deferred
+                else (
+                    "[project] dependencies (a module-level import runs on every import; import an "
+                    "extra's module inside the function that needs it)"
+                )
             )
             problems.append(
                 f"{imp.where}: imports {imp.module} ({', '.join(sorted(provided))}), "

@@ -21,22 +21,14 @@ from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools.mcp_toolset import MCPToolset
 
+from .processes import alive
+
 SERVERS = Path(__file__).parent / "servers"
 SCRIPTED = str(SERVERS / "scripted_server.py")
 THIRD_PARTY = str(SERVERS / "third_party_server.py")
 TOKEN = "test-token-0123456789"
 
 pytestmark = pytest.mark.slow
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; only its parent has not reaped it yet.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def _wait_pid(path: Path) -> int:
@@ -73,9 +65,9 @@ def test_stdio_pool_concurrent_calls_and_clean_shutdown(tmp_path: Path) -> None:
     echoed, pid = asyncio.run(main())
     assert echoed == [f"refund #{i}" for i in range(60)]
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid), "the server process outlived the pool"
+    assert not alive(pid), "the server process outlived the pool"
 
 
 def test_a_killed_server_is_restarted(tmp_path: Path) -> None:

@@ -249,7 +249,13 @@ class MCPSessionPool:
                     CallToolRequest(params=CallToolRequestParams(name=tool, arguments=arguments)),
                     CallToolResult,
                 )
-            return await client.call_tool(tool, arguments)
+            try:
+                return await client.call_tool(tool, arguments)
+            except RuntimeError as exc:
+                # The SDK checks a tool's structured result against the tool's own output
+                # schema and raises RuntimeError when it does not fit: the server is alive
+                # and answered outside its contract, a failure of that call.
+                raise SpecialistError(f"{self.name}/{tool}: {exc}") from exc
         except MCPError as exc:
             if exc.error.code in _REQUEST_ERRORS:
                 raise SpecialistError(f"{self.name}/{tool}: {exc.error.message}") from exc
