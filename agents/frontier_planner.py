@@ -18,6 +18,12 @@ from jsonschema import Draft202012Validator
 from orchestrator._contracts import Plan, RunRequest, Subtask, ToolInfo
 from orchestrator.agents._frontier import FrontierError, FrontierModel
 from orchestrator.agents._planner import LocalPlanner, PlanStep
+from orchestrator.graph.expressions import (
+    INT_RANGE,
+    ExpressionError,
+    is_template,
+    parse_template,
+)
 
 __all__ = ["FrontierPlanner", "plan_problems"]
 
@@ -56,7 +62,9 @@ def _plan_schema(tools: list[str]) -> dict[str, Any]:
     }
 
 
-def plan_problems(data: Mapping[str, Any], tools: Mapping[str, ToolInfo]) -> str | None:
+def plan_problems(
+    data: Mapping[str, Any], tools: Mapping[str, ToolInfo], *, read_metadata: bool = False
+) -> str | None:
     """Everything wrong with a proposed plan, as one message the model can act on."""
     problems: list[str] = []
     subtasks = data.get("subtasks")
@@ -94,7 +102,76 @@ def plan_problems(data: Mapping[str, Any], tools: Mapping[str, ToolInfo]) -> str
     cycle = _cycle(deps)
     if cycle:
         problems.append("dependency cycle: " + " -> ".join([*cycle, cycle[0]]) + ".")
+    else:
+        for sub in subtasks:
+            if isinstance(sub, dict):
+                sid = str(sub.get("id"))
+                readable = _upstream(sid, deps)
+                problems += _input_problems(sid, sub.get("input"), readable, read_metadata)
     return " ".join(problems) or None
+
+
+def _upstream(sid: str, deps: Mapping[str, list[str]]) -> set[str]:
+    """The subtasks `sid` waits for, directly or through others (the plan has no cycle)."""
+    found: set[str] = set()
+    stack = list(deps.get(sid, []))
+    while stack:
+        dep = stack.pop()
+        if dep not in found:
+            found.add(dep)
+            stack.extend(deps.get(dep, []))
+    return found
+
+
+def _input_problems(
+    sid: str, value: Any, readable: set[str], read_metadata: bool, where: str = "input"
+) -> list[str]:
+    """Templates that do not parse (a literal outside 64 bits among them) or read what the
+    subtask may not read, and numbers that cannot be stored (checkpoints are msgpack: 64
+    bits), anywhere in a subtask's input."""
+    if isinstance(value, dict):
+        return [
+            p
+            for key, item in value.items()
+            for p in _input_problems(sid, item, readable, read_metadata, f"{where}.{key}")
+        ]
+    if isinstance(value, list):
+        return [
+            p
+            for i, item in enumerate(value)
+            for p in _input_problems(sid, item, readable, read_metadata, f"{where}[{i}]")
+        ]
+    if isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        return [f"subtask {sid!r}: {where}: the number is too large (at most 64 bits)."]
+    if not isinstance(value, str) or not is_template(value):
+        return []
+    try:
+        template = parse_template(value)
+    except ExpressionError as exc:
+        return [f"subtask {sid!r}: {where}: {exc}."]
+    problems: list[str] = []
+    for expression in template.expressions:
+        for path in expression.paths:
+            problem = _read_problem(path, readable, read_metadata)
+            if problem:
+                problems.append(f"subtask {sid!r}: {where}: {problem}.")
+    return problems
+
+
+def _read_problem(path: tuple[str, ...], readable: set[str], read_metadata: bool) -> str | None:
+    root = path[0]
+    if root == "request":
+        if path[1:2] == ("text",) or read_metadata:
+            return None
+        return "a plan may read request.text only (this graph keeps request.metadata from plans)"
+    if root == "fields":
+        return None
+    if root in readable:
+        return None
+    return (
+        f"{{{{ {'.'.join(path)} }}}} reads subtask {root!r}, which is not in depends_on "
+        f"(add {root!r} to depends_on, or read request.text)"
+    )
 
 
 def _cycle(deps: dict[str, list[str]]) -> list[str] | None:
@@ -138,6 +215,7 @@ class FrontierPlanner:
             note = "no frontier API key: the declared subtasks ran"
             return plan.model_copy(update={"planner": "local", "rationale": note})
         allowed = {name: step.tools[name] for name in (step.allowed or step.tools)}
+        reads_metadata = self.model.spec.plans_read_metadata
         prompt = (
             "Plan the specialist calls for this request.\n<request>\n"
             f"{json.dumps(request.text)}\n</request>"
@@ -151,7 +229,7 @@ class FrontierPlanner:
                 answer_description="Submit the plan: the specialist calls that serve the request.",
                 schema=_plan_schema(list(allowed)),
                 context_tools=list(allowed.values()),
-                validate=lambda d: plan_problems(d, allowed),
+                validate=lambda d: plan_problems(d, allowed, read_metadata=reads_metadata),
             )
         except FrontierError as exc:
             return Plan(subtasks=(), planner=self.name, error=str(exc), model_calls=exc.calls)

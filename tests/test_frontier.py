@@ -21,6 +21,7 @@ from orchestrator import (
     Orchestrator,
     RunRequest,
     RunResult,
+    ToolInfo,
     configure_logging,
 )
 from orchestrator._ledger import PriceTable
@@ -410,3 +411,56 @@ def test_a_401_that_echoes_the_key_leaves_it_in_no_result_checkpoint_or_log(
         assert tail.encode() not in file.read_bytes(), file.name
     assert "authentication_error" in log.getvalue() or log.getvalue() == ""
     assert tail not in log.getvalue()
+
+
+def test_plan_templates_are_checked_and_sent_back_to_the_model(
+    registry: SpecialistRegistry,
+) -> None:
+    replay = Replay("anthropic_unchecked_templates_corrected")
+    spec = GraphSpec.from_text(GRAPH, registry=registry)
+    assert spec.frontier is not None
+    frontier = AnthropicFrontier(spec.frontier, api_key="sk-ant-test", http_client=replay.client())
+    orc = Orchestrator(spec, registry=registry, checkpointer="memory", frontier=frontier)
+    result = orc.run(RunRequest(text="refund please", metadata={"secret": "hunter2-abc"}))
+
+    assert result.status == "ok" and [s.id for s in result.subtasks] == ["k", "f"]
+    follow = next(s for s in result.subtasks if s.id == "f")
+    assert follow.output == {"label": "other", "text": "refund"}  # k's label, via depends_on
+    feedback = replay.requests[1]["messages"][2]["content"][0]
+    assert feedback["is_error"] is True
+    problems = feedback["content"]
+    for expected in (
+        "subtask 'e': input.text: empty placeholder",
+        "subtask 'p': input.text:",
+        "subtask 'u': input.text: unclosed '{{'",
+        "subtask 'd': input.text: attribute names starting with '_' are not allowed",
+        "subtask 'm': input.text: a plan may read request.text only",
+        "subtask 'r': input.text: {{ e.label }} reads subtask 'e', which is not in depends_on",
+        "subtask 'h': input.text: integer literal out of range",
+        "subtask 'n': input.n: the number is too large",
+    ):
+        assert expected in problems, expected
+    # The metadata reached neither a tool nor the model.
+    assert all("hunter2" not in json.dumps(s.model_dump(mode="json")) for s in result.subtasks)
+    assert "hunter2" not in json.dumps(replay.requests)
+
+
+def test_a_graph_may_let_plans_read_metadata(registry: SpecialistRegistry) -> None:
+    from orchestrator.agents.frontier_planner import plan_problems
+
+    tools = {
+        "first": ToolInfo(
+            name="first",
+            description="",
+            input_schema={"type": "object", "properties": {"text": {"type": "string"}}},
+            output_schema={},
+        )
+    }
+    plan = {
+        "subtasks": [{"id": "a", "tool": "first", "input": {"text": "{{ request.metadata.user }}"}}]
+    }
+    assert "request.text only" in (plan_problems(plan, tools) or "")
+    assert plan_problems(plan, tools, read_metadata=True) is None
+    switched = GRAPH.replace("max_corrections: 2", "max_corrections: 2, plans_read_metadata: true")
+    spec = GraphSpec.from_text(switched, registry=registry)
+    assert spec.frontier is not None and spec.frontier.plans_read_metadata

@@ -135,6 +135,11 @@ class FrontierSpec(_Spec):
     max_corrections: int = Field(
         default=2, ge=0, le=5, description="Times an invalid plan or answer is sent back."
     )
+    plans_read_metadata: bool = Field(
+        default=False,
+        description="Whether the model's plans may read request.metadata in their templates "
+        "(off: metadata may hold what no tool should see).",
+    )
 
     def key_env(self) -> str:
         if self.api_key_env:
