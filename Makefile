@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MESSAGE ?= I was charged twice this month and nobody answers my emails. This is unacceptable!
 
-.PHONY: demo test install install-dev lint bench schema clean pack docs dist
+.PHONY: demo test install install-dev lint bench schema clean pack docs dist chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ bench: install
 		echo "== benchmarks/$$script.py"; \
 		$(BIN)/python benchmarks/$$script.py || exit 1; \
 	done
+
+# The chaos suite at full size (CI runs it small): 100 SIGKILLs, each of a 100-run batch,
+# then the batch resumed; the figures go to benchmarks/results/chaos.json (RELIABILITY.md).
+CHAOS_TRIALS ?= 100
+CHAOS_RUNS ?= 100
+chaos: install-dev
+	mkdir -p benchmarks/results
+	ORCHESTRATOR_CHAOS_TRIALS=$(CHAOS_TRIALS) ORCHESTRATOR_CHAOS_RUNS=$(CHAOS_RUNS) \
+		ORCHESTRATOR_CHAOS_REPORT=benchmarks/results/chaos.json $(BIN)/python -m pytest -m chaos
 
 # Regenerate the JSON Schema that editors use for graph files.
 schema: install

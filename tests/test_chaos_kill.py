@@ -165,12 +165,20 @@ def test_killed_batches_resume_with_no_thread_lost_and_no_finished_subtask_rerun
     tmp_path: Path,
 ) -> None:
     rng = random.Random(int(os.environ.get("ORCHESTRATOR_CHAOS_SEED", "17")))
-    trials = []
+    trials: list[dict[str, Any]] = []
     for t in range(TRIALS):
         # Kill anywhere from the first checkpoints to past the end of a batch (about
         # 0.3 s + 0.05 s per run on 2 busy cores).
         trials.append(_trial(tmp_path / f"trial-{t}", RUNS, rng.uniform(0.0, 0.3 + 0.05 * RUNS)))
-    summary = {
+        _report(trials)
+    summary = _report(trials)
+    assert summary["lost_runs"] == 0, [t["lost"] for t in trials if t["lost"]]
+    assert summary["duplicated_subtasks"] == 0, [t["duplicated"] for t in trials]
+
+
+def _report(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures so far (written after each trial, so a long run can be watched)."""
+    summary: dict[str, Any] = {
         "trials": len(trials),
         "runs_per_batch": RUNS,
         "kills_inside_the_batch": sum(not t["batch_had_finished"] for t in trials),
@@ -181,5 +189,4 @@ def test_killed_batches_resume_with_no_thread_lost_and_no_finished_subtask_rerun
     }
     if REPORT:
         Path(REPORT).write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
-    assert summary["lost_runs"] == 0, [t["lost"] for t in trials if t["lost"]]
-    assert summary["duplicated_subtasks"] == 0, [t["duplicated"] for t in trials]
+    return summary
