@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 from orchestrator._secrets import scrub_secrets
 
@@ -32,6 +36,7 @@ __all__ = [
     "ToolTransportError",
     "UnknownSpecialistError",
     "UsageError",
+    "one_line",
 ]
 
 
@@ -158,3 +163,17 @@ class ToolTransportError(RunError):
 
 class ToolTimeoutError(RunError):
     """A tool call took longer than its policy's timeout. Retried."""
+
+
+def one_line(exc: ValidationError) -> str:
+    """pydantic's errors on one line, each with where and what (and a too-long value's
+    length), without pydantic's help links: for messages shown in results and the CLI."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "input"
+        value = error.get("input")
+        size = ""
+        if error["type"] in ("string_too_long", "too_long") and isinstance(value, str | list):
+            size = f" (it has {len(value):,})"
+        parts.append(f"{where}: {error['msg']}{size}")
+    return "; ".join(parts)

@@ -15,7 +15,7 @@ from orchestrator._contracts import LedgerEntry, RunLedger
 from orchestrator.cli.main import ExitCode, main
 from orchestrator.cli.run import render_ledger
 
-from .conftest import GRAPHS
+from .conftest import GRAPHS, SCRIPTED_GRAPH
 from .processes import running_with
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -427,3 +427,59 @@ def test_run_on_a_third_party_tool_prints_its_result_and_stops_its_server(
     assert done.returncode == 0, done.stderr
     assert "HELLO" in done.stdout and "Traceback" not in done.stderr
     assert running_with(server) == []
+@pytest.mark.usefixtures("scripted_default_registry")
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["run", "GRAPH", "--input", "caf\udce9"],
+            "error: --input: the text is not valid UTF-8 (byte 0xe9 at offset 3); pass UTF-8 "
+            "text, or convert the file and give it as @FILE",
+        ),
+        (
+            ["run", "GRAPH", "--input", "@latin1.txt"],
+            "error: --input @latin1.txt: latin1.txt is not UTF-8 text (byte 0xe9 at offset 3); "
+            "convert it first, e.g. `iconv -f latin1 -t utf-8 latin1.txt`",
+        ),
+        (
+            ["serve", "--max-input-chars", "0"],
+            "error: --max-input-chars 0: give a whole number of at least 1",
+        ),
+        (
+            ["serve", "--max-batch", "-5"],
+            "error: --max-batch -5: give a whole number of at least 1",
+        ),
+        (
+            ["serve", "--port", "99999"],
+            "error: --port 99999: give a port from 1 to 65535 (0 picks a free one)",
+        ),
+    ],
+)
+def test_bad_arguments_are_one_line_with_exit_3(
+    argv: list[str],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    (tmp_path / "graph.yaml").write_text(SCRIPTED_GRAPH)
+    argv = [str(tmp_path / "graph.yaml") if a == "GRAPH" else a for a in argv]
+    assert main(argv) == ExitCode.INVALID
+    assert capsys.readouterr().err.strip() == expected
+
+
+@pytest.mark.usefixtures("scripted_default_registry")
+def test_an_input_over_the_specialists_limit_is_one_readable_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "graph.yaml").write_text(SCRIPTED_GRAPH)
+    argv = ["run", str(tmp_path / "graph.yaml"), "--checkpointer", "none", "--json"]
+    assert main([*argv, "--input", "x" * 100_001]) == ExitCode.RUN_FAILED
+    result = json.loads(capsys.readouterr().out)
+    (error,) = [s["error"] for s in result["subtasks"] if s["id"] == "a"]
+    assert error == (
+        "invalid arguments for 'first': text: String should have at most 100000 characters "
+        "(it has 100,001)"
+    )

@@ -292,3 +292,60 @@ def test_results_of_our_tools_skip_the_sdks_duplicate_schema_check(
 
     asyncio.run(main())
     assert checked == ["add"]
+
+
+@pytest.mark.parametrize("wrong", [1.5, True, {}, [], None], ids=repr)
+def test_http_requests_with_a_wrong_id_type_get_invalid_request(
+    http_server: str, wrong: object
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    answer = httpx2.post(
+        http_server, json={"jsonrpc": "2.0", "id": wrong, "method": "ping"}, headers=headers
+    )
+    assert answer.status_code == 400  # the SDK answered 202 and never replied
+    assert answer.json()["id"] is None
+    assert answer.json()["error"]["code"] == -32600
+
+
+def test_a_refused_token_names_its_variable(
+    http_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def start(token_env: str | None) -> None:
+        pool = MCPSessionPool(
+            "remote",
+            MCPServerConfig(url=http_server, bearer_token_env=token_env, connect_timeout_s=20),
+        )
+        await pool.start()
+        await pool.aclose()
+
+    monkeypatch.setenv("BAD_TOKEN", "wrong")
+    with pytest.raises(ToolTransportError) as refused:
+        asyncio.run(start("BAD_TOKEN"))
+    assert str(refused.value) == (
+        f"MCP server 'remote' ({http_server}) refused the bearer token in $BAD_TOKEN "
+        "(HTTP 401): set BAD_TOKEN to the token the server was started with"
+    )
+    with pytest.raises(ToolTransportError, match=r"\(HTTP 401\): it needs a bearer token"):
+        asyncio.run(start(None))
+
+
+def test_a_malformed_reply_fails_the_call_at_once() -> None:
+    malformed = MCPServerConfig(
+        command=sys.executable, args=[str(SERVERS / "malformed_server.py")], connect_timeout_s=30
+    )
+
+    async def main() -> None:
+        pool = MCPSessionPool("malformed", malformed)
+        await pool.start()
+        try:
+            # Before, the reply was dropped and the call waited for its timeout: here, forever.
+            with pytest.raises(ToolTransportError, match="the server sent a malformed reply"):
+                await asyncio.wait_for(pool.call_tool("echo", {"text": "x"}), 30)
+        finally:
+            await pool.aclose()
+
+    asyncio.run(main())

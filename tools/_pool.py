@@ -24,7 +24,17 @@ import httpx2
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult, Tool
+from mcp.shared.message import SessionMessage
+from mcp.types import (
+    INTERNAL_ERROR,
+    CallToolRequest,
+    CallToolRequestParams,
+    CallToolResult,
+    ErrorData,
+    JSONRPCError,
+    Tool,
+)
+from pydantic import ValidationError
 
 from orchestrator._errors import ConfigurationError, SpecialistError, ToolTransportError
 from orchestrator._logging import get_logger, logging_configured
@@ -66,11 +76,70 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _malformed_reply(exc: Exception) -> SessionMessage | None:
+    """An error answering the request that a malformed reply (``"result": "string"``) was
+    meant for, so that its caller fails at once instead of waiting for its timeout (the SDK
+    drops frames it cannot read). None when the frame names no request."""
+    if not isinstance(exc, ValidationError):
+        return None
+    for error in exc.errors():
+        frame = error.get("input")
+        # A field missing from one member of the message union reports the whole frame.
+        if (
+            error["type"] == "missing"
+            and isinstance(frame, dict)
+            and isinstance(frame.get("id"), int | str)
+            and not isinstance(frame.get("id"), bool)
+            and ("result" in frame or "error" in frame)
+        ):
+            reply = JSONRPCError(
+                jsonrpc="2.0",
+                id=frame["id"],
+                error=ErrorData(
+                    code=INTERNAL_ERROR,
+                    message=f"the server sent a malformed reply: {str(frame)[:200]}",
+                ),
+            )
+            return SessionMessage(reply)
+    return None
+
+
 @asynccontextmanager
-async def _http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+async def _answering_malformed(transport: AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+    """The transport's streams, with malformed replies turned into errors for their callers."""
+    async with transport as (read, write):
+        forward, forwarded = anyio.create_memory_object_stream[Any](0)
+
+        async def pump() -> None:
+            async with forward:
+                async for item in read:
+                    if isinstance(item, Exception):
+                        item = _malformed_reply(item) or item
+                    await forward.send(item)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(pump)
+            yield forwarded, write
+            group.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _http_transport(
+    url: str, headers: dict[str, str], on_refused: Callable[[int], None]
+) -> AsyncIterator[Any]:
+    async def note_refusal(response: httpx2.Response) -> None:
+        # The SDK turns every HTTP error into "Server returned an error response"; the
+        # status is read here so that a refused token can be named as such.
+        if response.status_code in (401, 403):
+            on_refused(response.status_code)
+
     # The SDK leaves a client it is given open: this one is closed with the session.
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+        httpx2.AsyncClient(
+            headers=headers,
+            timeout=httpx2.Timeout(30, read=300),
+            event_hooks={"response": [note_refusal]},
+        ) as http,
         streamable_http_client(url, http_client=http) as streams,
     ):
         yield streams
@@ -154,6 +223,8 @@ class MCPSessionPool:
         self._next = itertools.count()
         self.tools: dict[str, Tool] = {}
         self.restarts = 0
+        #: the HTTP status (401 or 403) of the server's last refusal, if any
+        self.refused: int | None = None
 
     # -- connecting ------------------------------------------------------------------------
     def _transport(self) -> AbstractAsyncContextManager[Any]:
@@ -181,10 +252,28 @@ class MCPSessionPool:
                 )
             register_secret_env(config.bearer_token_env)
             headers["Authorization"] = f"Bearer {token}"
-        return _http_transport(config.url, headers)
+        return _http_transport(config.url, headers, self._note_refusal)
+
+    def _note_refusal(self, status: int) -> None:
+        self.refused = status
+
+    def _refusal(self) -> str:
+        """What the server's 401 or 403 means, naming what to fix (and forgetting it)."""
+        status, self.refused = self.refused, None
+        env = self.config.bearer_token_env
+        where = f"MCP server {self.name!r} ({self.config.url}) refused"
+        if env:
+            return (
+                f"{where} the bearer token in ${env} (HTTP {status}): set {env} to the "
+                "token the server was started with"
+            )
+        return (
+            f"{where} the request (HTTP {status}): it needs a bearer token; name the "
+            "environment variable that holds it with `bearer_token_env:` in the server's entry"
+        )
 
     def _client(self) -> Client:
-        return Client(self._transport())
+        return Client(_answering_malformed(self._transport()))
 
     async def start(self) -> None:
         """Open every session and read the server's tool listing."""
@@ -200,8 +289,10 @@ class MCPSessionPool:
             client = self._sessions[0].client
             assert client is not None
             listing = await client.list_tools()
-        except BaseException:
+        except BaseException as exc:
             await self.aclose()
+            if self.refused is not None and isinstance(exc, ToolTransportError | MCPError):
+                raise ToolTransportError(self._refusal()) from exc
             raise
         self.tools.update((t.name, t) for t in listing.tools)
         log.debug("mcp server ready", server=self.name, tools=sorted(self.tools))
@@ -257,6 +348,9 @@ class MCPSessionPool:
                 # and answered outside its contract, a failure of that call.
                 raise SpecialistError(f"{self.name}/{tool}: {exc}") from exc
         except MCPError as exc:
+            if self.refused is not None:  # e.g. the token was rotated on the server
+                self._mark_broken(index, session, exc)
+                raise ToolTransportError(f"{self.name}/{tool}: {self._refusal()}") from exc
             if exc.error.code in _REQUEST_ERRORS:
                 raise SpecialistError(f"{self.name}/{tool}: {exc.error.message}") from exc
             self._mark_broken(index, session, exc)

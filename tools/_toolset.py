@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from orchestrator._contracts import ToolInfo, ToolOutput
-from orchestrator._errors import ConfigurationError, RunError, SpecialistError
+from orchestrator._errors import ConfigurationError, RunError, SpecialistError, one_line
 from orchestrator.specialists._base import AnySpecialist
 
 __all__ = ["InProcessToolset", "Toolset"]
@@ -74,7 +74,9 @@ class InProcessToolset:
         try:
             parsed = specialist.input_model.model_validate(dict(arguments))
         except ValidationError as exc:
-            raise SpecialistError(f"invalid arguments for {name!r}: {exc}", tool=name) from exc
+            raise SpecialistError(
+                f"invalid arguments for {name!r}: {one_line(exc)}", tool=name
+            ) from exc
         return await asyncio.to_thread(self._predict, name, specialist, parsed)
 
     @staticmethod

@@ -12,28 +12,41 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from types import GenericAlias
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
+import pydantic_core
+from mcp import MCPError
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from mcp.shared.message import SessionMessage
-from mcp.types import PARSE_ERROR, ErrorData, JSONRPCError
+from mcp.types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from orchestrator._errors import InvalidArgumentError
+from orchestrator._errors import InvalidArgumentError, one_line
 from orchestrator._version import __version__
 from orchestrator.specialists._base import AnySpecialist
 
-__all__ = ["META_KEY", "BearerTokenMiddleware", "ServerLimits", "build_server", "run_server"]
+__all__ = [
+    "META_KEY",
+    "BearerTokenMiddleware",
+    "InvalidRequestMiddleware",
+    "ServerLimits",
+    "build_server",
+    "run_server",
+    "transport_security",
+]
 
 #: Key of the specialist contract inside each tool's ``_meta``.
 META_KEY = "dev.orchestrator/specialist"
@@ -41,6 +54,9 @@ META_KEY = "dev.orchestrator/specialist"
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: Addresses the SDK already guards against DNS rebinding.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ServerLimits(BaseModel):
@@ -152,9 +168,7 @@ def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tup
             # The schema checked each field; validators on the whole input run only here.
             item = input_model.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolError(
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            ) from None
+            raise ToolError(one_line(exc)) from None
         predictions, ms = await anyio.to_thread.run_sync(_predict, specialist, [item])
         return wrap(predictions, ms)[0]
 
@@ -197,6 +211,16 @@ def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tup
     )
 
 
+class _SpecialistServer(MCPServer):
+    """The SDK's server, except that an unknown prompt is the caller's mistake (INVALID_PARAMS):
+    the SDK raises ValueError, which goes out as error code 0 with a logged traceback."""
+
+    async def get_prompt(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._prompt_manager.get_prompt(name) is None:
+            raise MCPError(INVALID_PARAMS, f"unknown prompt {name!r}: this server has no prompts")
+        return await super().get_prompt(name, *args, **kwargs)
+
+
 def build_server(
     specialists: Mapping[str, AnySpecialist],
     *,
@@ -205,7 +229,7 @@ def build_server(
 ) -> MCPServer:
     """An MCP server exposing each specialist (keyed by tool name) and its batch form."""
     limits = limits or ServerLimits()
-    return MCPServer(
+    return _SpecialistServer(
         name,
         version=__version__,
         log_level="WARNING",
@@ -216,6 +240,77 @@ def build_server(
         ),
         tools=[tool for key, s in specialists.items() for tool in _tools_for(key, s, limits)],
     )
+
+
+def invalid_request(frame: str | bytes) -> JSONRPCError | None:
+    """The JSON-RPC error for a request whose ``id`` is neither a string nor an integer
+    (1.5, true, null, {} or []), else None. The SDK reads such a frame as a notification
+    and never answers it, so the client would wait forever."""
+    try:
+        payload = pydantic_core.from_json(frame)
+    except ValueError:
+        return None  # not JSON: the SDK answers it with a parse error
+    if not isinstance(payload, dict) or "method" not in payload or "id" not in payload:
+        return None
+    request_id = payload["id"]
+    if isinstance(request_id, str) or (
+        isinstance(request_id, int) and not isinstance(request_id, bool)
+    ):
+        return None
+    return JSONRPCError(
+        jsonrpc="2.0",
+        id=None,
+        error=ErrorData(
+            code=INVALID_REQUEST,
+            message=f"invalid request id {pydantic_core.to_json(request_id).decode()[:100]}: "
+            "a request id is a string or an integer",
+        ),
+    )
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: Sequence[Any] = ()) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class InvalidRequestMiddleware:
+    """ASGI middleware that answers a POSTed request with a wrong-typed ``id`` with a JSON-RPC
+    Invalid Request error (HTTP 400), where the SDK would answer 202 and nothing else."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        received: list[MutableMapping[str, Any]] = []
+        size = 0
+        while True:
+            message = await receive()
+            received.append(message)
+            size += len(message.get("body", b""))
+            if not message.get("more_body") or size > DEFAULT_MAX_REQUEST_BODY_SIZE:
+                break
+        complete = message["type"] == "http.request" and not message.get("more_body")
+        if complete:
+            error = invalid_request(b"".join(m.get("body", b"") for m in received))
+            if error is not None:
+                body = error.model_dump_json(by_alias=True, exclude_unset=True).encode()
+                await _send_json(send, 400, body)
+                return
+
+        async def replay() -> MutableMapping[str, Any]:
+            # What was read first, then the rest (an oversized body goes on to the SDK's limit).
+            return received.pop(0) if received else await receive()
+
+        await self.app(scope, replay, send)
 
 
 class BearerTokenMiddleware:
@@ -232,31 +327,70 @@ class BearerTokenMiddleware:
             headers = dict(scope.get("headers") or [])
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", b'Bearer realm="orchestrator"'),
-                        ],
-                    }
-                )
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b'{"error": "missing or wrong bearer token"}',
-                    }
+                await _send_json(
+                    send,
+                    401,
+                    b'{"error": "missing or wrong bearer token"}',
+                    [(b"www-authenticate", b'Bearer realm="orchestrator"')],
                 )
                 return
         await self.app(scope, receive, send)
 
 
-async def _serve_stdio(server: MCPServer) -> None:
-    """``MCPServer.run_stdio_async``, except that a line that is not JSON-RPC gets a
-    JSON-RPC parse error back (the SDK drops it silently) and the session goes on."""
+def _stdin_lines(fd: int) -> AsyncIterator[str]:
+    """Lines read from file descriptor ``fd`` by a daemon thread.
+
+    The SDK reads stdin in an anyio worker thread, which neither cancellation (Ctrl-C) nor
+    the interpreter's exit can abandon: the server stopped only once another line arrived.
+    A daemon thread is left behind at once; it reads the descriptor itself (``os.read``),
+    since one blocked inside ``sys.stdin.buffer`` holds its lock and aborts the exit. The
+    queue is bounded, so a client that floods stdin waits instead of filling memory.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+
+    def put(item: bytes | None) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    def pump() -> None:
+        pending = b""
+        try:
+            while chunk := os.read(fd, 65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    put(line)
+            put(pending or None)
+            put(None)
+        except (RuntimeError, OSError):  # the loop or the descriptor is closed
+            return
+
+    threading.Thread(target=pump, name="mcp-stdin", daemon=True).start()
+
+    async def lines() -> AsyncIterator[str]:
+        while (line := await queue.get()) is not None:
+            yield line.decode("utf-8", errors="replace")
+
+    return lines()
+
+
+async def _serve_stdio(server: MCPServer, stdin_fd: int = 0) -> None:
+    """``MCPServer.run_stdio_async``, except that stdin is read by a daemon thread (Ctrl-C
+    stops the server at once), a line that is not JSON-RPC gets a parse error back and a
+    request with a wrong-typed id an Invalid Request error (the SDK drops both silently),
+    and the session goes on."""
     lowlevel = server._lowlevel_server  # the SDK's own stdio runner uses it the same way
-    async with stdio_server() as (sdk_read, write):
+    errors_in, errors_out = anyio.create_memory_object_stream[JSONRPCError](16)
+
+    async def screened(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+        async for line in lines:
+            error = invalid_request(line)
+            if error is None:
+                yield line
+            else:
+                await errors_in.send(error)
+
+    source = screened(_stdin_lines(stdin_fd))
+    async with stdio_server(stdin=cast(Any, source)) as (sdk_read, write):
         send, receive = anyio.create_memory_object_stream[Any](0)
 
         async def screen() -> None:
@@ -274,10 +408,45 @@ async def _serve_stdio(server: MCPServer) -> None:
                     else:
                         await send.send(item)
 
+        async def answer_invalid() -> None:
+            async for error in errors_out:
+                await write.send(SessionMessage(error))
+
         async with anyio.create_task_group() as group:
             group.start_soon(screen)
+            group.start_soon(answer_invalid)
             await lowlevel.run(receive, write, lowlevel.create_initialization_options())
             group.cancel_scope.cancel()
+
+
+def transport_security(
+    host: str, token: str | None, allowed_hosts: Sequence[str]
+) -> TransportSecuritySettings | None:
+    """Host/Origin checks against DNS rebinding. The SDK turns them on for a loopback host
+    only; on any other host they stay on for the names in ``allowed_hosts`` (plus ``host``
+    unless it is a wildcard address). None: the SDK's default."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    names = [*allowed_hosts, *([] if host in ("0.0.0.0", "::", "") else [host])]
+    if not names:
+        if token is not None:
+            raise InvalidArgumentError(
+                f"serving on {host} with a bearer token: name the host clients reach this "
+                "server by with --allowed-host NAME (repeatable), so that Host/Origin checks "
+                "against DNS rebinding stay on"
+            )
+        return None  # no token: the warning about an open server already says it all
+    bracketed = [f"[{n}]" if ":" in n and not n.startswith("[") else n for n in names]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[form for n in bracketed for form in (n, f"{n}:*")],
+        allowed_origins=[
+            form
+            for n in bracketed
+            for scheme in ("http", "https")
+            for form in (f"{scheme}://{n}", f"{scheme}://{n}:*")
+        ],
+    )
 
 
 async def run_server(
@@ -289,14 +458,18 @@ async def run_server(
     token: str | None = None,
     limits: ServerLimits | None = None,
     announce: Callable[[str], None] | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> None:
     """Load the specialists, then serve them until cancelled.
 
     ``transport`` is ``stdio`` (for desktop assistants) or ``http`` (streamable HTTP on
     ``host:port``; ``port=0`` picks a free port). With ``token``, HTTP requests must carry
-    ``Authorization: Bearer <token>``. ``announce`` receives a line saying where the server
+    ``Authorization: Bearer <token>``. On a host other than loopback, ``allowed_hosts`` are
+    the names clients reach the server by (Host and Origin headers are checked against
+    them; required with a token). ``announce`` receives a line saying where the server
     listens once it does.
     """
+    security = transport_security(host, token, allowed_hosts) if transport == "http" else None
     for specialist in specialists.values():
         await anyio.to_thread.run_sync(specialist.ensure_loaded)
     server = build_server(specialists, limits=limits)
@@ -309,7 +482,9 @@ async def run_server(
         raise InvalidArgumentError(f"unknown transport {transport!r}: use stdio or http")
     import uvicorn
 
-    app: Any = server.streamable_http_app(host=host)
+    app: Any = InvalidRequestMiddleware(
+        server.streamable_http_app(host=host, transport_security=security)
+    )
     if token:
         app = BearerTokenMiddleware(app, token)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -8,6 +8,7 @@ import os
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from orchestrator._errors import ConfigurationError
 from orchestrator.cli._exit import ExitCode
@@ -54,6 +55,19 @@ def _served_specialists(names: list[str], graph: str | None) -> dict[str, Any]:
     return ready
 
 
+def _limits(*, max_input_chars: int, max_batch: int) -> ServerLimits:
+    """The server's limits, or one line naming the option that is out of range."""
+    try:
+        return ServerLimits(max_input_chars=max_input_chars, max_batch=max_batch)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-")
+        least = error.get("ctx", {}).get("ge", 1)
+        raise ConfigurationError(
+            f"{option} {error['input']}: give a whole number of at least {least}"
+        ) from None
+
+
 def serve(
     specialists: Annotated[
         list[str] | None, typer.Argument(help="Specialists to serve (default: all registered).")
@@ -75,10 +89,20 @@ def serve(
     max_batch: Annotated[
         int, typer.Option(help="Most items in one batch call.")
     ] = ServerLimits().max_batch,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="HTTP on a non-loopback --host: a name clients reach the server by "
+            "(repeatable; Host/Origin checks against DNS rebinding, required with --token-env)."
+        ),
+    ] = None,
 ) -> int:
     """Serve specialists as MCP tools (stdio for desktop assistants, HTTP for remote use)."""
     if transport not in ("stdio", "http"):
         raise ConfigurationError(f"--transport {transport!r}: use stdio or http")
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"--port {port}: give a port from 1 to 65535 (0 picks a free one)")
+    limits = _limits(max_input_chars=max_input_chars, max_batch=max_batch)
     token = None
     if token_env is not None:
         token = os.environ.get(token_env)
@@ -93,7 +117,6 @@ def serve(
             markup=False,
         )
     served = _served_specialists(list(specialists or []), graph)
-    limits = ServerLimits(max_input_chars=max_input_chars, max_batch=max_batch)
 
     def announce(line: str) -> None:
         err.print(line, markup=False)  # stderr: in stdio mode stdout carries the protocol
@@ -108,6 +131,7 @@ def serve(
                 token=token,
                 limits=limits,
                 announce=announce,
+                allowed_hosts=allowed_host or (),
             )
         )
     return ExitCode.OK

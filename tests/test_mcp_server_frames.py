@@ -1,0 +1,161 @@
+"""Our MCP server at its boundaries: frames the SDK would leave unanswered get an error back,
+an unknown prompt is the caller's mistake, Ctrl-C stops a stdio server at once, and Host/Origin
+checks stay on for a server on a public address."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.server.transport_security import TransportSecurityMiddleware
+from starlette.requests import Request
+
+from orchestrator._errors import InvalidArgumentError
+from orchestrator.tools.server import invalid_request, run_server, transport_security
+
+SCRIPTED = str(Path(__file__).parent / "servers" / "scripted_server.py")
+WRONG_IDS: list[Any] = [1.5, True, {}, [], None]
+
+pytestmark = pytest.mark.slow
+
+
+class StdioPeer:
+    """The scripted server as a subprocess, spoken to one JSON-RPC line at a time."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, SCRIPTED],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def send(self, frame: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(frame).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def receive(self, timeout: float = 10) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, f"no answer within {timeout} s"
+        answer: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return answer
+
+    def initialize(self) -> None:
+        self.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "1"},
+                },
+            }
+        )
+        assert "result" in self.receive(timeout=60)
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def stop(self) -> str:
+        """Stop the server (if it still runs) and return what it wrote to stderr."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _, err = self.proc.communicate(timeout=20)  # closes the pipes
+        return err.decode()
+
+
+@pytest.fixture
+def peer() -> Iterator[StdioPeer]:
+    server = StdioPeer()
+    try:
+        server.initialize()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_requests_with_a_wrong_id_type_get_invalid_request(peer: StdioPeer) -> None:
+    for wrong in WRONG_IDS:
+        peer.send({"jsonrpc": "2.0", "id": wrong, "method": "ping"})
+        answer = peer.receive()
+        assert answer["id"] is None
+        assert answer["error"]["code"] == -32600
+        assert "a request id is a string or an integer" in answer["error"]["message"]
+    peer.send({"jsonrpc": "2.0", "id": 9, "method": "ping"})
+    assert peer.receive() == {"jsonrpc": "2.0", "id": 9, "result": {}}
+
+
+def test_an_unknown_prompt_is_invalid_params_without_a_traceback(peer: StdioPeer) -> None:
+    peer.send({"jsonrpc": "2.0", "id": 3, "method": "prompts/get", "params": {"name": "nope"}})
+    answer = peer.receive()
+    assert answer["error"] == {
+        "code": -32602,
+        "message": "unknown prompt 'nope': this server has no prompts",
+    }
+    assert "Traceback" not in peer.stop()
+
+
+def test_ctrl_c_stops_the_server_without_another_line(peer: StdioPeer) -> None:
+    peer.proc.send_signal(signal.SIGINT)
+    peer.proc.wait(timeout=15)  # it waited for the next stdin line before
+    assert "Fatal Python error" not in peer.stop()
+
+
+@pytest.mark.parametrize("wrong", WRONG_IDS, ids=repr)
+def test_invalid_request_recognises_wrong_ids(wrong: Any) -> None:
+    error = invalid_request(json.dumps({"jsonrpc": "2.0", "id": wrong, "method": "ping"}))
+    assert error is not None and error.id is None and error.error.code == -32600
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": "a", "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 1.5, "result": {}},  # not a request: the SDK's to judge
+    ],
+)
+def test_invalid_request_passes_everything_else(frame: dict[str, Any]) -> None:
+    assert invalid_request(json.dumps(frame)) is None
+    assert invalid_request("{not json") is None
+
+
+def _checked(settings: Any, host: str, origin: str | None = None) -> int | None:
+    """The status the SDK's Host/Origin check answers a POST with, None if it passes."""
+    headers = [(b"host", host.encode()), (b"content-type", b"application/json")]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    request = Request({"type": "http", "method": "POST", "headers": headers, "path": "/mcp"})
+    refused = asyncio.run(TransportSecurityMiddleware(settings).validate_request(request, True))
+    return None if refused is None else refused.status_code
+
+
+def test_host_checks_stay_on_for_a_public_host() -> None:
+    settings = transport_security("0.0.0.0", "secret", ["mcp.example.com"])
+    assert _checked(settings, "mcp.example.com:8765") is None
+    assert _checked(settings, "mcp.example.com") is None
+    assert _checked(settings, "mcp.example.com", "https://mcp.example.com") is None
+    assert _checked(settings, "evil.example:8765") == 421  # DNS rebinding: a foreign Host
+    assert _checked(settings, "mcp.example.com", "http://evil.example") == 403
+    named = transport_security("10.1.2.3", None, [])
+    assert _checked(named, "10.1.2.3:8765") is None and _checked(named, "evil.example") == 421
+    assert transport_security("127.0.0.1", "secret", []) is None  # the SDK's own loopback rules
+    assert transport_security("0.0.0.0", None, []) is None  # open anyway: the CLI warns
+
+
+def test_a_token_on_a_public_address_needs_allowed_hosts() -> None:
+    with pytest.raises(InvalidArgumentError, match="--allowed-host NAME"):
+        transport_security("0.0.0.0", "secret", [])
+    with pytest.raises(InvalidArgumentError, match="--allowed-host NAME"):
+        asyncio.run(run_server({}, transport="http", host="0.0.0.0", token="secret"))
