@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MESSAGE ?= I was charged twice this month and nobody answers my emails. This is unacceptable!
 
-.PHONY: demo test install install-dev lint bench schema clean pack docs dist chaos
+.PHONY: demo test install install-dev lint bench schema clean pack docs dist chaos fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,18 @@ chaos: install-dev
 	mkdir -p benchmarks/results
 	ORCHESTRATOR_CHAOS_TRIALS=$(CHAOS_TRIALS) ORCHESTRATOR_CHAOS_RUNS=$(CHAOS_RUNS) \
 		ORCHESTRATOR_CHAOS_REPORT=benchmarks/results/chaos.json $(BIN)/python -m pytest -m chaos
+
+# Property-based fuzzing, deeper than in `make test` (a few dozen cases per property there):
+# graph files, expressions, CLI arguments and both MCP transports' frames, FUZZ_EXAMPLES cases
+# per property; the MCP suites append frames sent and server RSS to build/fuzz_report.jsonl.
+# RELIABILITY.md has the latest figures.
+FUZZ_EXAMPLES ?= 10000
+fuzz: install-dev
+	mkdir -p build && rm -f build/fuzz_report.jsonl
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ORCHESTRATOR_FUZZ_REPORT=build/fuzz_report.jsonl \
+		$(BIN)/python -m pytest -m fuzz --hypothesis-profile fuzz -q -p no:cacheprovider \
+		--hypothesis-show-statistics
+	cat build/fuzz_report.jsonl
 
 # Regenerate the JSON Schema that editors use for graph files.
 schema: install

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,17 @@ from hypothesis import HealthCheck, settings
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
 
-# Property-based tests stay small in a normal run; `pytest -m fuzz --hypothesis-profile fuzz`
-# runs them deeper.
+# Property-based tests stay small in a normal run; `make fuzz` (`pytest -m fuzz
+# --hypothesis-profile fuzz`) runs them deeper, FUZZ_EXAMPLES cases per property.
 settings.register_profile(
     "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("fuzz", max_examples=3000, deadline=None)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "3000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parent.parent

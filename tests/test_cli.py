@@ -433,7 +433,7 @@ def test_run_on_a_third_party_tool_prints_its_result_and_stops_its_server(
     [
         (
             ["run", "GRAPH", "--input", "caf\udce9"],
-            "error: --input: the text is not valid UTF-8 (byte 0xe9 at offset 3); pass UTF-8 "
+            "error: --input: the value is not valid UTF-8 (byte 0xe9 at offset 3); pass UTF-8 "
             "text, or convert the file and give it as @FILE",
         ),
         (
@@ -448,6 +448,11 @@ def test_run_on_a_third_party_tool_prints_its_result_and_stops_its_server(
         (
             ["serve", "--max-batch", "-5"],
             "error: --max-batch -5: give a whole number of at least 1",
+        ),
+        (
+            ["graph", "validate", "caf\udce9.yaml"],
+            "error: argument 3 is not valid UTF-8 (byte 0xe9 at offset 3); pass UTF-8 text, or "
+            "convert the file and give it as @FILE",
         ),
         (
             ["serve", "--port", "99999"],

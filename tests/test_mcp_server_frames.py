@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import select
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,57 +17,11 @@ from starlette.requests import Request
 from orchestrator._errors import InvalidArgumentError
 from orchestrator.tools.server import invalid_request, run_server, transport_security
 
-SCRIPTED = str(Path(__file__).parent / "servers" / "scripted_server.py")
+from ._stdio_peer import StdioPeer
+
 WRONG_IDS: list[Any] = [1.5, True, {}, [], None]
 
 pytestmark = pytest.mark.slow
-
-
-class StdioPeer:
-    """The scripted server as a subprocess, spoken to one JSON-RPC line at a time."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, SCRIPTED],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-
-    def send(self, frame: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(frame).encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def receive(self, timeout: float = 10) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, f"no answer within {timeout} s"
-        answer: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return answer
-
-    def initialize(self) -> None:
-        self.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "test", "version": "1"},
-                },
-            }
-        )
-        assert "result" in self.receive(timeout=60)
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def stop(self) -> str:
-        """Stop the server (if it still runs) and return what it wrote to stderr."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        _, err = self.proc.communicate(timeout=20)  # closes the pipes
-        return err.decode()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from orchestrator._errors import GraphFileError, OrchestratorError, UsageError
 from orchestrator._version import __version__
 from orchestrator.cli._exit import ExitCode
 from orchestrator.cli._lazy import Lazy, command_group
-from orchestrator.cli._output import err, out
+from orchestrator.cli._output import err, out, utf8
 
 __all__ = ["ExitCode", "app", "entrypoint", "main"]
 
@@ -99,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]) and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        for index, arg in enumerate(args):
+            utf8(arg, _argument_name(args, index))
         rv = app(args=args, prog_name="orchestrator", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -122,6 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"run failed: {exc}", markup=False)
         return ExitCode.ERROR
     return int(rv) if isinstance(rv, int) else ExitCode.OK
+
+
+def _argument_name(args: list[str], index: int) -> str:
+    """How an error names argument `index`: by its option when it is one's value."""
+    arg = args[index]
+    if arg.startswith("--") and "=" in arg:
+        return f"{arg.split('=', 1)[0]}: the value"
+    if index and args[index - 1].startswith("-") and args[index - 1] != "-":
+        return f"{args[index - 1]}: the value"
+    return f"argument {index + 1}"
 
 
 def entrypoint() -> None:

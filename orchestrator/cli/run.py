@@ -23,7 +23,7 @@ from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._visible_text import has_visible_text
 from orchestrator.cli._exit import ExitCode
 from orchestrator.cli._graph_files import resolve_graph
-from orchestrator.cli._output import err, out
+from orchestrator.cli._output import err, out, utf8
 
 __all__ = ["field_source", "parse_answer", "render_ledger", "render_result", "resume", "run"]
 
@@ -32,11 +32,11 @@ def _read_input(value: str | None) -> str | None:
     if value is None:
         return None
     if not value.startswith("@"):
-        return _utf8(value, "--input: the text")
+        return value  # main() has checked that the arguments are UTF-8
     source = value[1:]
     try:
         if source == "-":
-            return _utf8(sys.stdin.read(), "--input @-: standard input")
+            return utf8(sys.stdin.read(), "--input @-: standard input")
         return Path(source).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
@@ -46,21 +46,6 @@ def _read_input(value: str | None) -> str | None:
         ) from None
     except OSError as exc:
         raise ConfigurationError(f"--input {value}: cannot read {source}: {exc.strerror}") from None
-
-
-def _utf8(text: str, what: str) -> str:
-    """`text`, if it is valid Unicode: bytes that were not UTF-8 reach argv (and stdin read
-    with errors='surrogateescape') as lone surrogates, which no request may hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        byte = ord(text[exc.start]) - 0xDC00 if 0xDC80 <= ord(text[exc.start]) <= 0xDCFF else None
-        shown = f"byte 0x{byte:02x}" if byte is not None else f"{text[exc.start]!r}"
-        raise ConfigurationError(
-            f"{what} is not valid UTF-8 ({shown} at offset {exc.start}); pass UTF-8 text, "
-            "or convert the file and give it as @FILE"
-        ) from None
-    return text
 
 
 def run(
