@@ -359,7 +359,8 @@ def _stdin_lines(fd: int) -> AsyncIterator[str]:
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
                     put(line)
-            put(pending or None)
+            if pending:  # a last line without a newline
+                put(pending)
             put(None)
         except (RuntimeError, OSError):  # the loop or the descriptor is closed
             return
