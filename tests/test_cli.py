@@ -488,3 +488,11 @@ def test_an_input_over_the_specialists_limit_is_one_readable_line(
         "invalid arguments for 'first': text: String should have at most 100000 characters "
         "(it has 100,001)"
     )
+
+
+def test_a_path_the_system_refuses_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # A file name over 255 bytes: Path.exists() raises instead of answering False.
+    assert main(["graph", "validate", "x" * 300]) == ExitCode.INVALID
+    assert capsys.readouterr().err.strip() == (
+        f"error: cannot use '{'x' * 77}...': File name too long"
+    )

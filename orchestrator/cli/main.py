@@ -123,6 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrchestratorError as exc:
         err.print(f"run failed: {exc}", markup=False)
         return ExitCode.ERROR
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # A path the command was given that the system refuses: too long, not a folder, ...
+        shown = str(exc.filename)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        err.print(f"error: cannot use {shown!r}: {exc.strerror}", markup=False)
+        return ExitCode.INVALID
     return int(rv) if isinstance(rv, int) else ExitCode.OK
 
 
