@@ -326,10 +326,12 @@ def test_a_refused_token_names_its_variable(
     with pytest.raises(ToolTransportError) as refused:
         asyncio.run(start("BAD_TOKEN"))
     assert str(refused.value) == (
-        f"MCP server 'remote' ({http_server}) refused the bearer token in $BAD_TOKEN "
+        f"MCP server 'remote' ({http_server}) refused the token in $BAD_TOKEN "
         "(HTTP 401): set BAD_TOKEN to the token the server was started with"
     )
-    with pytest.raises(ToolTransportError, match=r"\(HTTP 401\): it needs a bearer token"):
+    with pytest.raises(
+        ToolTransportError, match=r"\(HTTP 401\): it needs a token; name the environment variable"
+    ):
         asyncio.run(start(None))
 
 

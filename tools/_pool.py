@@ -264,11 +264,11 @@ class MCPSessionPool:
         where = f"MCP server {self.name!r} ({self.config.url}) refused"
         if env:
             return (
-                f"{where} the bearer token in ${env} (HTTP {status}): set {env} to the "
+                f"{where} the token in ${env} (HTTP {status}): set {env} to the "
                 "token the server was started with"
             )
         return (
-            f"{where} the request (HTTP {status}): it needs a bearer token; name the "
+            f"{where} the request (HTTP {status}): it needs a token; name the "
             "environment variable that holds it with `bearer_token_env:` in the server's entry"
         )
 
