@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator._contracts import LedgerEntry, ModelCall, RunLedger, SpecialistResult
 from orchestrator._errors import ConfigurationError
 
-__all__ = ["ModelPrice", "PriceTable", "build_ledger"]
+__all__ = ["ModelPrice", "PriceTable", "build_ledger", "estimated_frontier_tokens"]
 
 DEFAULT_PRICES = Path(__file__).parent / "data" / "prices.yaml"
 # Tokens the frontier would read beyond the input itself to answer one subtask (instructions
@@ -81,6 +81,12 @@ def _tokens(value: object) -> int:
     return int(len(json.dumps(value, ensure_ascii=False)) / CHARS_PER_TOKEN)
 
 
+def estimated_frontier_tokens(input: object, output: object) -> tuple[int, int]:
+    """Input and output tokens the frontier model would spend answering one subtask itself:
+    its input plus the instructions and the tool's schema, its output plus the wrapping."""
+    return PROMPT_OVERHEAD_TOKENS + _tokens(input), ANSWER_OVERHEAD_TOKENS + _tokens(output)
+
+
 def _frontier_entry(call: ModelCall, prices: PriceTable) -> LedgerEntry:
     price = prices.price(call.model)
     return LedgerEntry(
@@ -146,13 +152,7 @@ def build_ledger(
             f" prompt tokens + its input, and its output + {ANSWER_OVERHEAD_TOKENS}, at "
             f"{CHARS_PER_TOKEN:g} characters a token"
         )
-        estimate = [
-            (
-                PROMPT_OVERHEAD_TOKENS + _tokens(r.input),
-                ANSWER_OVERHEAD_TOKENS + _tokens(r.output or {}),
-            )
-            for r in results
-        ]
+        estimate = [estimated_frontier_tokens(r.input, r.output or {}) for r in results]
     all_frontier = (
         sum((i * price.input + o * price.output) / 1_000_000 for i, o in estimate) if price else 0.0
     )

@@ -14,10 +14,10 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "TextDataset",
     "check_trainable",
     "load_dataset",
+    "read_jsonl_objects",
     "stratified_split",
 ]
 
@@ -250,9 +251,9 @@ def _load_tweeteval(path: Path) -> TextDataset:
     return TextDataset("tweeteval_sentiment", "tweeteval", str(folder), splits)
 
 
-def _read_jsonl(file: Path, text_key: str, label_key: str) -> Split:
-    texts: list[str] = []
-    labels: list[str] = []
+def read_jsonl_objects(file: Path, expected: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; ``expected`` says what a
+    line should hold, for the error."""
     with file.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -261,21 +262,27 @@ def _read_jsonl(file: Path, text_key: str, label_key: str) -> Split:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(
-                    f"{file}:{lineno}:{exc.colno}: not a JSON object ({exc.msg}); "
-                    "--format jsonl expects one object per line"
+                    f"{file}:{lineno}:{exc.colno}: not a JSON object ({exc.msg}); {expected}"
                 ) from None
             if not isinstance(row, dict):
                 raise DataError(
                     f"{file}:{lineno}: expected a JSON object, got {type(row).__name__}"
                 )
-            for key, flag in ((text_key, "--text-column"), (label_key, "--label-column")):
-                if key not in row:
-                    raise DataError(
-                        f"{file}:{lineno}: no key {key!r} (keys: {', '.join(row) or 'none'}); "
-                        f"pass {flag} to name it"
-                    )
-            texts.append(str(row[text_key]))
-            labels.append(str(row[label_key]).strip())
+            yield lineno, row
+
+
+def _read_jsonl(file: Path, text_key: str, label_key: str) -> Split:
+    texts: list[str] = []
+    labels: list[str] = []
+    for lineno, row in read_jsonl_objects(file, "--format jsonl expects one object per line"):
+        for key, flag in ((text_key, "--text-column"), (label_key, "--label-column")):
+            if key not in row:
+                raise DataError(
+                    f"{file}:{lineno}: no key {key!r} (keys: {', '.join(row) or 'none'}); "
+                    f"pass {flag} to name it"
+                )
+        texts.append(str(row[text_key]))
+        labels.append(str(row[label_key]).strip())
     return _check_split(Split(texts, labels), str(file))
 
 

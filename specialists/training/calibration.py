@@ -14,6 +14,7 @@ validation tweets; benchmarks/RESULTS.md has the numbers).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "fit_calibrator",
     "fit_class_bias",
     "threshold_for_precision",
+    "wilson_lower_bound",
 ]
 
 
@@ -142,6 +144,18 @@ def fit_calibrator(
     return Calibrator("isotonic", temperature, tuple(xs), tuple(ys), class_bias=bias)
 
 
+def wilson_lower_bound(
+    share: npt.NDArray[np.float64], n: npt.NDArray[np.float64], confidence: float
+) -> npt.NDArray[np.float64]:
+    """One-sided Wilson score lower bound of a binomial share observed on `n` trials."""
+    z = NormalDist().inv_cdf(confidence)
+    n = np.maximum(n, 1.0)
+    centre = share + z * z / (2 * n)
+    spread = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    bound: npt.NDArray[np.float64] = (centre - spread) / (1 + z * z / n)
+    return bound
+
+
 @dataclass(frozen=True)
 class Threshold:
     """An acceptance threshold and what it achieved on the data it was chosen on."""
@@ -160,6 +174,7 @@ def threshold_for_precision(
     *,
     eligible: npt.NDArray[np.bool_] | None = None,
     min_accepted: int = 10,
+    lower_bound: float | None = None,
 ) -> Threshold:
     """The lowest threshold whose accepted answers reach `target` precision.
 
@@ -167,6 +182,11 @@ def threshold_for_precision(
     confidence is at least the threshold; precision is the share of accepted answers that are
     correct. When no threshold reaches the target, the most precise one is returned with
     ``reached=False``.
+
+    With ``lower_bound`` (a confidence level, e.g. 0.95) the precision that must reach the
+    target is its one-sided Wilson lower bound at that level, not the measured share: on a few
+    hundred held-out answers the measured share is noisy, and new data should still see the
+    target. ``precision`` then reports the bound.
     """
     eligible = np.ones(len(confidence), dtype=bool) if eligible is None else eligible
     conf = np.asarray(confidence, dtype=np.float64)
@@ -175,6 +195,8 @@ def threshold_for_precision(
     el = eligible[order].astype(np.float64)
     accepted = np.cumsum(el)
     precision = np.cumsum(ok) / np.maximum(accepted, 1)
+    if lower_bound is not None:
+        precision = wilson_lower_bound(precision, accepted, lower_bound)
     valid = accepted >= min(min_accepted, max(1, int(el.sum())))
     # Only cut between distinct confidences: equal scores are accepted or refused together.
     last_of_tie = np.r_[conf[order][1:] != conf[order][:-1], True]

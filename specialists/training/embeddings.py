@@ -17,7 +17,7 @@ import numpy as np
 
 from orchestrator.specialists.backends.encoder import TextEncoder, Vectors
 
-__all__ = ["DEFAULT_CACHE_DIR", "embed_texts"]
+__all__ = ["DEFAULT_CACHE_DIR", "embed_texts", "split_embedder"]
 
 DEFAULT_CACHE_DIR = Path(".orchestrator") / "cache"
 Progress = Callable[[int], None]
@@ -65,3 +65,19 @@ def embed_texts(
             np.save(handle, out)
         os.replace(tmp, file)
     return out
+
+
+def split_embedder(
+    encoder: TextEncoder,
+    *,
+    cache_dir: str | Path | None,
+    progress: Callable[[str, int], Progress],
+) -> Callable[[Sequence[str], str], Vectors]:
+    """``embed(texts, what)``: :func:`embed_texts` with a progress task named "embed WHAT"."""
+
+    def embed(texts: Sequence[str], what: str) -> Vectors:
+        return embed_texts(
+            encoder, texts, cache_dir=cache_dir, progress=progress(f"embed {what}", len(texts))
+        )
+
+    return embed

@@ -19,25 +19,33 @@ import numpy.typing as npt
 
 from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
-from orchestrator.specialists.calibration import Method
+from orchestrator.specialists.calibration import Calibrator, Method
 from orchestrator.specialists.evaluation.datasets import (
     DataError,
-    Split,
     TextDataset,
     check_trainable,
     stratified_split,
 )
-from orchestrator.specialists.heads import HeadConfig
+from orchestrator.specialists.heads import Head, HeadConfig
 from orchestrator.specialists.training.artifacts import write_artifact
 from orchestrator.specialists.training.calibration import (
+    Threshold,
     expected_calibration_error,
     fit_calibrator,
     threshold_for_precision,
 )
-from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, embed_texts
+from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, split_embedder
 from orchestrator.specialists.training.heads import accuracy, fit_head, macro_recall
 
-__all__ = ["SPECIALIST_OF_FORMAT", "StepProgress", "TrainResult", "default_heads", "train_artifact"]
+__all__ = [
+    "SPECIALIST_OF_FORMAT",
+    "FittedClassifier",
+    "StepProgress",
+    "TrainResult",
+    "default_heads",
+    "fit_classifier",
+    "train_artifact",
+]
 
 #: Which specialist a dataset format trains when the user does not say.
 SPECIALIST_OF_FORMAT = {
@@ -49,6 +57,7 @@ SPECIALIST_OF_FORMAT = {
 #: A factory of progress callbacks: (description, total) -> advance(n).
 StepProgress = Callable[[str, int], Callable[[int], None]]
 Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float32]
 
 
 def _no_progress(description: str, total: int) -> Callable[[int], None]:
@@ -70,6 +79,89 @@ class TrainResult:
     artifact: Artifact
     card: dict[str, Any]
     path: Path
+
+
+@dataclass
+class FittedClassifier:
+    """A head chosen on validation data, its calibration and its acceptance threshold."""
+
+    head: Head
+    config: HeadConfig
+    calibrator: Calibrator
+    threshold: Threshold
+    #: Every candidate head tried: its description, best epoch and validation score.
+    tried: list[dict[str, Any]]
+    #: accuracy, macro_recall, ece_before, ece_after on the validation data.
+    val_metrics: dict[str, Any]
+
+
+def fit_classifier(
+    x_fit: Floats,
+    y_fit: Ints,
+    x_val: Floats,
+    y_val: Ints,
+    classes: int,
+    *,
+    oos_index: int | None = None,
+    macro: bool = False,
+    calibration: Method = "temperature",
+    class_offsets: bool = False,
+    target_precision: float = 0.95,
+    lower_bound: float | None = None,
+    heads: Sequence[HeadConfig] | None = None,
+    refit_on_all: bool = False,
+    progress: StepProgress = _no_progress,
+) -> FittedClassifier:
+    """Pick a head on the validation features, calibrate it and choose its threshold there.
+
+    ``oos_index`` is the "none of these" class: answering it is never accepted, and an
+    out-of-scope example answered with an intent counts as an error. ``lower_bound`` (a
+    confidence level) asks the threshold for a lower bound of the precision, not the measured one
+    (:func:`~orchestrator.specialists.calibration.threshold_for_precision`). ``refit_on_all``
+    refits the chosen head on the fit and validation features together for the epochs that
+    early stopping picked (when the validation data was carved from the training data).
+    """
+    score = macro_recall if macro else accuracy
+    candidates = list(heads or default_heads(balanced=macro))
+    tick = progress("fit heads", len(candidates))
+    tried: list[dict[str, Any]] = []
+    best: tuple[float, int, Head, HeadConfig] | None = None
+    for config in candidates:
+        head, epoch, value = fit_head(
+            x_fit, y_fit, classes, config, x_val=x_val, y_val=y_val, score=score
+        )
+        tried.append({"head": config.describe(), "best_epoch": epoch, "val_score": value})
+        if best is None or value > best[0]:
+            best = (value, epoch, head, config)
+        tick(1)
+    assert best is not None
+    _, best_epoch, head, config = best
+    val_logits = head.logits(x_val)
+    calibrator = fit_calibrator(val_logits, y_val, calibration, balance_classes=class_offsets)
+    if refit_on_all:
+        x_all = np.concatenate([x_fit, x_val])
+        y_all = np.concatenate([y_fit, y_val])
+        head, _, _ = fit_head(x_all, y_all, classes, config, epochs=best_epoch)
+
+    raw = np.exp(val_logits - val_logits.max(axis=1, keepdims=True))
+    raw /= raw.sum(axis=1, keepdims=True)
+    cal = calibrator.probabilities(val_logits)
+    pred = cal.argmax(axis=1)
+    correct = pred == y_val
+    eligible = pred != oos_index if oos_index is not None else np.ones(len(pred), dtype=bool)
+    if oos_index is not None:
+        # An out-of-scope example answered with an intent is an error; refusing it is right.
+        correct = correct & eligible
+    threshold = threshold_for_precision(
+        cal.max(axis=1), correct, target_precision, eligible=eligible, lower_bound=lower_bound
+    )
+    val_metrics: dict[str, Any] = {
+        "accuracy": accuracy(y_val, pred),
+        "macro_recall": macro_recall(y_val, pred),
+        "ece_before": expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y_val),
+        "ece_after": expected_calibration_error(cal.max(axis=1), pred == y_val),
+    }
+    return FittedClassifier(head, config, calibrator, threshold, tried, val_metrics)
 
 
 def _apply_variant(dataset: TextDataset, specialist: str, variant: str | None) -> str | None:
@@ -148,66 +240,33 @@ def train_artifact(
         )
     encoder = encoder or bundled_encoder()
 
-    def embed(split: Split, what: str) -> npt.NDArray[np.float32]:
-        return embed_texts(
-            encoder,
-            split.texts,
-            cache_dir=cache_dir,
-            progress=progress(f"embed {what}", len(split)),
-        )
-
-    x_fit, x_val = embed(fit_split, "train"), embed(val_split, "validation")
+    embed = split_embedder(encoder, cache_dir=cache_dir, progress=progress)
+    x_fit, x_val = embed(fit_split.texts, "train"), embed(val_split.texts, "validation")
     y_fit = np.array([index[label] for label in fit_split.labels], dtype=np.int64)
     y_val = np.array([index[label] for label in val_split.labels], dtype=np.int64)
-    macro = variant == "three_class"
-    score = macro_recall if macro else accuracy
-    candidates = list(heads or default_heads(balanced=macro))
-    tick = progress("fit heads", len(candidates))
-    tried: list[dict[str, Any]] = []
-    best: tuple[float, int, Any, HeadConfig] | None = None
-    for config in candidates:
-        head, epoch, value = fit_head(
-            x_fit, y_fit, len(labels), config, x_val=x_val, y_val=y_val, score=score
-        )
-        tried.append({"head": config.describe(), "best_epoch": epoch, "val_score": value})
-        if best is None or value > best[0]:
-            best = (value, epoch, head, config)
-        tick(1)
-    assert best is not None
-    _, best_epoch, head, config = best
-    val_logits = head.logits(x_val)
-    calibrator = fit_calibrator(val_logits, y_val, calibration, balance_classes=class_offsets)
-    if carved:
-        x_all = np.concatenate([x_fit, x_val])
-        y_all = np.concatenate([y_fit, y_val])
-        head, _, _ = fit_head(x_all, y_all, len(labels), config, epochs=best_epoch)
-
-    raw = np.exp(val_logits - val_logits.max(axis=1, keepdims=True))
-    raw /= raw.sum(axis=1, keepdims=True)
-    cal = calibrator.probabilities(val_logits)
-    pred = cal.argmax(axis=1)
-    correct = pred == y_val
     oos = dataset.oos_label if dataset.oos_label in index else None
-    eligible = pred != index[oos] if oos is not None else np.ones(len(pred), dtype=bool)
-    if oos is not None:
-        # An out-of-scope example answered with an intent is an error; refusing it is right.
-        correct = correct & eligible
-    threshold = threshold_for_precision(
-        cal.max(axis=1), correct, target_precision, eligible=eligible
+    fitted = fit_classifier(
+        x_fit,
+        y_fit,
+        x_val,
+        y_val,
+        len(labels),
+        oos_index=index[oos] if oos is not None else None,
+        macro=variant == "three_class",
+        calibration=calibration,
+        class_offsets=class_offsets,
+        target_precision=target_precision,
+        heads=heads,
+        refit_on_all=carved,
+        progress=progress,
     )
-    ece_before = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y_val)
-    ece_after = expected_calibration_error(cal.max(axis=1), pred == y_val)
-    val_metrics: dict[str, Any] = {
-        "accuracy": accuracy(y_val, pred),
-        "macro_recall": macro_recall(y_val, pred),
-        "ece_before": ece_before,
-        "ece_after": ece_after,
-    }
+    calibrator, threshold, val_metrics = fitted.calibrator, fitted.threshold, fitted.val_metrics
+    ece_before, ece_after = val_metrics["ece_before"], val_metrics["ece_after"]
     artifact = Artifact(
         name=name,
         specialist=specialist,
         labels=labels,
-        head=head,
+        head=fitted.head,
         calibrator=calibrator,
         threshold=threshold.value,
         encoder_id=encoder.model_id,
@@ -220,8 +279,8 @@ def train_artifact(
         "specialist": specialist,
         "variant": variant,
         "encoder": encoder.model_id,
-        "head": config.describe(),
-        "head_selection": tried,
+        "head": fitted.config.describe(),
+        "head_selection": fitted.tried,
         "labels": list(labels),
         "oos_label": oos,
         "data": {
