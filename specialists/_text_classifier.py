@@ -126,7 +126,7 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
     def model_id(self) -> str:
         encoder_id = self._encoder.model_id if self._encoder else "bundled-encoder"
         trained = self.artifact
-        head = f"trained-head:{trained.name}" if trained else "fewshot-head"
+        head = f"trained-head:{trained.ref}" if trained else "fewshot-head"
         return f"{self.name}:{head}/{encoder_id}"
 
     def load(self) -> None:

@@ -30,6 +30,7 @@ from orchestrator.specialists.backends.encoder import (
 )
 from orchestrator.specialists.calibration import Calibrator
 from orchestrator.specialists.heads import Head
+from orchestrator.specialists.versions import VersionStore, parse_version_ref
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -64,6 +65,21 @@ class Artifact:
     """A fine-tuned encoder inside the artifact (ONNX, with ``tokenizer.json`` beside it);
     ``None`` means the bundled encoder."""
 
+    @property
+    def version(self) -> int | None:
+        """The version number in a versioned store (``None``: an unversioned artifact)."""
+        value = self.card.get("version")
+        if value is None and self.path is not None:
+            # A version adopted from an unversioned artifact keeps the card it had.
+            ref = parse_version_ref(self.path.name)
+            value = ref.version if ref is not None and ref.name == self.name else None
+        return int(value) if value is not None else None
+
+    @property
+    def ref(self) -> str:
+        """``NAME@N`` for a version, the plain name otherwise."""
+        return self.name if self.version is None else f"{self.name}@{self.version}"
+
     def probabilities(self, features: Floats) -> Floats:
         """Calibrated probabilities over :attr:`labels`."""
         return self.calibrator.probabilities(self.head.logits(features))
@@ -84,11 +100,18 @@ class Artifact:
 
 
 def resolve_artifact(name_or_path: str | Path, store: str | Path | None = None) -> Path:
-    """A path to an artifact directory, or a name looked up in the store."""
+    """A path to an artifact directory, or a name looked up in the store: ``NAME@N`` is that
+    version, ``NAME`` the promoted version (or the unversioned artifact when it has none)."""
     candidate = Path(name_or_path)
     if (candidate / "artifact.json").is_file():
         return candidate
-    in_store = Path(store or DEFAULT_STORE) / str(name_or_path)
+    root = Path(store or DEFAULT_STORE)
+    ref = parse_version_ref(str(name_or_path))
+    if ref is not None:
+        versioned = VersionStore(root).resolve(ref)
+        if versioned is not None:
+            return versioned
+    in_store = root / str(name_or_path)
     if (in_store / "artifact.json").is_file():
         return in_store
     raise ConfigurationError(

@@ -20,6 +20,7 @@ import numpy as np
 
 from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.clause_model import ClauseModel
+from orchestrator.specialists.versions import VersionStore
 
 __all__ = [
     "atomic_dir",
@@ -29,6 +30,7 @@ __all__ = [
     "update_model_card",
     "write_artifact",
     "write_clause_model",
+    "write_version",
 ]
 
 
@@ -68,7 +70,8 @@ def offsets_text(labels: list[str], offsets: list[float] | None) -> str:
 
 
 def _card_markdown(card: dict[str, Any]) -> str:
-    lines = [f"# Model card: {card['name']}", ""]
+    title = card["name"] + (f"@{card['version']}" if card.get("version") else "")
+    lines = [f"# Model card: {title}", ""]
     lines += [
         f"- **Specialist:** `{card['specialist']}`"
         + (f" ({card['variant']})" if card.get("variant") else ""),
@@ -96,6 +99,7 @@ def _card_markdown(card: dict[str, Any]) -> str:
     if card.get("finetune"):
         lines += ["", "## Fine-tuning", "", "```json", json.dumps(card["finetune"], indent=2)]
         lines += ["```"]
+    lines += _lineage_markdown(card)
     for section, metrics in card.get("metrics", {}).items():
         lines += ["", f"## Metrics: {section}", "", "| metric | value |", "|---|---:|"]
         for key, value in metrics.items():
@@ -106,6 +110,27 @@ def _card_markdown(card: dict[str, Any]) -> str:
                     else f"| {key} | {value} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _lineage_markdown(card: dict[str, Any]) -> list[str]:
+    lineage = card.get("lineage")
+    if not lineage:
+        return []
+    gate = lineage.get("promotion", {})
+    lines = [
+        "",
+        "## Lineage",
+        "",
+        f"- **Parent:** `{lineage['parent']}`",
+        f"- **Trained on:** {lineage['base_examples']} base examples + "
+        f"{lineage['teacher_labels_trained']} teacher labels "
+        f"({lineage['teacher_labels_held_out']} more held out for the promotion gate)",
+        f"- **Teacher:** {json.dumps(lineage.get('teacher', {}))}",
+        f"- **Promotion rule:** {gate.get('rule', '-')}",
+        f"- **Gate:** {'promoted' if gate.get('promote') else 'refused'}: "
+        f"{gate.get('reason', '-')}",
+    ]
+    return lines
 
 
 def _write_card(folder: Path, card: dict[str, Any]) -> None:
@@ -137,6 +162,26 @@ def write_artifact(
 
     atomic_dir(target, fill)
     return target
+
+
+def write_version(
+    store: VersionStore,
+    artifact: Artifact,
+    card: dict[str, Any],
+    files: dict[str, Path] | None = None,
+) -> int:
+    """Write `artifact` as the next version of its name in `store` (not promoted); returns the
+    version number and points ``artifact.path`` and ``artifact.card`` at what was written."""
+    staging = store.staging(artifact.name)
+    write_artifact(staging, artifact, card, files)
+
+    def stamp(folder: Path, version: int) -> None:
+        rewrite_model_card(folder, {**card, "version": version})
+
+    version = store.add(artifact.name, staging, stamp)
+    artifact.path = store.path(artifact.name, version)
+    artifact.card = {**card, "version": version}
+    return version
 
 
 def update_model_card(path: str | Path, section: str, metrics: dict[str, Any]) -> None:
