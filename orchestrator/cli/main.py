@@ -44,6 +44,11 @@ COMMANDS = {
         "orchestrator.cli.evaluation:evaluate",
         "Evaluate a trained artifact: quality, calibration, risk-coverage, latency.",
     ),
+    "eval-distill": Lazy(
+        "orchestrator.cli.distill:eval_distill",
+        "Replay a dataset's training split as traffic: escalations get the teacher's label, a\n"
+        "candidate is distilled after each round, and every round is scored on the test split.",
+    ),
     "graph": Lazy("orchestrator.cli.graph:app", "Validate, draw and list graph files."),
     "specialists": Lazy("orchestrator.cli.specialists:app", "The registered specialists."),
     "mcp": Lazy(

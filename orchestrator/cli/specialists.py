@@ -30,6 +30,18 @@ app = command_group(
             "orchestrator.cli.training:build_pack",
             "Train and evaluate the full pack (every artifact in PACK) from a data directory.",
         ),
+        "versions": Lazy(
+            "orchestrator.cli.distill:versions",
+            "List an artifact's versions, which one is promoted, and each one's lineage.",
+        ),
+        "promote": Lazy(
+            "orchestrator.cli.distill:promote",
+            "Serve a version: bindings that name the artifact without a version follow it.",
+        ),
+        "rollback": Lazy(
+            "orchestrator.cli.distill:rollback",
+            "Serve the version promoted before the current one again.",
+        ),
         "serve-command": Lazy(
             "orchestrator.cli.hosting:serve_command",
             "Print the command that hosts specialists, and the graph-file entries that use it.",

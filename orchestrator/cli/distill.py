@@ -1,0 +1,253 @@
+"""CLI commands of the distillation loop: ``eval-distill`` (the replay evaluation) and the
+artifact versions (``specialists versions|promote|rollback``).
+
+``register(app, specialists_app)`` adds them to the main typer app.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from orchestrator._errors import ConfigurationError
+from orchestrator._ledger import PriceTable
+from orchestrator.cli._output import err, out
+from orchestrator.specialists.artifacts import DEFAULT_STORE
+from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
+from orchestrator.specialists.versions import VersionStore
+
+__all__ = ["eval_distill", "promote", "rollback", "versions"]
+
+_REPLAY_FORMATS = ("banking77", "clinc150", "csv", "jsonl")
+
+
+def eval_distill(
+    name: Annotated[str, typer.Argument(help="Name of the specialist the replay trains.")],
+    data: Annotated[Path, typer.Option(help="The dataset folder or file.")],
+    format: Annotated[
+        str, typer.Option("--format", help="banking77, clinc150 (or csv, jsonl with splits).")
+    ],
+    teacher: Annotated[
+        str,
+        typer.Option(
+            help="gold (the gold label, as a simulated teacher) or a JSONL file of recorded "
+            "teacher answers {text, label}."
+        ),
+    ] = "gold",
+    shots: Annotated[int, typer.Option(help="Training examples per class to start from.")] = 10,
+    rounds: Annotated[int, typer.Option(help="Rounds the training split streams in.")] = 5,
+    teacher_noise: Annotated[
+        float, typer.Option(help="Gold teacher only: share of labels replaced at random.")
+    ] = 0.0,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Keep every version here as NAME@N (default: a temporary store)."),
+    ] = None,
+    target_precision: Annotated[
+        float, typer.Option(help="Precision of accepted answers the thresholds aim for.")
+    ] = 0.97,
+    seed: Annotated[int, typer.Option(help="Seed of the examples drawn and the order.")] = 0,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price table (YAML) for the cost per 1,000 requests.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Frontier model priced (default: the table's).")
+    ] = None,
+    cache_dir: Annotated[
+        Path, typer.Option("--cache-dir", help="Embedding cache directory.")
+    ] = DEFAULT_CACHE_DIR,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write frontier share and accuracy by round as a PNG.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> int:
+    """Replay a dataset's training split as traffic: escalations get the teacher's label, a
+    candidate is distilled after each round, and every round is scored on the test split."""
+    from orchestrator.specialists.evaluation.datasets import load_dataset
+    from orchestrator.specialists.evaluation.replay import (
+        GoldTeacher,
+        RecordedTeacher,
+        ReplayConfig,
+        Teacher,
+        plot_replay,
+        run_replay,
+    )
+
+    if format not in _REPLAY_FORMATS:
+        raise ConfigurationError(
+            f"--format {format!r}: the replay reads {', '.join(_REPLAY_FORMATS)}"
+        )
+    # Built first: it checks the numbers before any data loads.
+    config = ReplayConfig(
+        shots=shots,
+        rounds=rounds,
+        seed=seed,
+        target_precision=target_precision,
+        frontier_model=model,
+    )
+    if teacher != "gold" and teacher_noise:
+        raise ConfigurationError("--teacher-noise applies to --teacher gold only")
+    recorded = RecordedTeacher.from_file(teacher) if teacher != "gold" else None
+    dataset = load_dataset(data, format)
+    for split in ("train", "test"):
+        dataset.split(split)  # a clear error when the data lacks one
+    chosen: Teacher = recorded or GoldTeacher(dataset.label_set(), noise=teacher_noise, seed=seed)
+    table = PriceTable.load(prices)
+    with tempfile.TemporaryDirectory(prefix="orchestrator-replay-") as scratch:
+        where = store if store is not None else Path(scratch) / "store"
+        with err.status(f"replaying {dataset.name} in {rounds} rounds…"):
+            report = run_replay(
+                dataset,
+                name,
+                teacher=chosen,
+                config=config,
+                store=where,
+                prices=table,
+                cache_dir=cache_dir,
+            )
+        if store is None:
+            report.store = None
+    if plot is not None:
+        plot_replay(report, plot)
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+        return 0
+    _print_replay(report.to_json(), plot)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _print_replay(report: dict[str, Any], plot: Path | None) -> None:
+    table = Table(
+        title=f"Distillation replay: {report['name']} on {report['dataset']}; teacher: "
+        f"{report['teacher']}",
+        title_justify="left",
+    )
+    for column in (
+        "round",
+        "version",
+        "requests",
+        "frontier",
+        "accepted (test)",
+        "test acc.",
+        "$/1k",
+        "all-frontier $/1k",
+        "candidate",
+    ):
+        table.add_column(column, justify="right")
+    for row in report["rounds"]:
+        distilled = row["distilled"]
+        table.add_row(
+            str(row["round"]),
+            row["version"],
+            str(row["requests"]),
+            _pct(row["frontier_share"]),
+            _pct(row["accepted_accuracy"]),
+            _pct(row["test_accuracy"]),
+            f"{row['cost']['per_1000_requests_usd']:.3f}",
+            f"{row['cost']['all_frontier_per_1000_requests_usd']:.3f}",
+            f"{distilled['candidate']} " + ("promoted" if distilled["promoted"] else "refused"),
+        )
+    out.print(table)
+    final, gold = report["final"], report["all_gold"]
+    out.print(
+        f"final {final['version']}: test accuracy {_pct(final['accuracy'])}, accepted "
+        f"{_pct(final['accepted_accuracy'])} at {_pct(final['coverage'])} coverage; a head on "
+        f"all {gold['trained_on']} gold labels: {_pct(gold['accuracy'])}"
+    )
+    for row in report["rounds"]:
+        if not row["distilled"]["promoted"]:
+            out.print(f"round {row['round']}: {row['distilled']['reason']}")
+    for note in report["notes"]:
+        out.print(f"note: {note}")
+    if plot is not None:
+        out.print(f"plot: {plot}")
+
+
+def versions(
+    name: Annotated[str, typer.Argument(help="Artifact name in the store.")],
+    store: Annotated[Path, typer.Option(help="Artifact store.")] = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> int:
+    """List an artifact's versions, which one is promoted, and each one's lineage."""
+    kept = VersionStore(store)
+    numbers = kept.versions(name)
+    if not numbers:
+        legacy = (store / name / "artifact.json").is_file()
+        raise ConfigurationError(
+            f"{name} has no versions in {store}"
+            + (
+                " (an unversioned artifact is there; `orchestrator distill` adds versions)"
+                if legacy
+                else "; train one with `orchestrator specialists train`"
+            )
+        )
+    promoted = kept.promoted(name)
+    rows = []
+    for number in numbers:
+        card = kept.card(name, number)
+        lineage = card.get("lineage", {})
+        gate = lineage.get("promotion", {})
+        rows.append(
+            {
+                "version": number,
+                "promoted": number == promoted,
+                "created": card.get("created"),
+                "parent": lineage.get("parent"),
+                "teacher_labels": lineage.get("teacher_labels_trained"),
+                "gate": gate.get("reason"),
+            }
+        )
+    if as_json:
+        out.print_json(json.dumps({"name": name, "promoted": promoted, "versions": rows}))
+        return 0
+    table = Table(title=f"{name} in {store}", title_justify="left")
+    for column in ("version", "", "created", "parent", "teacher labels", "promotion gate"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            f"{name}@{row['version']}",
+            "promoted" if row["promoted"] else "",
+            row["created"] or "",
+            row["parent"] or "",
+            "" if row["teacher_labels"] is None else str(row["teacher_labels"]),
+            row["gate"] or "",
+        )
+    out.print(table)
+    return 0
+
+
+def promote(
+    ref: Annotated[str, typer.Argument(help="NAME@N: the version to serve as NAME.")],
+    store: Annotated[Path, typer.Option(help="Artifact store.")] = DEFAULT_STORE,
+) -> int:
+    """Serve a version: bindings that name the artifact without a version follow it."""
+    from orchestrator.specialists.versions import parse_version_ref
+
+    parsed = parse_version_ref(ref)
+    if parsed is None or parsed.version is None:
+        raise ConfigurationError(f"{ref!r}: name the version to promote as NAME@N, e.g. intent@3")
+    previous = VersionStore(store).promote(parsed.name, parsed.version, reason="by hand")
+    was = f" (was @{previous})" if previous is not None else ""
+    out.print(f"{parsed} is promoted{was}")
+    return 0
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Artifact name in the store.")],
+    store: Annotated[Path, typer.Option(help="Artifact store.")] = DEFAULT_STORE,
+) -> int:
+    """Serve the version promoted before the current one again."""
+    kept = VersionStore(store)
+    current = kept.promoted(name)
+    target = kept.rollback(name, reason="by hand")
+    out.print(f"{name}@{target} is promoted again (was @{current})")
+    return 0

@@ -1,0 +1,361 @@
+"""Distillation: a candidate version from the base data plus teacher labels, and the gate that
+decides whether it replaces the current version.
+
+The teacher's labels come from escalations (the frontier model, a person, a stronger rung).
+A stable share of them is held out and never trained on: the gate compares the candidate with
+the current version there, at the same coverage, and on the base validation split. The
+candidate is calibrated and thresholded on the base validation split, which is drawn like the
+traffic; the escalated items are not (they are the ones the current version found hard).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.specialists.artifacts import Artifact
+from orchestrator.specialists.calibration import Method, Threshold
+from orchestrator.specialists.heads import HeadConfig
+from orchestrator.specialists.training.train import FittedClassifier, fit_classifier
+
+__all__ = [
+    "NEVER_ACCEPT",
+    "DistillData",
+    "DistillOutcome",
+    "GateDecision",
+    "PromotionRule",
+    "accepted_ranking",
+    "classifier_artifact",
+    "distill_candidate",
+    "held_out",
+    "promotion_gate",
+    "selective_accuracy",
+    "served_threshold",
+]
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+
+#: The threshold of a version whose answers never reached the target precision on validation:
+#: above every calibrated confidence, so all its answers escalate.
+NEVER_ACCEPT = 1.000001
+#: Fewer held-out teacher labels than this say too little to promote on.
+MIN_HELD_OUT = 20
+
+
+def held_out(key: str, share: float) -> bool:
+    """Whether the teacher label keyed `key` belongs to the held-out slice (stable: the same
+    key lands on the same side in every distillation)."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def served_threshold(threshold: Threshold) -> float:
+    """The threshold a distilled version serves with: the chosen one when it reached its
+    target precision, :data:`NEVER_ACCEPT` otherwise (a version that cannot keep its promise
+    answers nothing on its own)."""
+    return threshold.value if threshold.reached else NEVER_ACCEPT
+
+
+def classifier_artifact(
+    like: Artifact | None,
+    fitted: FittedClassifier,
+    *,
+    name: str = "",
+    labels: Sequence[str] = (),
+    encoder_id: str = "",
+    oos_label: str | None = None,
+) -> Artifact:
+    """An intent/sentiment artifact around a fitted head: the label set, encoder and kind of
+    `like` (the version it succeeds), or those given for a first version."""
+    return Artifact(
+        name=like.name if like else name,
+        specialist=like.specialist if like else "intent",
+        labels=like.labels if like else tuple(labels),
+        head=fitted.head,
+        calibrator=fitted.calibrator,
+        threshold=served_threshold(fitted.threshold),
+        encoder_id=like.encoder_id if like else encoder_id,
+        oos_label=like.oos_label if like else oos_label,
+        variant=like.variant if like else None,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionRule:
+    """When a candidate replaces the current version."""
+
+    min_gain: float = 0.0
+    """On the held-out teacher labels the candidate must beat the current version by more
+    than this, at its own coverage (against the current version's most confident answers)
+    or over all of them while not falling behind at its coverage."""
+    max_base_drop: float = 0.0
+    """How far its accuracy on the base validation split may fall below the current one's."""
+    min_held_out: int = MIN_HELD_OUT
+    """Fewer held-out teacher labels than this: no promotion (too little to judge on)."""
+
+    def describe(self) -> str:
+        return (
+            f"held-out teacher labels (at least {self.min_held_out}): accuracy at the "
+            f"candidate's coverage >= current's, and it or the accuracy over all of them > "
+            f"current + {self.min_gain:g}; base validation accuracy >= current - "
+            f"{self.max_base_drop:g}; threshold reaches its target precision"
+        )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    numbers: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"promote": self.promote, "reason": self.reason, **self.numbers}
+
+
+def accepted_ranking(artifact: Artifact, x: Floats) -> tuple[Ints, Floats, npt.NDArray[np.bool_]]:
+    """Predicted class indices, the score answers are accepted by (calibrated confidence;
+    -1 for the out-of-scope class, which is never an accepted answer), and which answers the
+    artifact accepts at its threshold."""
+    p = artifact.probabilities(x)
+    pred = p.argmax(axis=1).astype(np.int64)
+    score = p.max(axis=1).astype(np.float32)
+    if artifact.oos_label is not None:
+        score[pred == artifact.labels.index(artifact.oos_label)] = -1.0
+    return pred, score, score >= artifact.threshold
+
+
+def selective_accuracy(
+    score: Floats, correct: npt.NDArray[np.bool_], coverage: float
+) -> float | None:
+    """Accuracy of the `coverage` share of answers with the highest scores (``None``: none)."""
+    k = round(coverage * len(score))
+    if k == 0:
+        return None
+    order = np.argsort(-score, kind="stable")[:k]
+    return float(correct[order].mean())
+
+
+def _correct(artifact: Artifact, pred: Ints, truth: Sequence[str]) -> npt.NDArray[np.bool_]:
+    names = np.asarray(artifact.labels)[pred]
+    return np.asarray(names == np.asarray(truth, dtype=object), dtype=bool)
+
+
+def promotion_gate(
+    current: Artifact,
+    candidate: Artifact,
+    *,
+    held_x: Floats,
+    held_y: Sequence[str],
+    val_x: Floats,
+    val_y: Sequence[str],
+    rule: PromotionRule,
+    candidate_threshold: Threshold | None = None,
+) -> GateDecision:
+    """Compare `candidate` with `current` on held-out teacher labels at the same coverage and
+    on the base validation split; promote only when it is better there and no worse here."""
+    numbers: dict[str, Any] = {"held_out": len(held_y), "rule": rule.describe()}
+    cur_pred, cur_score, _ = accepted_ranking(current, held_x)
+    cand_pred, cand_score, cand_accepts = accepted_ranking(candidate, held_x)
+    # The coverage the candidate would run at on these items; all of them if it accepts none.
+    coverage = float(cand_accepts.mean()) if len(held_y) and cand_accepts.any() else 1.0
+    cand_right = _correct(candidate, cand_pred, held_y)
+    cur_right = _correct(current, cur_pred, held_y)
+    cand_held = selective_accuracy(cand_score, cand_right, coverage)
+    cur_held = selective_accuracy(cur_score, cur_right, coverage)
+    cand_all = float(cand_right.mean()) if len(held_y) else 0.0
+    cur_all = float(cur_right.mean()) if len(held_y) else 0.0
+    val_cur = float(_correct(current, accepted_ranking(current, val_x)[0], val_y).mean())
+    val_cand = float(_correct(candidate, accepted_ranking(candidate, val_x)[0], val_y).mean())
+    numbers |= {
+        "coverage": coverage,
+        "held_out_accuracy": {"current": cur_held, "candidate": cand_held},
+        "held_out_accuracy_all": {"current": cur_all, "candidate": cand_all},
+        "validation_accuracy": {"current": val_cur, "candidate": val_cand},
+    }
+    if candidate_threshold is not None:
+        numbers["threshold"] = asdict(candidate_threshold)
+    if len(held_y) < rule.min_held_out:
+        return GateDecision(
+            False,
+            f"only {len(held_y)} held-out teacher labels (the rule needs {rule.min_held_out}); "
+            "the current version stays",
+            numbers,
+        )
+    # Better: more accurate at the candidate's coverage, or as accurate there and more
+    # accurate over all held-out labels (a few dozen items at a low coverage often tie).
+    better = (
+        cand_held is not None
+        and cur_held is not None
+        and cand_held >= cur_held
+        and (cand_held > cur_held + rule.min_gain or cand_all > cur_all + rule.min_gain)
+    )
+    if not better:
+        return GateDecision(
+            False,
+            f"not better on the held-out teacher labels: {_pct(cand_held)} vs "
+            f"{_pct(cur_held)} for the current version at {coverage:.0%} coverage, "
+            f"{cand_all:.2%} vs {cur_all:.2%} over all {len(held_y)}",
+            numbers,
+        )
+    if val_cand < val_cur - rule.max_base_drop:
+        return GateDecision(
+            False,
+            f"worse on the base validation split ({val_cand:.2%} vs {val_cur:.2%})",
+            numbers,
+        )
+    if candidate_threshold is not None and not candidate_threshold.reached:
+        return GateDecision(
+            False,
+            f"the candidate's answers never reach {candidate_threshold.target_precision:.0%} "
+            "precision on the validation split; the current version stays",
+            numbers,
+        )
+    return GateDecision(
+        True,
+        f"better on {len(held_y)} held-out teacher labels ({_pct(cand_held)} vs "
+        f"{_pct(cur_held)} at {coverage:.0%} coverage, {cand_all:.2%} vs {cur_all:.2%} over "
+        f"all) and no worse on the base validation split ({val_cand:.2%} vs {val_cur:.2%})",
+        numbers,
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+@dataclass
+class DistillData:
+    """Features and class indices (into the current version's labels) for one distillation."""
+
+    base_x: Floats
+    base_y: Ints
+    val_x: Floats
+    val_y: Ints
+    teacher_x: Floats
+    teacher_y: Ints
+    held_x: Floats
+    held_y: Ints
+    #: What the teacher labels were (for the card): counts, sources, time range.
+    teacher_note: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistillOutcome:
+    candidate: Artifact
+    fitted: FittedClassifier
+    decision: GateDecision
+    card: dict[str, Any]
+    #: CPU seconds the candidate took to train and calibrate (all threads).
+    cpu_seconds: float
+
+
+def distill_candidate(
+    current: Artifact,
+    data: DistillData,
+    *,
+    rule: PromotionRule,
+    target_precision: float,
+    lower_bound: float | None = 0.95,
+    calibration: Method = "temperature",
+    heads: Sequence[HeadConfig] | None = None,
+    command: str = "",
+) -> DistillOutcome:
+    """Train a candidate on base + teacher labels, calibrate it on the base validation split,
+    and put it through the promotion gate against `current`."""
+    started = time.process_time()
+    oos_index = current.labels.index(current.oos_label) if current.oos_label else None
+    fitted = fit_classifier(
+        np.concatenate([data.base_x, data.teacher_x]),
+        np.concatenate([data.base_y, data.teacher_y]),
+        data.val_x,
+        data.val_y,
+        len(current.labels),
+        oos_index=oos_index,
+        macro=current.variant == "three_class",
+        calibration=calibration,
+        target_precision=target_precision,
+        lower_bound=lower_bound,
+        heads=heads,
+    )
+    candidate = classifier_artifact(current, fitted)
+    names = np.asarray(current.labels)
+    decision = promotion_gate(
+        current,
+        candidate,
+        held_x=data.held_x,
+        held_y=list(names[data.held_y]),
+        val_x=data.val_x,
+        val_y=list(names[data.val_y]),
+        rule=rule,
+        candidate_threshold=fitted.threshold,
+    )
+    cpu = time.process_time() - started
+    card = lineage_card(current, fitted, decision, data, command=command)
+    candidate.card = card
+    return DistillOutcome(candidate, fitted, decision, card, cpu)
+
+
+def lineage_card(
+    current: Artifact,
+    fitted: FittedClassifier,
+    decision: GateDecision,
+    data: DistillData,
+    *,
+    command: str,
+) -> dict[str, Any]:
+    """The candidate's model card: the parent's, with its own head, calibration, threshold,
+    metrics and lineage (parent version, teacher labels used, the gate's rule and numbers)."""
+    card = {k: v for k, v in current.card.items() if k not in ("version", "finetune", "lineage")}
+    threshold = fitted.threshold
+    card |= {
+        "name": current.name,
+        "specialist": current.specialist,
+        "variant": current.variant,
+        "encoder": current.encoder_id,
+        "labels": list(current.labels),
+        "oos_label": current.oos_label,
+        "head": fitted.config.describe(),
+        "head_selection": fitted.tried,
+        "calibration": {
+            **fitted.calibrator.to_json(),
+            "iso_x": len(fitted.calibrator.iso_x),
+            "iso_y": len(fitted.calibrator.iso_y),
+            "ece_before": fitted.val_metrics["ece_before"],
+            "ece_after": fitted.val_metrics["ece_after"],
+            "fitted_on": "validation",
+        },
+        "threshold": {
+            "value": served_threshold(threshold),
+            "target_precision": threshold.target_precision,
+            "precision": threshold.precision,
+            "coverage": threshold.coverage,
+            "reached": threshold.reached,
+            "rule": "lowest threshold whose one-sided lower confidence bound of the "
+            "validation precision reaches the target",
+        },
+        "metrics": {"validation": fitted.val_metrics},
+        "lineage": {
+            "parent": current.ref,
+            "base_examples": len(data.base_y),
+            "teacher_labels_trained": len(data.teacher_y),
+            "teacher_labels_held_out": len(data.held_y),
+            "teacher": data.teacher_note,
+            "promotion": decision.to_json(),
+        },
+        "command": command,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    data_section = dict(card.get("data") or {})
+    data_section.setdefault("source", "")
+    data_section.setdefault("format", "")
+    data_section.setdefault("splits", {})
+    card["data"] = data_section
+    return card

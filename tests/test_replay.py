@@ -1,0 +1,210 @@
+"""`orchestrator eval-distill`: the replay evaluation, end to end on small data the tests write
+(train/val/test JSONL), with the simulated gold teacher and with recorded teacher answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.app import main
+from orchestrator.specialists.artifacts import load_artifact
+from orchestrator.specialists.versions import VersionStore
+
+PATTERNS = {
+    "weather": [
+        "what is the weather in {c}",
+        "will it rain in {c} tomorrow",
+        "how hot is it in {c} today",
+        "is it snowing in {c}",
+        "do I need an umbrella in {c}",
+    ],
+    "flights": [
+        "book a flight to {c}",
+        "find flights from here to {c}",
+        "cheapest plane ticket to {c}",
+        "when does the next plane to {c} leave",
+        "I want to fly to {c} on friday",
+    ],
+    "music": [
+        "play some jazz from {c}",
+        "put on a song by a band from {c}",
+        "play the radio station of {c}",
+        "start my playlist about {c}",
+        "play music that sounds like {c}",
+    ],
+    "restaurants": [
+        "find a restaurant in {c}",
+        "where can I eat sushi in {c}",
+        "book a table for two in {c}",
+        "best pizza place in {c}",
+        "is there a vegan cafe in {c}",
+    ],
+}
+_PLACES = [
+    "paris",
+    "tokyo",
+    "lima",
+    "oslo",
+    "cairo",
+    "rome",
+    "delhi",
+    "quito",
+    "madrid",
+    "berlin",
+    "vienna",
+    "prague",
+    "warsaw",
+    "athens",
+    "lisbon",
+    "bogota",
+    "santiago",
+    "caracas",
+    "manila",
+    "jakarta",
+    "hanoi",
+    "bangkok",
+    "beijing",
+    "shanghai",
+    "mumbai",
+    "karachi",
+    "tehran",
+    "baghdad",
+    "riyadh",
+    "dubai",
+    "accra",
+    "seoul",
+    "perth",
+    "sydney",
+    "auckland",
+    "toronto",
+    "chicago",
+    "boston",
+    "denver",
+    "dublin",
+    "nairobi",
+    "havana",
+]
+CITIES = {"train": _PLACES[:30], "val": _PLACES[30:38], "test": _PLACES[38:]}
+
+
+def _write(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, cities in CITIES.items():
+        rows = [
+            {"text": pattern.format(c=city), "label": label}
+            for label, patterns in PATTERNS.items()
+            for pattern in patterns
+            for city in cities
+        ]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write(tmp_path_factory.mktemp("replay") / "data")
+
+
+def _run(
+    data: Path, tmp: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> dict[str, object]:
+    code = main(
+        [
+            "eval-distill",
+            "demo",
+            "--data",
+            str(data),
+            "--format",
+            "jsonl",
+            "--shots",
+            "2",
+            "--rounds",
+            "3",
+            "--cache-dir",
+            str(tmp / "cache"),
+            *extra,
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report: dict[str, object] = json.loads(captured.out)
+    return report
+
+
+def test_replay_reports_every_round_and_keeps_the_versions(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    plot = tmp_path / "replay.png"
+    report = _run(data, tmp_path, capsys, "--store", str(store), "--plot", str(plot))
+    assert str(report["teacher"]).startswith("simulated teacher (gold labels")
+    rounds = report["rounds"]
+    assert isinstance(rounds, list) and len(rounds) == 3
+    splits = report["splits"]
+    assert isinstance(splits, dict)
+    assert splits["seed"] == 8 and splits["stream"] == 600 - 8
+    assert sum(r["requests"] for r in rounds) == splits["stream"]
+    for row in rounds:
+        assert set(row) >= {"requests", "frontier_share", "accepted_accuracy", "test_accuracy"}
+        assert row["version"].startswith("demo@")
+        assert row["escalated"] == round(row["frontier_share"] * row["requests"])
+        cost = row["cost"]
+        # The escalations make the cost; the specialist's CPU time adds a little.
+        frontier = row["frontier_share"] * cost["all_frontier_per_1000_requests_usd"]
+        assert cost["per_1000_requests_usd"] == pytest.approx(frontier, rel=0.1, abs=0.01)
+        assert cost["per_1000_requests_usd"] > 0
+    assert rounds[0]["version"] == "demo@1"
+    # Every round's candidate is kept; the promoted ones serve the later rounds.
+    kept = VersionStore(store)
+    assert kept.versions("demo") == [1, 2, 3, 4]
+    promoted = [r["distilled"]["candidate"] for r in rounds if r["distilled"]["promoted"]]
+    final = report["final"]
+    assert isinstance(final, dict)
+    assert final["version"] == (promoted[-1] if promoted else "demo@1")
+    assert load_artifact("demo", store).ref == final["version"]
+    card = load_artifact("demo@2", store).card
+    assert card["lineage"]["parent"] == "demo@1"
+    assert card["lineage"]["teacher_labels_trained"] + card["lineage"]["teacher_labels_held_out"]
+    assert plot.stat().st_size > 10_000
+
+
+def test_replay_with_recorded_teacher_answers(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = tmp_path / "teacher.jsonl"
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    # The recorded teacher answered half of the requests, with its usage.
+    answers.write_text(
+        "".join(
+            json.dumps({**r, "input_tokens": 500, "output_tokens": 20}) + "\n" for r in rows[::2]
+        )
+    )
+    report = _run(data, tmp_path, capsys, "--teacher", str(answers))
+    assert str(report["teacher"]).startswith("recorded teacher answers (300 in")
+    rounds = report["rounds"]
+    assert isinstance(rounds, list)
+    assert sum(r["unanswered"] for r in rounds) > 0
+    assert all(r["teacher_labels"] + r["unanswered"] == r["escalated"] for r in rounds)
+    assert report["store"] is None  # a temporary store, gone after the run
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shots", "150"], "--shots 150: 4 label(s) have no more than 150"),
+        (["--teacher-noise", "1.5"], "--teacher-noise 1.5"),
+        (["--teacher", "nope.jsonl"], "--teacher nope.jsonl: no such file"),
+        (["--rounds", "0"], "--rounds 0"),
+        (["--format", "sst2"], "--format 'sst2': the replay reads"),
+    ],
+)
+def test_replay_mistakes_are_one_line(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    base = ["eval-distill", "demo", "--data", str(data), "--format", "jsonl"]
+    assert main([*base, "--cache-dir", str(tmp_path / "cache"), *args]) == 3
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
