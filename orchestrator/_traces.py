@@ -28,6 +28,7 @@ from orchestrator._logging import REDACTED, redact_secrets
 
 __all__ = [
     "TEACHER_SOURCES",
+    "TRACES_FILE",
     "SQLiteTraceStore",
     "Trace",
     "TraceStore",

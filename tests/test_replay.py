@@ -11,100 +11,12 @@ import pytest
 from orchestrator.cli.app import main
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.versions import VersionStore
-
-PATTERNS = {
-    "weather": [
-        "what is the weather in {c}",
-        "will it rain in {c} tomorrow",
-        "how hot is it in {c} today",
-        "is it snowing in {c}",
-        "do I need an umbrella in {c}",
-    ],
-    "flights": [
-        "book a flight to {c}",
-        "find flights from here to {c}",
-        "cheapest plane ticket to {c}",
-        "when does the next plane to {c} leave",
-        "I want to fly to {c} on friday",
-    ],
-    "music": [
-        "play some jazz from {c}",
-        "put on a song by a band from {c}",
-        "play the radio station of {c}",
-        "start my playlist about {c}",
-        "play music that sounds like {c}",
-    ],
-    "restaurants": [
-        "find a restaurant in {c}",
-        "where can I eat sushi in {c}",
-        "book a table for two in {c}",
-        "best pizza place in {c}",
-        "is there a vegan cafe in {c}",
-    ],
-}
-_PLACES = [
-    "paris",
-    "tokyo",
-    "lima",
-    "oslo",
-    "cairo",
-    "rome",
-    "delhi",
-    "quito",
-    "madrid",
-    "berlin",
-    "vienna",
-    "prague",
-    "warsaw",
-    "athens",
-    "lisbon",
-    "bogota",
-    "santiago",
-    "caracas",
-    "manila",
-    "jakarta",
-    "hanoi",
-    "bangkok",
-    "beijing",
-    "shanghai",
-    "mumbai",
-    "karachi",
-    "tehran",
-    "baghdad",
-    "riyadh",
-    "dubai",
-    "accra",
-    "seoul",
-    "perth",
-    "sydney",
-    "auckland",
-    "toronto",
-    "chicago",
-    "boston",
-    "denver",
-    "dublin",
-    "nairobi",
-    "havana",
-]
-CITIES = {"train": _PLACES[:30], "val": _PLACES[30:38], "test": _PLACES[38:]}
-
-
-def _write(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, cities in CITIES.items():
-        rows = [
-            {"text": pattern.format(c=city), "label": label}
-            for label, patterns in PATTERNS.items()
-            for pattern in patterns
-            for city in cities
-        ]
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+from tests.intents import write_intent_splits
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write(tmp_path_factory.mktemp("replay") / "data")
+    return write_intent_splits(tmp_path_factory.mktemp("replay") / "data")
 
 
 def _run(

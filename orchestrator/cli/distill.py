@@ -1,5 +1,6 @@
-"""CLI commands of the distillation loop: ``eval-distill`` (the replay evaluation) and the
-artifact versions (``specialists versions|promote|rollback``).
+"""CLI commands of the distillation loop: ``eval-distill`` (the replay evaluation),
+``distill`` (from the trace store), ``traces export``, and the artifact versions
+(``specialists versions|promote|rollback``).
 
 ``register(app, specialists_app)`` adds them to the main typer app.
 """
@@ -16,12 +17,13 @@ from rich.table import Table
 
 from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
+from orchestrator._orchestrator import DEFAULT_STATE_DIR
 from orchestrator.cli._output import err, out
 from orchestrator.specialists.artifacts import DEFAULT_STORE
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
 from orchestrator.specialists.versions import VersionStore
 
-__all__ = ["eval_distill", "promote", "rollback", "versions"]
+__all__ = ["distill", "eval_distill", "promote", "rollback", "traces_app", "traces_export", "versions"]
 
 _REPLAY_FORMATS = ("banking77", "clinc150", "csv", "jsonl")
 
@@ -251,3 +253,116 @@ def rollback(
     target = kept.rollback(name, reason="by hand")
     out.print(f"{name}@{target} is promoted again (was @{current})")
     return 0
+
+
+StateDirOpt = Annotated[
+    Path, typer.Option(help="State directory holding the trace store (traces.sqlite).")
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(help="Only traces from this time on: ISO time or 30m, 12h, 7d back."),
+]
+
+
+def distill(
+    name: Annotated[str, typer.Argument(help="Artifact name in the store.")],
+    store: Annotated[Path, typer.Option(help="Artifact store.")] = DEFAULT_STORE,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    min_labels: Annotated[
+        int, typer.Option(help="Distil only with at least this many teacher labels.")
+    ] = 50,
+    since: SinceOpt = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Base training data (default: as the model card says).")
+    ] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Format of --data.")] = None,
+    finetune: Annotated[
+        bool,
+        typer.Option(help="Fine-tune the encoder too (the `train` extra; minutes to an hour)."),
+    ] = False,
+    cache_dir: Annotated[
+        Path, typer.Option("--cache-dir", help="Embedding cache directory.")
+    ] = DEFAULT_CACHE_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> int:
+    """Train a candidate from the base data plus the teacher labels in the trace store,
+    compare it with the current version, and promote it only if it is better."""
+    from orchestrator._distillation import distill_from_traces
+    from orchestrator._traces import open_trace_store, parse_since
+
+    settings = None
+    if finetune:
+        from orchestrator.specialists.training.finetune import FinetuneConfig, require_torch
+
+        require_torch()  # before any data loads: the message names the extra
+        settings = FinetuneConfig()
+    if min_labels < 1:
+        raise ConfigurationError(f"--min-labels {min_labels}: give at least 1")
+    start = parse_since(since) if since else None
+    if (data is None) != (format is None):
+        raise ConfigurationError("give --data and --format together")
+    traces = open_trace_store(state_dir)
+    try:
+        with err.status(f"distilling {name}…"):
+            report = distill_from_traces(
+                name,
+                traces,
+                store=store,
+                min_labels=min_labels,
+                since=start,
+                data=data,
+                fmt=format,
+                finetune=settings,
+                cache_dir=cache_dir,
+                command=" ".join(["orchestrator", "distill", name]),
+            )
+    finally:
+        traces.close()
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+        return 0
+    if not report.distilled:
+        out.print(f"{report.current} stays: {report.reason}")
+    elif report.promoted:
+        out.print(f"{report.candidate} is promoted (was {report.current}): {report.reason}")
+    else:
+        out.print(
+            f"{report.candidate} is kept but not promoted; {report.current} stays: {report.reason}"
+        )
+    for reason, count in report.skipped.items():
+        out.print(f"left out: {count} trace(s) with {reason}")
+    return 0
+
+
+def traces_export(
+    name: Annotated[str, typer.Argument(help="A binding's or an artifact's name.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    since: SinceOpt = None,
+    taught_only: Annotated[
+        bool, typer.Option(help="Only traces whose final answer came from a teacher.")
+    ] = False,
+) -> int:
+    """Write a specialist's traces as JSON lines (one subtask each)."""
+    from orchestrator._traces import TRACES_FILE, export_traces, open_trace_store, parse_since
+
+    if not (state_dir / TRACES_FILE).is_file():
+        raise ConfigurationError(
+            f"no trace store in {state_dir} ({TRACES_FILE}); runs record traces there"
+        )
+    start = parse_since(since) if since else None
+    traces = open_trace_store(state_dir)
+    try:
+        count = export_traces(traces, name, out_file, since=start, taught_only=taught_only)
+    finally:
+        traces.close()
+    out.print(f"{count} trace(s) of {name} -> {out_file}")
+    return 0
+
+
+traces_app = typer.Typer(
+    help="The trace store: what each subtask asked and got.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+traces_app.command("export")(traces_export)

@@ -49,6 +49,14 @@ COMMANDS = {
         "Replay a dataset's training split as traffic: escalations get the teacher's label, a\n"
         "candidate is distilled after each round, and every round is scored on the test split.",
     ),
+    "distill": Lazy(
+        "orchestrator.cli.distill:distill",
+        "Train a candidate from the base data plus the teacher labels in the trace store,\n"
+        "compare it with the current version, and promote it only if it is better.",
+    ),
+    "traces": Lazy(
+        "orchestrator.cli.distill:traces_app", "The trace store: what each subtask asked and got."
+    ),
     "graph": Lazy("orchestrator.cli.graph:app", "Validate, draw and list graph files."),
     "specialists": Lazy("orchestrator.cli.specialists:app", "The registered specialists."),
     "mcp": Lazy(

@@ -35,6 +35,7 @@ __all__ = [
     "classifier_artifact",
     "distill_candidate",
     "held_out",
+    "lineage",
     "promotion_gate",
     "selective_accuracy",
     "served_threshold",
@@ -158,12 +159,19 @@ def promotion_gate(
     val_y: Sequence[str],
     rule: PromotionRule,
     candidate_threshold: Threshold | None = None,
+    candidate_held_x: Floats | None = None,
+    candidate_val_x: Floats | None = None,
 ) -> GateDecision:
     """Compare `candidate` with `current` on held-out teacher labels at the same coverage and
-    on the base validation split; promote only when it is better there and no worse here."""
+    on the base validation split; promote only when it is better there and no worse here.
+
+    ``candidate_held_x`` and ``candidate_val_x`` are the candidate's own features when it runs
+    another encoder than the current version (a fine-tuned one)."""
+    own_held = held_x if candidate_held_x is None else candidate_held_x
+    own_val = val_x if candidate_val_x is None else candidate_val_x
     numbers: dict[str, Any] = {"held_out": len(held_y), "rule": rule.describe()}
     cur_pred, cur_score, _ = accepted_ranking(current, held_x)
-    cand_pred, cand_score, cand_accepts = accepted_ranking(candidate, held_x)
+    cand_pred, cand_score, cand_accepts = accepted_ranking(candidate, own_held)
     # The coverage the candidate would run at on these items; all of them if it accepts none.
     coverage = float(cand_accepts.mean()) if len(held_y) and cand_accepts.any() else 1.0
     cand_right = _correct(candidate, cand_pred, held_y)
@@ -173,7 +181,7 @@ def promotion_gate(
     cand_all = float(cand_right.mean()) if len(held_y) else 0.0
     cur_all = float(cur_right.mean()) if len(held_y) else 0.0
     val_cur = float(_correct(current, accepted_ranking(current, val_x)[0], val_y).mean())
-    val_cand = float(_correct(candidate, accepted_ranking(candidate, val_x)[0], val_y).mean())
+    val_cand = float(_correct(candidate, accepted_ranking(candidate, own_val)[0], val_y).mean())
     numbers |= {
         "coverage": coverage,
         "held_out_accuracy": {"current": cur_held, "candidate": cand_held},
@@ -303,6 +311,26 @@ def distill_candidate(
     return DistillOutcome(candidate, fitted, decision, card, cpu)
 
 
+def lineage(
+    parent: Artifact,
+    decision: GateDecision,
+    *,
+    base: int,
+    trained: int,
+    held: int,
+    teacher: dict[str, Any],
+) -> dict[str, Any]:
+    """The model card's lineage: the parent version, what was trained on, the gate's verdict."""
+    return {
+        "parent": parent.ref,
+        "base_examples": base,
+        "teacher_labels_trained": trained,
+        "teacher_labels_held_out": held,
+        "teacher": teacher,
+        "promotion": decision.to_json(),
+    }
+
+
 def lineage_card(
     current: Artifact,
     fitted: FittedClassifier,
@@ -342,14 +370,14 @@ def lineage_card(
             "validation precision reaches the target",
         },
         "metrics": {"validation": fitted.val_metrics},
-        "lineage": {
-            "parent": current.ref,
-            "base_examples": len(data.base_y),
-            "teacher_labels_trained": len(data.teacher_y),
-            "teacher_labels_held_out": len(data.held_y),
-            "teacher": data.teacher_note,
-            "promotion": decision.to_json(),
-        },
+        "lineage": lineage(
+            current,
+            decision,
+            base=len(data.base_y),
+            trained=len(data.teacher_y),
+            held=len(data.held_y),
+            teacher=data.teacher_note,
+        ),
         "command": command,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

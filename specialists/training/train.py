@@ -191,6 +191,7 @@ def train_artifact(
     specialist: str,
     variant: str | None = None,
     target_precision: float = 0.95,
+    lower_bound: float | None = None,
     calibration: Method = "temperature",
     class_offsets: bool = False,
     heads: Sequence[HeadConfig] | None = None,
@@ -208,6 +209,9 @@ def train_artifact(
     data with every class weighted the same (:func:`~orchestrator.specialists.training.
     calibration.fit_class_bias`): for macro recall when the served data drifts from the
     validation data.
+
+    ``lower_bound`` asks the threshold for a lower confidence bound of the precision
+    (:func:`fit_classifier`).
 
     ``encoder_files`` ship a fine-tuned `encoder` inside the artifact: ``encoder.onnx`` (or the
     first ``*.onnx`` name given) and ``tokenizer.json``. ``card_extra`` is merged into the card.
@@ -256,6 +260,7 @@ def train_artifact(
         calibration=calibration,
         class_offsets=class_offsets,
         target_precision=target_precision,
+        lower_bound=lower_bound,
         heads=heads,
         refit_on_all=carved,
         progress=progress,

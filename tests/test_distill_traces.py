@@ -1,0 +1,150 @@
+"""`orchestrator distill NAME`: a candidate from the base data plus the teacher labels in the
+trace store, the promotion gate, rollback, and `traces export`, with a scripted teacher on
+small data the tests write."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator._traces import Trace, open_trace_store
+from orchestrator.cli.app import main
+from orchestrator.specialists.artifacts import load_artifact
+from orchestrator.specialists.versions import VersionStore
+from tests.intents import CITIES, PATTERNS, intent_rows, write_intent_splits
+
+# The base data knows one phrasing of each intent; the traffic uses the other four.
+BASE = slice(0, 1)
+TRAFFIC = slice(1, None)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("distill")
+    data = write_intent_splits(root / "data", patterns=BASE)
+    # Validation data is drawn like the traffic (every phrasing): 160 texts, enough for the
+    # lower bound of a 97% precision.
+    rows = intent_rows(CITIES["val"])
+    (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train = ["specialists", "train", "demo", "--data", str(data), "--format", "jsonl"]
+    where = ["--store", str(root / "store"), "--cache-dir", str(root / "cache")]
+    assert main([*train, "--specialist", "intent", *where, "--json"]) == 0
+    return root
+
+
+def _fresh(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the trained store and an empty state directory for one test."""
+    store = tmp_path / "store"
+    shutil.copytree(trained / "store", store)
+    return store, tmp_path / "state"
+
+
+def _teach(state: Path, teacher: dict[str, str] | None = None) -> int:
+    """Record the traffic as escalated subtasks that a scripted frontier teacher answered
+    (``teacher`` renames labels: a teacher that gets some intents wrong)."""
+    rows = intent_rows(CITIES["train"], TRAFFIC)
+    store = open_trace_store(state)
+    store.add(
+        [
+            Trace(
+                run_id=f"run-{i}",
+                subtask_id="intent",
+                specialist="intent",
+                artifact="demo",
+                input={"text": row["text"]},
+                answer={"label": "out_of_scope"},
+                confidence=0.3,
+                verdict="confidence 0.30 is below 0.80",
+                final={"label": (teacher or {}).get(row["label"], row["label"])},
+                source="frontier",
+                rung="frontier",
+            )
+            for i, row in enumerate(rows)
+        ]
+    )
+    store.close()
+    return len(rows)
+
+
+def _distill(store: Path, state: Path, trained: Path, *extra: str) -> int:
+    args = ["distill", "demo", "--store", str(store), "--state-dir", str(state)]
+    return main([*args, "--cache-dir", str(trained / "cache"), *extra, "--json"])
+
+
+def test_a_better_candidate_is_promoted_and_can_be_rolled_back(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, state = _fresh(trained, tmp_path)
+    assert _teach(state) == 4 * 4 * 30
+    code = _distill(store, state, trained)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["distilled"] and report["promoted"], report["reason"]
+    assert report["candidate"] == "demo@2" and report["current"] == "demo"
+    assert report["teacher_labels"] == 480 and 40 < report["held_out"] < 110
+    held = report["gate"]["held_out_accuracy_all"]
+    assert held["candidate"] > held["current"]
+    # The unversioned artifact became demo@1; demo now serves demo@2.
+    assert VersionStore(store).versions("demo") == [1, 2]
+    served = load_artifact("demo", store)
+    assert served.ref == "demo@2"
+    lineage = served.card["lineage"]
+    assert (
+        lineage["parent"] == "demo"
+        and lineage["teacher_labels_trained"] == 480 - report["held_out"]
+    )
+    assert lineage["promotion"]["promote"] is True and "rule" in lineage["promotion"]
+    assert "## Lineage" in (store / "demo@2" / "model_card.md").read_text()
+
+    assert main(["specialists", "rollback", "demo", "--store", str(store)]) == 0
+    assert load_artifact("demo", store).ref == "demo@1"
+
+
+def test_a_worse_candidate_is_refused_and_the_current_version_stays(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, state = _fresh(trained, tmp_path)
+    # A teacher that calls every flight request a restaurant booking, and the reverse.
+    _teach(state, {"flights": "restaurants", "restaurants": "flights"})
+    code = _distill(store, state, trained)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["distilled"] and not report["promoted"]
+    assert report["reason"].startswith("worse on the base validation split"), report["reason"]
+    assert VersionStore(store).versions("demo") == [1, 2]  # kept, for the record
+    assert load_artifact("demo", store).ref == "demo@1"
+    card = load_artifact("demo@2", store).card
+    assert card["lineage"]["promotion"]["promote"] is False
+
+
+def test_too_few_teacher_labels_distil_nothing(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, state = _fresh(trained, tmp_path)
+    _teach(state)
+    args = ["distill", "demo", "--store", str(store), "--state-dir", str(state)]
+    assert main([*args, "--min-labels", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "480 teacher labels for demo, fewer than the 1000 asked for" in out
+    assert VersionStore(store).versions("demo") == []
+    assert main([*args, "--since", "1d", "--min-labels", "1000"]) == 0
+    assert "in the time given" in capsys.readouterr().out
+
+
+def test_traces_export_writes_the_teacher_labels(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, state = _fresh(trained, tmp_path)
+    _teach(state)
+    out = tmp_path / "demo.jsonl"
+    args = ["traces", "export", "demo", "--out", str(out), "--state-dir", str(state)]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 480 and rows[0]["source"] == "frontier"
+    assert {r["final"]["label"] for r in rows} == set(PATTERNS)
+    assert (
+        main(["traces", "export", "demo", "--out", str(out), "--state-dir", str(tmp_path / "none")])
+        == 3
+    )
+    assert "no trace store in" in capsys.readouterr().err
