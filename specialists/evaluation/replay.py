@@ -195,6 +195,8 @@ class RoundReport:
     accepted_accuracy: float | None
     test_coverage: float
     test_accuracy: float
+    #: Accepted answers to in-scope test queries only (data with an out-of-scope label).
+    accepted_in_scope_accuracy: float | None
     #: The distillation after this round: the candidate and the gate's verdict.
     distilled: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, float] = field(default_factory=dict)
@@ -247,6 +249,9 @@ class _Scores:
     accepted_accuracy: float | None
     coverage: float
     accuracy: float
+    #: The accepted answers to in-scope queries only (eval-cascade's measure); None without
+    #: an out-of-scope label.
+    accepted_in_scope_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,10 +263,14 @@ def _score_test(artifact: Artifact, x: Floats, truth: Ints) -> _Scores:
     oos = artifact.labels.index(artifact.oos_label) if artifact.oos_label else None
     # CLINC150's accuracy counts in-scope queries; an accepted out-of-scope query is an error.
     in_scope = truth != oos if oos is not None else np.ones(len(truth), dtype=bool)
+    kept = accepts & in_scope
     return _Scores(
         accepted_accuracy=float(correct[accepts].mean()) if accepts.any() else None,
         coverage=float(accepts.mean()),
         accuracy=float(correct[in_scope].mean()),
+        accepted_in_scope_accuracy=(
+            float(correct[kept].mean()) if oos is not None and kept.any() else None
+        ),
     )
 
 
@@ -463,6 +472,7 @@ def run_replay(
             accepted_accuracy=scores.accepted_accuracy,
             test_coverage=scores.coverage,
             test_accuracy=scores.accuracy,
+            accepted_in_scope_accuracy=scores.accepted_in_scope_accuracy,
         )
         taught.add(new_rows, new_ys, key=f"{dataset.name}:train")
         data = DistillData(
