@@ -8,7 +8,10 @@ import numpy.typing as npt
 import pytest
 
 from orchestrator.specialists.artifacts import Artifact
-from orchestrator.specialists.calibration import threshold_for_precision, wilson_lower_bound
+from orchestrator.specialists.training.calibration import (
+    threshold_for_precision,
+    wilson_lower_bound,
+)
 from orchestrator.specialists.training.distill import (
     NEVER_ACCEPT,
     DistillData,

@@ -108,8 +108,10 @@ def test_every_lazy_summary_is_its_commands_first_paragraph() -> None:
     root = typer.main.get_group(cli_main.app)
     found = dict(_placeholders(root, "orchestrator"))
     assert sorted(found) == [
+        "orchestrator distill",
         "orchestrator eval",
         "orchestrator eval-cascade",
+        "orchestrator eval-distill",
         "orchestrator graph",
         "orchestrator mcp",
         "orchestrator resume",
@@ -117,8 +119,12 @@ def test_every_lazy_summary_is_its_commands_first_paragraph() -> None:
         "orchestrator serve",
         "orchestrator specialists",
         "orchestrator specialists build-pack",
+        "orchestrator specialists promote",
+        "orchestrator specialists rollback",
         "orchestrator specialists serve-command",
         "orchestrator specialists train",
+        "orchestrator specialists versions",
+        "orchestrator traces",
     ]
     for path, placeholder in found.items():
         loaded = load_command(path.rsplit(" ", 1)[1], placeholder.target)

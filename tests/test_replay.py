@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.app import main
+from orchestrator.cli.main import main
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.versions import VersionStore
 from tests.intents import write_intent_splits

@@ -133,7 +133,7 @@ def test_a_damaged_index_is_one_clear_error(tmp_path: Path) -> None:
 def test_versions_promote_and_rollback_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from orchestrator.cli.app import main
+    from orchestrator.cli.main import main
 
     store = VersionStore(tmp_path)
     for bias in (0.0, 1.0):

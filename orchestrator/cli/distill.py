@@ -23,7 +23,15 @@ from orchestrator.specialists.artifacts import DEFAULT_STORE
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
 from orchestrator.specialists.versions import VersionStore
 
-__all__ = ["distill", "eval_distill", "promote", "rollback", "traces_app", "traces_export", "versions"]
+__all__ = [
+    "distill",
+    "eval_distill",
+    "promote",
+    "rollback",
+    "traces_app",
+    "traces_export",
+    "versions",
+]
 
 _REPLAY_FORMATS = ("banking77", "clinc150", "csv", "jsonl")
 
@@ -287,8 +295,8 @@ def distill(
 ) -> int:
     """Train a candidate from the base data plus the teacher labels in the trace store,
     compare it with the current version, and promote it only if it is better."""
-    from orchestrator._distillation import distill_from_traces
     from orchestrator._traces import open_trace_store, parse_since
+    from orchestrator.specialists.training.from_traces import distill_from_traces
 
     settings = None
     if finetune:

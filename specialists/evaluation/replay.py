@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator._ledger import PriceTable, estimated_frontier_tokens
-from orchestrator.specialists.artifacts import Artifact, write_version
+from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder, bundled_encoder
 from orchestrator.specialists.evaluation.datasets import (
     DataError,
@@ -34,6 +34,7 @@ from orchestrator.specialists.evaluation.datasets import (
     stratified_split,
 )
 from orchestrator.specialists.evaluation.plotting import pyplot
+from orchestrator.specialists.training.artifacts import write_version
 from orchestrator.specialists.training.distill import (
     DistillData,
     PromotionRule,

@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.specialists.artifacts import Artifact
-from orchestrator.specialists.calibration import Method, Threshold
+from orchestrator.specialists.calibration import Method
 from orchestrator.specialists.heads import HeadConfig
+from orchestrator.specialists.training.calibration import Threshold
 from orchestrator.specialists.training.train import FittedClassifier, fit_classifier
 
 __all__ = [

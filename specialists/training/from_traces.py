@@ -25,17 +25,16 @@ from orchestrator.specialists.artifacts import (
     Artifact,
     artifact_encoder,
     load_artifact,
-    rewrite_model_card,
-    write_version,
 )
 from orchestrator.specialists.backends.encoder import TextEncoder
-from orchestrator.specialists.calibration import Threshold
 from orchestrator.specialists.evaluation.datasets import (
     Split,
     TextDataset,
     load_dataset,
     stratified_split,
 )
+from orchestrator.specialists.training.artifacts import rewrite_model_card, write_version
+from orchestrator.specialists.training.calibration import Threshold
 from orchestrator.specialists.training.distill import (
     DistillData,
     GateDecision,
