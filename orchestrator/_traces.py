@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator._errors import ConfigurationError
-from orchestrator._logging import REDACTED, redact_secrets
+from orchestrator._logging import redact_secrets
+from orchestrator._secrets import REDACTED
 
 __all__ = [
     "TEACHER_SOURCES",
