@@ -17,6 +17,12 @@ from langgraph.types import Command
 from orchestrator._checkpointers import CheckpointerKind, open_checkpointer
 from orchestrator._contracts import RunEvent, RunRequest, RunResult, ToolInfo
 from orchestrator._errors import ConfigurationError, RunError
+from orchestrator._learner import (
+    BackgroundLearner,
+    LearningEvent,
+    learning_plans,
+    waiting_labels,
+)
 from orchestrator._leases import (
     LEASES_FILE,
     MemoryThreadLeases,
@@ -25,9 +31,11 @@ from orchestrator._leases import (
 )
 from orchestrator._ledger import PriceTable
 from orchestrator._logging import get_logger
+from orchestrator._recorder import TraceRecorder
 from orchestrator._result import build_run_result
 from orchestrator._schemas import output_problems
 from orchestrator._state import RunState, run_finished
+from orchestrator._traces import TraceStore, open_trace_store
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.agents.answerer import FrontierAnswerer
@@ -92,6 +100,7 @@ class Orchestrator:
         prices: str | Path | PriceTable | None = None,
         leases: ThreadLeases | None = None,
         lease_wait_s: float = 0.0,
+        traces: bool | TraceStore | None = None,
     ) -> None:
         """
         Args:
@@ -113,6 +122,11 @@ class Orchestrator:
                 ``threads.sqlite`` next to the SQLite checkpoints, else this process only).
             lease_wait_s: how long a run of a thread that another runner holds waits for
                 it before :class:`ThreadBusyError` (default: refuse at once).
+            traces: where finished subtasks are recorded for distillation (see
+                ``orchestrator traces``): ``None`` (default) keeps them in
+                ``state_dir/traces.sqlite`` when the run state is kept on disk (the sqlite
+                checkpointer) or a binding learns; ``True`` always there, ``False`` never,
+                or a :class:`TraceStore` of your own. Bindings choose with ``record``.
         """
         self.spec = spec
         self._inprocess = inprocess
@@ -130,8 +144,13 @@ class Orchestrator:
         self._registry = registry or default_registry()
         self._toolset = toolset
         self._planner: Planner = planner or LocalPlanner()
+        self._traces_arg = traces
         self._stack: AsyncExitStack | None = None
         self._graph: Any = None
+        self._recorder: TraceRecorder | None = None
+        self._learner: BackgroundLearner | None = None
+        self._learned = 0  # the learner's generation the compiled graph was built at
+        self._open: tuple[Toolset, Any] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Orchestrator:
@@ -190,9 +209,9 @@ class Orchestrator:
             if self._toolset is None:
                 stack.push_async_callback(toolset.aclose)
             await toolset.warm_up()
-            tools = await self._tool_infos(toolset)
-            ctx = self._context(toolset, tools)
-            self._graph = build_state_graph(ctx).compile(checkpointer=saver)
+            self._open_recording(stack)
+            self._open = (toolset, saver)
+            await self._build()
         except BaseException:
             await stack.aclose()
             raise
@@ -209,6 +228,59 @@ class Orchestrator:
         if self._checkpointer == "sqlite":
             return SqliteThreadLeases(self.state_dir / LEASES_FILE)
         return self._local_leases
+
+    async def _build(self) -> None:
+        """Compile the graph over the open toolset; run again when the background learner
+        promoted a version, so that verification reads the new thresholds."""
+        assert self._open is not None
+        toolset, saver = self._open
+        tools = await self._tool_infos(toolset)
+        ctx = self._context(toolset, tools)
+        self._graph = build_state_graph(ctx).compile(checkpointer=saver)
+        self._learned = self._learner.generation if self._learner else 0
+
+    def _wants_traces(self) -> bool:
+        if self._traces_arg is not None and not isinstance(self._traces_arg, bool):
+            return True
+        if self._traces_arg is not None:
+            return self._traces_arg
+        learns = any(b.learn is not None for b in self.spec.specialists.values())
+        return learns or self._checkpointer == "sqlite"
+
+    def _open_recording(self, stack: AsyncExitStack) -> None:
+        """The trace store, its recorder, and the background learner (when a binding learns)."""
+        self._recorder = self._learner = None
+        if not self._wants_traces():
+            if any(b.learn is not None for b in self.spec.specialists.values()):
+                raise ConfigurationError(
+                    "a binding has `learn`, which needs the trace store that traces=False "
+                    "switches off"
+                )
+            return
+        store: TraceStore
+        if isinstance(self._traces_arg, bool) or self._traces_arg is None:
+            store = open_trace_store(self.state_dir)
+            stack.callback(store.close)
+        else:
+            store = self._traces_arg
+        plans = learning_plans(self.spec.specialists)
+        if plans:
+            self._learner = BackgroundLearner(
+                plans,
+                state_dir=self.state_dir,
+                counted={plan.binding: waiting_labels(plan, store) for plan in plans},
+            )
+        recorder = TraceRecorder(
+            store, self.spec.specialists, self._learner.taught if self._learner else None
+        )
+        stack.callback(recorder.close)
+        self._recorder = recorder
+
+    @property
+    def learning_events(self) -> list[LearningEvent]:
+        """What the background learner did while this orchestrator was open (distillations
+        started, promoted, kept, skipped, failed)."""
+        return list(self._learner.events) if self._learner else []
 
     async def acompile(self, checkpointer: BaseCheckpointSaver[str] | None = None) -> Any:
         """The compiled LangGraph graph on this orchestrator's toolset, for hosts that run
@@ -250,6 +322,7 @@ class Orchestrator:
             answerer=FrontierAnswerer(model) if model else None,
             composer=Composer(model) if model else None,
             verifiers=self._verifiers(),
+            recorder=self._recorder,
         )
 
     def _verifiers(self) -> dict[str, Any]:
@@ -283,7 +356,7 @@ class Orchestrator:
         await self.aclose()
 
     async def aclose(self) -> None:
-        stack, self._stack, self._graph = self._stack, None, None
+        stack, self._stack, self._graph, self._open = self._stack, None, None, None
         self._leases = None
         if stack is not None:
             await stack.aclose()
@@ -291,6 +364,8 @@ class Orchestrator:
     @asynccontextmanager
     async def _opened(self) -> AsyncIterator[Any]:
         if self._stack is not None:
+            if self._learner is not None and self._learner.generation != self._learned:
+                await self._build()  # a version was promoted since: serve it
             yield self._graph
             return
         async with self:
@@ -396,6 +471,9 @@ class Orchestrator:
                 )
             if pending:
                 yield event("awaiting_human", pending=pending)
+            if self._recorder is not None:
+                # A finished run's traces are on disk before it says so.
+                await asyncio.to_thread(self._recorder.flush)
             result = self._result(
                 tid,
                 final,

@@ -16,10 +16,16 @@ from typing_extensions import TypeVar
 from orchestrator._errors import ConfigurationError
 from orchestrator.specialists._base import Prediction, Specialist, TextInput
 from orchestrator.specialists._fewshot import FewShotHead, LabelSpec
-from orchestrator.specialists.artifacts import Artifact, artifact_encoder, load_artifact
+from orchestrator.specialists.artifacts import (
+    DEFAULT_STORE,
+    Artifact,
+    artifact_encoder,
+    load_artifact,
+)
 from orchestrator.specialists.backends.batching import MicroBatcher
 from orchestrator.specialists.backends.encoder import TextEncoder, Vectors, bundled_encoder
 from orchestrator.specialists.rung_confidence import load_rung_confidences
+from orchestrator.specialists.versions import VersionStore, parse_version_ref
 
 __all__ = ["ClassifierOptions", "LabelScore", "TextClassifier"]
 
@@ -75,6 +81,7 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
         self._head: FewShotHead | None = None
         self._encoder: TextEncoder | None = encoder
         self._trained: Artifact | None = None
+        self._stamp: tuple[int, int] | None = None
         self._batcher: MicroBatcher | None = None
 
     def default_labels(self) -> dict[str, LabelSpec]:
@@ -97,17 +104,40 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
 
     @property
     def artifact(self) -> Artifact | None:
-        """The trained artifact named in the options (read once), or ``None``."""
+        """The trained artifact named in the options, or ``None``. A name without a version
+        follows the promoted version: when the store promotes another one, the next call
+        uses it (one ``stat`` of the store's index tells)."""
         name = self.options.artifact
-        if self._trained is None and name:
+        if not name:
+            return None
+        stamp = self._promotion_stamp(name)
+        if self._trained is None or stamp != self._stamp:
             trained = load_artifact(name, self.options.store)
             if trained.specialist != self.name:
                 raise ConfigurationError(
                     f"artifact {name!r} was trained for the {trained.specialist!r} "
                     f"specialist, not {self.name!r}"
                 )
-            self._trained = trained
+            if self._trained is not None and self._encoder is not None:
+                self._follow_encoder(trained)
+            self._trained, self._stamp = trained, stamp
         return self._trained
+
+    def _promotion_stamp(self, name: str) -> tuple[int, int] | None:
+        ref = parse_version_ref(name)
+        if ref is None or ref.version is not None:
+            return None  # a directory or a pinned version: it never changes
+        return VersionStore(self.options.store or DEFAULT_STORE).stamp(ref.name)
+
+    def _follow_encoder(self, trained: Artifact) -> None:
+        """A newly promoted version may run another (fine-tuned) encoder: switch to it."""
+        assert self._encoder is not None
+        if trained.encoder_id == self._encoder.model_id:
+            return
+        self._encoder = artifact_encoder(trained)
+        if self._batcher is not None:
+            wait = self.options.micro_batch_wait_ms / 1000
+            self._batcher = MicroBatcher(self._encoder.encode, max_wait_s=wait)
 
     def rename(self, label: str, trained: Artifact) -> str:
         """The name a trained label is answered under (identity by default)."""

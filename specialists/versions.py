@@ -128,6 +128,16 @@ class VersionStore:
         promoted = self.promoted(ref.name)
         return self.path(ref.name, promoted) if promoted is not None else None
 
+    def stamp(self, name: str) -> tuple[int, int] | None:
+        """Which index of `name` is in place (``None``: it has none); cheap enough to ask on
+        every request. Every write replaces the file, so a change shows in the inode even
+        within one tick of the clock."""
+        try:
+            info = self._index_file(name).stat()
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns
+
     def card(self, name: str, version: int) -> dict[str, Any]:
         file = self.path(name, version) / "model_card.json"
         if not file.is_file():

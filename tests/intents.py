@@ -36,6 +36,44 @@ PATTERNS = {
         "is there a vegan cafe in {c}",
     ],
 }
+#: Ways of asking that share no key word with PATTERNS: a specialist trained on PATTERNS
+#: alone is unsure of them, and often wrong (the traffic its teacher labels).
+PARAPHRASES = {
+    "weather": [
+        "should I pack a coat for {c}",
+        "what is it like outside in {c} right now",
+        "any storms coming to {c}",
+    ],
+    "flights": [
+        "get me out to {c} by air",
+        "are there seats to {c} next week",
+        "how long is the trip by air to {c}",
+    ],
+    "music": [
+        "I want to hear something from {c}",
+        "turn up some tunes from {c}",
+        "any good albums recorded in {c}",
+    ],
+    "restaurants": [
+        "I am hungry in {c}",
+        "dinner reservations in {c}",
+        "where do locals eat in {c}",
+    ],
+}
+
+#: The nodes and edges of a graph that runs its ``intent`` binding once (append to a graph's
+#: name and specialists).
+TRIAGE = """\
+nodes:
+  triage:
+    kind: specialists
+    subtasks:
+      - {id: intent, specialist: intent}
+edges:
+  - {from: START, to: triage}
+  - {from: triage, to: END}
+"""
+
 _PLACES = [
     "paris",
     "tokyo",
@@ -95,11 +133,62 @@ def write_intent_splits(
     return folder
 
 
-def intent_rows(cities: list[str], patterns: slice = slice(None)) -> list[dict[str, str]]:
-    """{"text", "label"} rows: the labels' patterns (a slice of them) with each city."""
+def intent_rows(
+    cities: list[str],
+    patterns: slice = slice(None),
+    phrasings: dict[str, list[str]] = PATTERNS,
+) -> list[dict[str, str]]:
+    """{"text", "label"} rows: the labels' `phrasings` (a slice of them) with each city."""
     return [
         {"text": pattern.format(c=city), "label": label}
-        for label, shapes in PATTERNS.items()
+        for label, shapes in phrasings.items()
         for pattern in shapes[patterns]
         for city in cities
     ]
+
+
+def train_intent_artifact(root: Path, name: str, *, patterns: slice) -> Path:
+    """An intent artifact `name` in ``root/store``, trained on the train split's `patterns`
+    (the base data) and validated on every phrasing of the validation cities, which is how
+    traffic looks (160 texts: enough for the lower bound of a 97% precision)."""
+    from orchestrator.cli.main import main
+
+    data = write_intent_splits(root / "data", patterns=patterns)
+    rows = intent_rows(CITIES["val"])
+    (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train = ["specialists", "train", name, "--data", str(data), "--format", "jsonl"]
+    where = ["--store", str(root / "store"), "--cache-dir", str(root / "cache")]
+    assert main([*train, "--specialist", "intent", *where, "--json"]) == 0
+    return root
+
+
+def record_teacher_labels(
+    state: Path, rows: list[dict[str, str]], teacher: dict[str, str] | None = None
+) -> int:
+    """Record `rows` in the trace store of `state` as escalated subtasks of the ``intent``
+    binding (artifact ``demo``) that a scripted frontier teacher answered; ``teacher``
+    renames labels (a teacher that gets some intents wrong). Returns how many."""
+    from orchestrator._traces import Trace, open_trace_store
+
+    store = open_trace_store(state)
+    store.add(
+        [
+            Trace(
+                id=f"trace-{i}",  # fixed ids: the gate's held-out slice is the same in every run
+                run_id=f"run-{i}",
+                subtask_id="intent",
+                specialist="intent",
+                artifact="demo",
+                input={"text": row["text"]},
+                answer={"label": "out_of_scope"},
+                confidence=0.3,
+                verdict="confidence 0.30 is below 0.80",
+                final={"label": (teacher or {}).get(row["label"], row["label"])},
+                source="frontier",
+                rung="frontier",
+            )
+            for i, row in enumerate(rows)
+        ]
+    )
+    store.close()
+    return len(rows)

@@ -10,11 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator._traces import Trace, open_trace_store
 from orchestrator.cli.main import main
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.versions import VersionStore
-from tests.intents import CITIES, PATTERNS, intent_rows, write_intent_splits
+from tests.intents import (
+    CITIES,
+    PATTERNS,
+    intent_rows,
+    record_teacher_labels,
+    train_intent_artifact,
+)
 
 # The base data knows one phrasing of each intent; the traffic uses the other four.
 BASE = slice(0, 1)
@@ -23,16 +28,7 @@ TRAFFIC = slice(1, None)
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("distill")
-    data = write_intent_splits(root / "data", patterns=BASE)
-    # Validation data is drawn like the traffic (every phrasing): 160 texts, enough for the
-    # lower bound of a 97% precision.
-    rows = intent_rows(CITIES["val"])
-    (data / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train = ["specialists", "train", "demo", "--data", str(data), "--format", "jsonl"]
-    where = ["--store", str(root / "store"), "--cache-dir", str(root / "cache")]
-    assert main([*train, "--specialist", "intent", *where, "--json"]) == 0
-    return root
+    return train_intent_artifact(tmp_path_factory.mktemp("distill"), "demo", patterns=BASE)
 
 
 def _fresh(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
@@ -43,31 +39,7 @@ def _fresh(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _teach(state: Path, teacher: dict[str, str] | None = None) -> int:
-    """Record the traffic as escalated subtasks that a scripted frontier teacher answered
-    (``teacher`` renames labels: a teacher that gets some intents wrong)."""
-    rows = intent_rows(CITIES["train"], TRAFFIC)
-    store = open_trace_store(state)
-    store.add(
-        [
-            Trace(
-                id=f"trace-{i}",  # fixed ids: the held-out slice is the same in every run
-                run_id=f"run-{i}",
-                subtask_id="intent",
-                specialist="intent",
-                artifact="demo",
-                input={"text": row["text"]},
-                answer={"label": "out_of_scope"},
-                confidence=0.3,
-                verdict="confidence 0.30 is below 0.80",
-                final={"label": (teacher or {}).get(row["label"], row["label"])},
-                source="frontier",
-                rung="frontier",
-            )
-            for i, row in enumerate(rows)
-        ]
-    )
-    store.close()
-    return len(rows)
+    return record_teacher_labels(state, intent_rows(CITIES["train"], TRAFFIC), teacher)
 
 
 def _distill(store: Path, state: Path, trained: Path, *extra: str) -> int:

@@ -31,6 +31,7 @@ from orchestrator.specialists.training.calibration import (
     threshold_for_precision,
 )
 from orchestrator.specialists.training.heads import macro_recall
+from tests.intents import TRIAGE
 
 TOPICS = {
     "weather": ["the weather in {c}", "will it rain in {c}", "how hot is it in {c} today"],
@@ -129,15 +130,7 @@ name: oos
 specialists:
   intent:
     options: {{artifact: demo, store: "{store}"}}
-nodes:
-  triage:
-    kind: specialists
-    subtasks:
-      - {{id: intent, specialist: intent}}
-edges:
-  - {{from: START, to: triage}}
-  - {{from: triage, to: END}}
-"""
+{TRIAGE}"""
     orc = Orchestrator(GraphSpec.from_text(graph), checkpointer="none", inprocess=True)
     off = orc.run("Describe the history of the Ottoman empire's tax policy in detail.")
     on = orc.run("book me a flight to madrid")

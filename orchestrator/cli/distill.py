@@ -292,9 +292,34 @@ def distill(
         Path, typer.Option("--cache-dir", help="Embedding cache directory.")
     ] = DEFAULT_CACHE_DIR,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    lock: Annotated[
+        Path | None,
+        typer.Option(hidden=True, help="A lock file to remove when done (the background learner)."),
+    ] = None,
 ) -> int:
     """Train a candidate from the base data plus the teacher labels in the trace store,
     compare it with the current version, and promote it only if it is better."""
+    try:
+        return _distill(
+            name, store, state_dir, min_labels, since, data, format, finetune, cache_dir, as_json
+        )
+    finally:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+
+
+def _distill(
+    name: str,
+    store: Path,
+    state_dir: Path,
+    min_labels: int,
+    since: str | None,
+    data: Path | None,
+    format: str | None,
+    finetune: bool,
+    cache_dir: Path,
+    as_json: bool,
+) -> int:
     from orchestrator._traces import open_trace_store, parse_since
     from orchestrator.specialists.training.from_traces import distill_from_traces
 

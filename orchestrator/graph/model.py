@@ -23,6 +23,7 @@ __all__ = [
     "GraphModel",
     "HumanRung",
     "Identifier",
+    "LearnSpec",
     "MCPServerSpec",
     "NodeSpec",
     "Policies",
@@ -182,6 +183,17 @@ class ServedEndpointSpec(_Spec, EndpointConfig):
     server that speaks the OpenAI-compatible API (llama.cpp's, for one)."""
 
 
+class LearnSpec(_Spec):
+    """Distillation in the background: every escalation teaches the specialist."""
+
+    every: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="Distil a candidate after this many new teacher labels (escalations a "
+        "teacher answered); it replaces the served version only if the promotion gate passes.",
+    )
+
+
 class SpecialistBinding(_Spec):
     """A specialist the graph uses, and how it is reached."""
 
@@ -221,6 +233,32 @@ class SpecialistBinding(_Spec):
         default=None,
         description="The server of a backend that runs the model elsewhere (`backend: vllm`).",
     )
+    record: bool = Field(
+        default=True,
+        description="Keep each subtask in the trace store (input, answer, confidence, verdict, "
+        "final answer and its source); secrets are never stored.",
+    )
+    redact: list[str] = Field(
+        default_factory=list,
+        description="Fields of the input and answers stored as *** in the trace store "
+        "(`a.b` for a nested key).",
+    )
+    learn: LearnSpec | None = Field(
+        default=None,
+        description="Distil new versions of the binding's trained artifact from its teacher "
+        "labels, off the request path; later runs use the promoted version.",
+    )
+
+    @model_validator(mode="after")
+    def _learns_from_records(self) -> SpecialistBinding:
+        if self.learn is not None and not self.record:
+            raise ValueError("`learn` needs the traces that `record: false` switches off")
+        if self.learn is not None and not isinstance(self.options.get("artifact"), str):
+            raise ValueError(
+                "`learn` distils a trained artifact: name it in `options.artifact` (a name in "
+                "the artifact store; train one with `orchestrator specialists train`)"
+            )
+        return self
 
 
 class SubtaskSpec(_Spec):

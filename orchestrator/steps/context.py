@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from orchestrator._contracts import ToolInfo
+from orchestrator._recorder import TraceRecorder
 from orchestrator.agents._planner import Planner
 from orchestrator.agents.answerer import FrontierAnswerer
 from orchestrator.agents.composer import Composer
@@ -35,6 +36,8 @@ class StepContext:
     composer: Composer | None = None
     #: binding key -> the specialist's own output checks (``Specialist.verify_json``)
     verifiers: Mapping[str, OwnChecks] = field(default_factory=dict)
+    #: where finished subtasks are recorded (None: no trace store)
+    recorder: TraceRecorder | None = None
 
     @cached_property
     def checker(self) -> ResultChecker:

@@ -28,6 +28,7 @@ from orchestrator.specialists.rung_confidence import (
 )
 from orchestrator.steps.call import call_subtask
 from orchestrator.steps.context import StepContext, timing
+from orchestrator.steps.record import record_escalations
 
 __all__ = ["Escalator", "escalate"]
 
@@ -55,6 +56,14 @@ async def escalate(ctx: StepContext, node: str, state: RunState) -> dict[str, An
         "verdicts": {},
         "timings": [timing(node, "escalate", start)],
     }
+    record_escalations(
+        ctx,
+        run,
+        (
+            (failed, verdict, record, result)
+            for (_, failed, verdict), (record, result, _) in zip(todo, outcomes, strict=True)
+        ),
+    )
     for record, result, verdict in outcomes:
         update["escalations"][record.subtask_id] = record.model_dump(mode="json")
         if result is not None:

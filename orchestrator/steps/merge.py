@@ -9,6 +9,7 @@ from typing import Any
 from orchestrator._contracts import FieldProvenance, ResultField
 from orchestrator._state import RunState, RunView
 from orchestrator.steps.context import StepContext, timing
+from orchestrator.steps.record import record_plain
 from orchestrator.steps.route import decide
 
 __all__ = ["merge"]
@@ -37,6 +38,7 @@ def merge(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         for key in keys:
             if key in output:
                 fields[f"{sub.id}.{key}"] = ResultField(value=output[key], provenance=provenance)
+    record_plain(ctx, node, run)
     return {
         "fields": {name: field.model_dump(mode="json") for name, field in fields.items()},
         "timings": [timing(node, "merge", start)],

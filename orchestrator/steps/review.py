@@ -10,11 +10,12 @@ from typing import Any
 
 from langgraph.types import Send, interrupt
 
-from orchestrator._contracts import Escalation, EscalationStep, Verdict
+from orchestrator._contracts import Escalation, EscalationStep, SpecialistResult, Verdict
 from orchestrator._state import RunState, RunView
 from orchestrator.steps.context import StepContext
 from orchestrator.steps.dispatch import next_wave
 from orchestrator.steps.names import review_name
+from orchestrator.steps.record import record_reviews
 
 __all__ = ["after_escalate", "awaiting_review", "review"]
 
@@ -61,6 +62,7 @@ def review(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
     # The run stops here until `resume` supplies {subtask_id: decision}; see Orchestrator.
     decisions = interrupt({"node": node, "pending": items})
     update: dict[str, Any] = {"escalations": {}, "results": {}, "verdicts": {}}
+    decided: list[tuple[str, SpecialistResult | None]] = []
     for record in pending:
         sid = record.subtask_id
         action = decisions.get(sid, {"action": "reject"})["action"]
@@ -75,6 +77,7 @@ def review(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         )
         update["escalations"][sid] = escalation.model_dump(mode="json")
         if rejected:
+            decided.append((sid, None))
             continue
         result = run.result(sid)
         assert result is not None
@@ -92,7 +95,9 @@ def review(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         else:  # approve: the specialist's own answer, vouched for by a person
             result = result.model_copy(update={"source": "human"})
         update["results"][sid] = result.model_dump(mode="json")
+        decided.append((sid, result))
         update["verdicts"][sid] = Verdict(
             subtask_id=sid, passed=True, checks={"human": True}, reasons=(f"human {action}",)
         ).model_dump(mode="json")
+    record_reviews(ctx, run, decided)
     return update
