@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2
+from opentelemetry.trace import Span, SpanKind
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from orchestrator._contracts import ModelCall, ToolInfo
 from orchestrator._errors import ConfigurationError, RunError
 from orchestrator._logging import get_logger
 from orchestrator._secrets import register_secret, register_secret_env
+from orchestrator._tracing import child_span
 from orchestrator.graph.spec import FrontierSpec
 
 __all__ = [
@@ -157,6 +159,31 @@ class FrontierModel(ABC):
                 result = await call()
         return result, attempts
 
+    def _describe(self, span: Span, turn: Turn, *, accepted: bool) -> None:
+        """One request on its span, in the GenAI semantic conventions (no prompt or answer
+        text: they may hold the request)."""
+        call = turn.call
+        span.set_attributes(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": self.provider,
+                "gen_ai.system": self.provider,  # the name older backends read
+                "gen_ai.request.model": self.model,
+                "gen_ai.request.max_tokens": self.spec.max_tokens,
+                "gen_ai.response.model": call.model,
+                "gen_ai.usage.input_tokens": call.input_tokens,
+                "gen_ai.usage.output_tokens": call.output_tokens,
+                "gen_ai.usage.cache_read.input_tokens": call.cache_read_tokens,
+                "gen_ai.usage.cache_creation.input_tokens": call.cache_write_tokens,
+                "orchestrator.frontier.role": call.role,
+                "orchestrator.attempts": call.attempts,
+            }
+        )
+        if call.subtask_id is not None:
+            span.set_attribute("orchestrator.subtask.id", call.subtask_id)
+        # A rejected answer goes back to the model with its problem: the next span.
+        span.set_attribute("orchestrator.frontier.accepted", accepted)
+
     async def structured(
         self,
         *,
@@ -179,16 +206,19 @@ class FrontierModel(ABC):
         calls: list[ModelCall] = []
         problem = "no answer"
         for _ in range(self.spec.max_corrections + 1):
-            try:
-                turn = await self._ask(question, messages, role, subtask_id)
-            except Exception as exc:
-                raise FrontierError(
-                    f"{self.provider}:{self.model}: {exc}", calls, subtask_id=subtask_id
-                ) from exc
+            with child_span(f"chat {self.model}", kind=SpanKind.CLIENT) as span:
+                try:
+                    turn = await self._ask(question, messages, role, subtask_id)
+                except Exception as exc:
+                    raise FrontierError(
+                        f"{self.provider}:{self.model}: {exc}", calls, subtask_id=subtask_id
+                    ) from exc
+                found = turn.problem or (
+                    validate(turn.answer) if turn.answer is not None else "no answer"
+                )
+                if span.is_recording():
+                    self._describe(span, turn, accepted=found is None)
             calls.append(turn.call)
-            found = turn.problem or (
-                validate(turn.answer) if turn.answer is not None else "no answer"
-            )
             if found is None and turn.answer is not None:
                 return turn.answer, calls
             problem = found or "no answer"

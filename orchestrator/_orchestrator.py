@@ -36,6 +36,7 @@ from orchestrator._result import build_run_result
 from orchestrator._schemas import output_problems
 from orchestrator._state import RunState, run_finished
 from orchestrator._traces import TraceStore, open_trace_store
+from orchestrator._tracing import enable_tracing, traced_run, tracing_installed
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
 from orchestrator.agents._planner import LocalPlanner, Planner
 from orchestrator.agents.answerer import FrontierAnswerer
@@ -101,6 +102,7 @@ class Orchestrator:
         leases: ThreadLeases | None = None,
         lease_wait_s: float = 0.0,
         traces: bool | TraceStore | None = None,
+        tracing: bool | None = None,
     ) -> None:
         """
         Args:
@@ -127,6 +129,11 @@ class Orchestrator:
                 ``state_dir/traces.sqlite`` when the run state is kept on disk (the sqlite
                 checkpointer) or a binding learns; ``True`` always there, ``False`` never,
                 or a :class:`TraceStore` of your own. Bindings choose with ``record``.
+            tracing: OpenTelemetry spans of each run (see ``docs/observability.md``):
+                ``True`` installs a TracerProvider exporting OTLP over HTTP as the
+                ``OTEL_*`` variables say (needs the ``otel`` extra) unless the application
+                installed one; ``None`` (default) traces only when the application installed
+                one; ``False`` never.
         """
         self.spec = spec
         self._inprocess = inprocess
@@ -145,6 +152,10 @@ class Orchestrator:
         self._toolset = toolset
         self._planner: Planner = planner or LocalPlanner()
         self._traces_arg = traces
+        self._tracing = tracing
+        if tracing:
+            enable_tracing()  # here, so that a missing extra fails before anything runs
+        self._routes: dict[str, tuple[str, str]] = {}
         self._stack: AsyncExitStack | None = None
         self._graph: Any = None
         self._recorder: TraceRecorder | None = None
@@ -181,11 +192,12 @@ class Orchestrator:
                 local[key] = specialist_for_binding(self._registry, name, binding)
             else:
                 remote[key] = (binding.via, self.spec.tool_name(key))
+        self._routes = dict(remote)
         if not remote:
             return InProcessToolset(local)
         # The tools layer has its own server configuration: the file's spec converts to it.
         servers = {
-            name: MCPServerConfig.model_validate(server.model_dump())
+            name: MCPServerConfig.model_validate(self._served_traced(server.model_dump()))
             for name, server in self.spec.servers.items()
         }
         mcp = MCPToolset(servers, remote, base_dir=self._base_dir)
@@ -193,6 +205,15 @@ class Orchestrator:
             return mcp
         inproc = InProcessToolset(local)
         return CompositeToolset({**dict.fromkeys(local, inproc), **dict.fromkeys(remote, mcp)})
+
+    def _served_traced(self, server: dict[str, Any]) -> dict[str, Any]:
+        """With ``tracing=True``, this installation's own ``orchestrator serve`` exports its
+        spans too (``--otel``), so the run's trace holds what its specialists did."""
+        args = list(server.get("args") or [])
+        own = server.get("command") == "orchestrator" and args[:1] == ["serve"]
+        if self._tracing and own and "--otel" not in args:
+            return {**server, "args": [*args, "--otel"]}
+        return server
 
     async def __aenter__(self) -> Orchestrator:
         if self._stack is not None:
@@ -323,7 +344,13 @@ class Orchestrator:
             composer=Composer(model) if model else None,
             verifiers=self._verifiers(),
             recorder=self._recorder,
+            mcp_routes=self._routes,
+            traced=self._traced(),
         )
+
+    def _traced(self) -> bool:
+        """Whether runs start spans: asked for, or a TracerProvider is installed."""
+        return self._tracing is not False and tracing_installed()
 
     def _verifiers(self) -> dict[str, Any]:
         """The output checks of every binding whose registered specialist has its own
@@ -372,7 +399,7 @@ class Orchestrator:
             yield self._graph
 
     # -- running ----------------------------------------------------------------------------
-    async def astream(
+    def astream(
         self,
         request: str | RunRequest | None = None,
         *,
@@ -388,6 +415,17 @@ class Orchestrator:
         (status ``awaiting_human``) resumes with ``review``: subtask id -> decision, see
         :meth:`aresume`.
         """
+        events = self._astream(request, thread_id=thread_id, metadata=metadata, review=review)
+        return traced_run(events, self.spec.name) if self._traced() else events
+
+    async def _astream(
+        self,
+        request: str | RunRequest | None,
+        *,
+        thread_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        review: Mapping[str, Any] | None,
+    ) -> AsyncGenerator[RunEvent, None]:
         tid = thread_id or uuid.uuid4().hex
         if isinstance(request, str):
             request = RunRequest(text=request, metadata=dict(metadata or {}))

@@ -35,6 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from orchestrator._errors import InvalidArgumentError, one_line
+from orchestrator._recorder import artifact_of
+from orchestrator._tracing import attributes, child_span
 from orchestrator._version import __version__
 from orchestrator.specialists._base import AnySpecialist
 
@@ -169,13 +171,31 @@ def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tup
             item = input_model.model_validate(arguments)
         except ValidationError as exc:
             raise ToolError(one_line(exc)) from None
-        predictions, ms = await anyio.to_thread.run_sync(_predict, specialist, [item])
-        return wrap(predictions, ms)[0]
+        return (await predict([item]))[0]
 
     async def batch(items: list[Any]) -> BaseModel:
         _check_sizes(items, limits, "items")
-        predictions, ms = await anyio.to_thread.run_sync(_predict, specialist, items)
-        return batch_result(results=wrap(predictions, ms))
+        return batch_result(results=await predict(items))
+
+    async def predict(items: Sequence[BaseModel]) -> list[BaseModel]:
+        # Under the SDK's span of the request, itself a child of the caller's (`_meta`).
+        with child_span(f"predict {key}") as span:
+            predictions, ms = await anyio.to_thread.run_sync(_predict, specialist, items)
+            if span.is_recording():
+                confidences = [float(p.confidence) for p in predictions]
+                span.set_attributes(
+                    attributes(
+                        {
+                            "orchestrator.specialist": key,
+                            "orchestrator.model": specialist.model_id,
+                            "orchestrator.artifact": artifact_of(specialist.model_id),
+                            "orchestrator.batch_size": len(items),
+                            "orchestrator.compute_ms": ms,
+                            "orchestrator.confidence": min(confidences, default=None),
+                        }
+                    )
+                )
+            return wrap(predictions, ms)
 
     info = specialist.tool_info()
     meta = {

@@ -71,6 +71,14 @@ def run(
     prices: Annotated[
         Path | None, typer.Option(help="Price table for the cost ledger (YAML).")
     ] = None,
+    otel: Annotated[
+        bool,
+        typer.Option(
+            "--otel",
+            help="Export OpenTelemetry spans of the run (OTLP/HTTP, configured by the OTEL_* "
+            "variables), with those of the specialists it serves itself.",
+        ),
+    ] = False,
 ) -> int:
     """Run a graph on one request and print the result with provenance and timings."""
     if checkpointer not in ("sqlite", "memory", "none"):
@@ -89,6 +97,7 @@ def run(
         checkpointer=cast(CheckpointerKind, checkpointer),
         inprocess=inprocess,
         prices=prices,
+        tracing=True if otel else None,
     )
     result = asyncio.run(_run_with_progress(orc, text, thread, show=not as_json))
     if as_json:

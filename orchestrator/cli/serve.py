@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from orchestrator._errors import ConfigurationError
+from orchestrator._tracing import enable_tracing
 from orchestrator.cli._exit import ExitCode
 from orchestrator.cli._graph_files import resolve_graph
 from orchestrator.cli._output import err
@@ -96,6 +97,14 @@ def serve(
             "(repeatable; Host/Origin checks against DNS rebinding, required with --token-env)."
         ),
     ] = None,
+    otel: Annotated[
+        bool,
+        typer.Option(
+            "--otel",
+            help="Export OpenTelemetry spans (OTLP/HTTP, configured by the OTEL_* variables); "
+            "a request's spans join its caller's trace.",
+        ),
+    ] = False,
 ) -> int:
     """Serve specialists as MCP tools (stdio for desktop assistants, HTTP for remote use)."""
     if transport not in ("stdio", "http"):
@@ -116,6 +125,8 @@ def serve(
             "call the models",
             markup=False,
         )
+    if otel:
+        enable_tracing(service_name="orchestrator-serve")
     served = _served_specialists(list(specialists or []), graph)
 
     def announce(line: str) -> None:

@@ -18,6 +18,7 @@ bodies themselves, which are short CPU work that gains nothing from a thread.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from langgraph.graph import END as LG_END
@@ -26,6 +27,7 @@ from langgraph.graph import StateGraph
 from langgraph.types import Send
 
 from orchestrator._state import RunState, RunView
+from orchestrator._tracing import child_span
 from orchestrator.graph.spec import END, START, ComposeNodeSpec, SetNodeSpec, SpecialistsNodeSpec
 from orchestrator.steps import call as call_step
 from orchestrator.steps import dispatch as dispatch_step
@@ -54,11 +56,11 @@ def build_state_graph(ctx: StepContext) -> StateGraph[Any]:
             _add_specialists_node(graph, ctx, name)
             exit_node = merge_name(name)
         elif isinstance(node, ComposeNodeSpec):
-            graph.add_node(name, _compose_node(ctx, name))
+            graph.add_node(name, _traced(ctx, name, "compose", _compose_node(ctx, name)))
             exit_node = name
         else:
             assert isinstance(node, SetNodeSpec)
-            graph.add_node(name, _set_node(ctx, name))
+            graph.add_node(name, _traced(ctx, name, "set", _set_node(ctx, name)))
             exit_node = name
         edges = spec.edges_from(name)
         if all(e.when is None for e in edges) and len({e.to for e in edges}) <= 1:
@@ -111,23 +113,41 @@ def _add_specialists_node(graph: StateGraph[Any], ctx: StepContext, name: str) -
     async def after_escalate(state: RunState) -> list[Send] | str:
         return review_step.after_escalate(name, state)
 
-    graph.add_node(name, plan)
-    graph.add_node(call_name(name), call)  # type: ignore[arg-type]  # Send payloads, not RunState
-    graph.add_node(verify_name(name), verify)
-    graph.add_node(escalate_name(name), escalate)
-    graph.add_node(merge_name(name), merge)
+    graph.add_node(name, _traced(ctx, name, "plan", plan))
+    graph.add_node(
+        call_name(name),
+        _traced(ctx, call_name(name), "call", call),  # Send payloads, not RunState
+    )
+    graph.add_node(verify_name(name), _traced(ctx, verify_name(name), "verify", verify))
+    graph.add_node(escalate_name(name), _traced(ctx, escalate_name(name), "escalate", escalate))
+    graph.add_node(merge_name(name), _traced(ctx, merge_name(name), "merge", merge))
     destinations = [call_name(name), merge_name(name)]
     graph.add_conditional_edges(name, dispatch, destinations)
     graph.add_edge(call_name(name), verify_name(name))
     graph.add_edge(verify_name(name), escalate_name(name))
     if any(r.kind == "human" for key in ctx.spec.specialists for r in ctx.spec.ladder(key)):
-        graph.add_node(review_name(name), review)
+        graph.add_node(review_name(name), _traced(ctx, review_name(name), "review", review))
         graph.add_conditional_edges(
             escalate_name(name), after_escalate, [*destinations, review_name(name)]
         )
         graph.add_conditional_edges(review_name(name), dispatch, destinations)
     else:
         graph.add_conditional_edges(escalate_name(name), dispatch, destinations)
+
+
+def _traced(ctx: StepContext, node: str, step: str, fn: Any) -> Any:
+    """The node inside a span of its own when the graph's runs are traced; else the function
+    itself, so that an untraced run pays nothing for it. ``wraps`` keeps the annotations
+    LangGraph reads the node's input schema from."""
+    if not ctx.traced:
+        return fn
+
+    @functools.wraps(fn)
+    async def traced(arg: Any) -> Any:
+        with child_span(f"node {node}", {"orchestrator.node": node, "orchestrator.step": step}):
+            return await fn(arg)
+
+    return traced
 
 
 def _set_node(ctx: StepContext, name: str) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -14,6 +15,7 @@ from orchestrator._errors import RunError, ToolTimeoutError, ToolTransportError
 from orchestrator._logging import get_logger
 from orchestrator._secrets import scrub_secrets
 from orchestrator._state import CallPayload
+from orchestrator._tracing import attributes, child_span, describe_result
 from orchestrator.steps.context import StepContext, timing
 
 __all__ = ["call", "call_subtask"]
@@ -45,7 +47,38 @@ async def _attempt(ctx: StepContext, sub: Subtask, timeout: float) -> ToolOutput
 
 
 async def call_subtask(ctx: StepContext, sub: Subtask) -> SpecialistResult:
-    """Call the subtask's specialist; a failed call is a result with ``ok=False``.
+    """Call the subtask's specialist; a failed call is a result with ``ok=False``, and a
+    span of its own when the run is traced."""
+    with child_span(f"call {sub.specialist}", kind=SpanKind.CLIENT) as span:
+        if not span.is_recording():
+            return await _call_subtask(ctx, sub)
+        span.set_attributes(_call_attributes(ctx, sub))
+        result = await _call_subtask(ctx, sub)
+        describe_result(span, result)
+        return result
+
+
+def _call_attributes(ctx: StepContext, sub: Subtask) -> dict[str, Any]:
+    """Which specialist, and where it is reached: the MCP server and tool, or in process."""
+    binding = ctx.spec.specialists.get(sub.specialist)
+    server, tool = ctx.mcp_routes.get(sub.specialist, (None, None))
+    return attributes(
+        {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": sub.specialist,
+            "orchestrator.subtask.id": sub.id,
+            "orchestrator.specialist": sub.specialist,
+            "orchestrator.specialist.name": (
+                ctx.spec.specialist_name(sub.specialist) if binding is not None else None
+            ),
+            "orchestrator.mcp.server": server,
+            "orchestrator.mcp.tool": tool,
+        }
+    )
+
+
+async def _call_subtask(ctx: StepContext, sub: Subtask) -> SpecialistResult:
+    """The call itself.
 
     Transport errors and timeouts are retried as the graph's policies say. Only failures of
     the call itself are recorded (a :class:`RunError`, or a tool's output that fails its

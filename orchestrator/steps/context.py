@@ -38,6 +38,10 @@ class StepContext:
     verifiers: Mapping[str, OwnChecks] = field(default_factory=dict)
     #: where finished subtasks are recorded (None: no trace store)
     recorder: TraceRecorder | None = None
+    #: binding key -> (MCP server, tool) for the bindings reached over MCP, named on spans
+    mcp_routes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: whether the graph's nodes run inside OpenTelemetry spans (see ``orchestrator._tracing``)
+    traced: bool = False
 
     @cached_property
     def checker(self) -> ResultChecker:

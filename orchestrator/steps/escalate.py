@@ -16,8 +16,11 @@ import asyncio
 import time
 from typing import Any, NamedTuple
 
+from opentelemetry.trace import Span
+
 from orchestrator._contracts import Escalation, EscalationStep, SpecialistResult, Subtask, Verdict
 from orchestrator._state import RunState, RunView
+from orchestrator._tracing import child_span, describe_result, describe_verdict
 from orchestrator.graph.spec import FrontierRung, Rung, SpecialistRung, VoteRung
 from orchestrator.specialists.rung_confidence import (
     Answer,
@@ -92,6 +95,9 @@ class Escalator:
         for rung in self.ctx.spec.ladder(sub.specialist):
             name = _rung_name(rung)
             if rung.kind == "human":
+                with child_span("escalate human") as span:
+                    if span.is_recording():
+                        _describe_rung(span, sub, name, None, None)
                 return (
                     Escalation(
                         subtask_id=sub.id,
@@ -103,11 +109,14 @@ class Escalator:
                     None,
                     None,
                 )
-            candidate, detail, threshold = await self._try(rung, sub, failed)
-            if candidate is None:
+            with child_span(f"escalate {name}") as span:
+                candidate, detail, threshold = await self._try(rung, sub, failed)
+                check = None if candidate is None else self._check(rung, candidate, threshold)
+                if span.is_recording():
+                    _describe_rung(span, sub, name, candidate, check)
+            if candidate is None or check is None:
                 steps.append(EscalationStep(rung=name, passed=False, detail=detail))
                 continue
-            check = self._check(rung, candidate, threshold)
             steps.append(
                 EscalationStep(
                     rung=name,
@@ -258,6 +267,28 @@ class Escalator:
             detail,
             fitted.threshold,
         )
+
+
+def _describe_rung(
+    span: Span,
+    sub: Subtask,
+    rung: str,
+    candidate: SpecialistResult | None,
+    check: Verdict | None,
+) -> None:
+    """One rung on its span: which, for which subtask, and what its answer was judged."""
+    span.set_attributes(
+        {
+            "orchestrator.rung": rung,
+            "orchestrator.subtask.id": sub.id,
+            "orchestrator.specialist": sub.specialist,
+            "orchestrator.rung.answered": candidate is not None,
+        }
+    )
+    if candidate is not None:
+        describe_result(span, candidate)
+    if check is not None:
+        describe_verdict(span, check)
 
 
 class _Attempt(NamedTuple):

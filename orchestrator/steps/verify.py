@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from orchestrator._state import RunState, RunView
+from orchestrator._tracing import child_span, describe_verdict
 from orchestrator.steps.context import StepContext, timing
 
 __all__ = ["verify"]
@@ -20,5 +21,12 @@ def verify(ctx: StepContext, node: str, state: RunState) -> dict[str, Any]:
         result = run.result(sub.id)
         if result is None or run.has_verdict(sub.id):
             continue
-        verdicts[sub.id] = ctx.checker.verdict(result).model_dump(mode="json")
+        verdict = ctx.checker.verdict(result)
+        with child_span(f"verify {sub.id}") as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {"orchestrator.subtask.id": sub.id, "orchestrator.specialist": sub.specialist}
+                )
+                describe_verdict(span, verdict)
+        verdicts[sub.id] = verdict.model_dump(mode="json")
     return {"verdicts": verdicts, "timings": [timing(node, "verify", start)]}

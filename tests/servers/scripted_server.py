@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from orchestrator._tracing import enable_tracing
 from orchestrator.specialists.testing import ScriptedSpecialist
 from orchestrator.tools.server import ServerLimits, run_server
 
@@ -19,7 +20,10 @@ def main() -> None:
     parser.add_argument("--token-env")
     parser.add_argument("--pid-file")
     parser.add_argument("--max-input-chars", type=int, default=1000)
+    parser.add_argument("--otel", action="store_true")  # as `orchestrator serve --otel`
     args = parser.parse_args()
+    if args.otel:
+        enable_tracing(service_name="scripted-server")
     if args.pid_file:
         Path(args.pid_file).write_text(str(os.getpid()))
     specialists = {
