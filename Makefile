@@ -56,9 +56,9 @@ dist: install-dev
 
 # Benchmarks (not part of the tests): each prints a table and writes JSON and a PNG plot
 # to benchmarks/results/; see benchmarks/README.md. The PNGs need the `eval` extra.
-BENCH_SCRIPTS := overhead specialists end_to_end mcp_transport triage_latency
+BENCH_SCRIPTS := overhead specialists end_to_end mcp_transport triage_latency tracing
 bench: install
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[eval,postgres]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[eval,postgres,otel]'
 	@for script in $(BENCH_SCRIPTS); do \
 		echo "== benchmarks/$$script.py"; \
 		$(BIN)/python benchmarks/$$script.py || exit 1; \

@@ -46,9 +46,14 @@ _EXTRA = "pip install 'specialist-orchestrator[otel]'"
 _EXPORTERS = ("otlp", "console", "none")
 
 
+# The API's proxy: the no-op tracer until a provider is set, that provider's tracer after
+# (looked up once; asking the provider for a tracer at every span costs more than the span).
+_TRACER = trace.get_tracer("orchestrator", __version__)
+
+
 def tracer() -> Tracer:
-    """The framework's tracer (the API's proxy: the no-op tracer until a provider is set)."""
-    return trace.get_tracer("orchestrator", __version__)
+    """The framework's tracer."""
+    return _TRACER
 
 
 def tracing_installed() -> bool:
@@ -109,13 +114,10 @@ def enable_tracing(service_name: str = "orchestrator") -> None:
 
 
 def attributes(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Span attributes from ``values``: ``None`` dropped, strings scrubbed of secrets."""
-    clean: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        clean[key] = scrub_secrets(value) if isinstance(value, str) else value
-    return clean
+    """Span attributes from ``values``, ``None`` dropped. They are names, numbers and
+    verdicts from the configuration and the results, never text of a request or an error
+    (errors go to the span's status through :func:`failed`, scrubbed)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def child_span(

@@ -229,6 +229,18 @@ def test_tracing_follows_the_application_provider_unless_switched_off(
     assert "run failing" in _by_name(spans.get_finished_spans())
 
 
+def test_tracing_makes_the_installations_own_servers_export_too(
+    registry: SpecialistRegistry, spans: InMemorySpanExporter
+) -> None:
+    own = {"command": "orchestrator", "args": ["serve", "intent"]}
+    other = {"command": "python", "args": ["server.py"]}
+    traced = Orchestrator.from_text(FAILING, registry=registry, tracing=True)
+    assert traced._served_traced(own)["args"] == ["serve", "intent", "--otel"]
+    assert traced._served_traced(other) == other
+    untraced = Orchestrator.from_text(FAILING, registry=registry)
+    assert untraced._served_traced(own) == own
+
+
 def test_an_untraced_run_hands_out_the_graphs_own_events(registry: SpecialistRegistry) -> None:
     # No provider installed: the events come straight from the run, with no wrapper.
     orc = Orchestrator.from_text(FAILING, registry=registry, checkpointer="memory")
