@@ -210,7 +210,7 @@ class Orchestrator:
         """With ``tracing=True``, this installation's own ``orchestrator serve`` exports its
         spans too (``--otel``), so the run's trace holds what its specialists did."""
         args = list(server.get("args") or [])
-        own = server.get("command") == "orchestrator" and args[:1] == ["serve"]
+        own = server.get("command") == "orchestrator" and "serve" in args
         if self._tracing and own and "--otel" not in args:
             return {**server, "args": [*args, "--otel"]}
         return server

@@ -89,12 +89,12 @@ def _parent(span: ReadableSpan) -> int | None:
 
 def _id(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.span_id
+    return int(span.context.span_id)
 
 
 def _trace_id(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.trace_id
+    return int(span.context.trace_id)
 
 
 def test_a_run_is_one_tree_of_nodes_calls_rungs_and_frontier_calls(
@@ -232,10 +232,10 @@ def test_tracing_follows_the_application_provider_unless_switched_off(
 def test_tracing_makes_the_installations_own_servers_export_too(
     registry: SpecialistRegistry, spans: InMemorySpanExporter
 ) -> None:
-    own = {"command": "orchestrator", "args": ["serve", "intent"]}
+    own = {"command": "orchestrator", "args": ["--specialists", "mine.py", "serve", "intent"]}
     other = {"command": "python", "args": ["server.py"]}
     traced = Orchestrator.from_text(FAILING, registry=registry, tracing=True)
-    assert traced._served_traced(own)["args"] == ["serve", "intent", "--otel"]
+    assert traced._served_traced(own)["args"] == [*own["args"], "--otel"]
     assert traced._served_traced(other) == other
     untraced = Orchestrator.from_text(FAILING, registry=registry)
     assert untraced._served_traced(own) == own
@@ -387,12 +387,33 @@ def test_a_served_specialists_spans_join_the_runs_trace_over_stdio(
     assert all(p == "/v1/traces application/x-protobuf" for p in receiver.paths)
 
 
+OWN_SERVER_GRAPH = """\
+name: served
+servers:
+  models:
+    command: orchestrator
+    args: [--specialists, {module}, serve, scripted]
+specialists:
+  first: {{via: models, tool: scripted}}
+nodes:
+  work: {{kind: specialists, subtasks: [{{id: a, specialist: first}}]}}
+edges:
+  - {{from: START, to: work}}
+"""
+
+
 @pytest.mark.slow
-def test_orchestrator_run_otel_exports_one_trace_over_otlp_http(
+def test_orchestrator_run_otel_exports_one_trace_with_its_servers_over_otlp_http(
     receiver: Receiver, tmp_path: Path
 ) -> None:
+    module = tmp_path / "scripted_module.py"
+    module.write_text(
+        "from orchestrator import register_specialist\n"
+        "from orchestrator.specialists.testing import ScriptedSpecialist\n"
+        "register_specialist(ScriptedSpecialist)\n"
+    )
     graph = tmp_path / "served.yaml"
-    graph.write_text(_served_graph(receiver))
+    graph.write_text(OWN_SERVER_GRAPH.format(module=module))
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
@@ -409,12 +430,15 @@ def test_orchestrator_run_otel_exports_one_trace_over_otlp_http(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "ok"  # stdout holds the result alone
     run = receiver.wait_for("run served")
-    predict = receiver.wait_for("predict scripted")
     call = receiver.wait_for("call first")
-    assert run.service == "triage-cli" and predict.service == "scripted-server"
-    assert run.parent_id == ""
+    # `orchestrator serve` was started with --otel added: its spans are in the same trace.
+    served = receiver.wait_for("tools/call scripted")
+    predict = receiver.wait_for("predict scripted")
+    assert run.service == "triage-cli" and run.parent_id == ""
     assert {s.trace_id for s in receiver.spans} == {run.trace_id}
+    assert predict.parent_id == served.span_id
     assert call.attributes["orchestrator.subtask.id"] == "a"
+    assert call.attributes["orchestrator.mcp.server"] == "models"
     assert run.attributes["orchestrator.status"] == "ok"
 
 
