@@ -352,16 +352,9 @@ def test_serve_command_refuses_what_it_cannot_host(capsys: pytest.CaptureFixture
     assert "not being served: x" in capsys.readouterr().err
 
 
-def test_function_call_fills_arguments_on_the_server_under_its_schema() -> None:
-    from orchestrator.specialists.function_call.specialist import (
-        FunctionCallInput,
-        FunctionCallSpecialist,
-    )
-
-    server = Server("json_weather_call")
-    specialist = FunctionCallSpecialist()
-    served = serve_remotely(specialist, endpoint(model="function_call"), transport=server.transport)
-    weather = {
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
         "name": "get_weather",
         "description": "Current weather in a city",
         "parameters": {
@@ -372,7 +365,20 @@ def test_function_call_fills_arguments_on_the_server_under_its_schema() -> None:
             },
             "required": ["city"],
         },
-    }
+    },
+}
+
+
+def test_function_call_fills_arguments_on_the_server_under_its_schema() -> None:
+    from orchestrator.specialists.function_call.specialist import (
+        FunctionCallInput,
+        FunctionCallSpecialist,
+    )
+
+    server = Server("json_weather_call")
+    specialist = FunctionCallSpecialist()
+    served = serve_remotely(specialist, endpoint(model="function_call"), transport=server.transport)
+    weather = WEATHER_TOOL["function"]
     item = FunctionCallInput(request="What's the weather in Paris in celsius?", functions=[weather])
     (prediction,) = served.predict_batch([item])
     (call,) = prediction.output.calls
@@ -384,3 +390,117 @@ def test_function_call_fills_arguments_on_the_server_under_its_schema() -> None:
     assert "Paris" in city and all(span in item.request for span in city)
     assert "function_call@gpu-1:8000" in served.model_id
     served.close()
+
+
+def _native(*answers: str) -> tuple[Server, Any]:
+    from orchestrator.specialists.function_call import FunctionCallSpecialist
+
+    server = Server(*answers)
+    served = serve_remotely(
+        FunctionCallSpecialist(),
+        endpoint(model="function_call", mode="tools"),
+        transport=server.transport,
+    )
+    return server, served
+
+
+def test_native_tool_calling_sends_the_tools_and_reads_every_call_once() -> None:
+    from orchestrator.specialists.function_call import ChatTurn, FunctionCallInput
+
+    server, served = _native("tools_two_cities_repeated")
+    item = FunctionCallInput(
+        request=[
+            ChatTurn(role="system", content="Answer briefly."),
+            ChatTurn(role="user", content="What's the weather in Paris, in celsius?"),
+            ChatTurn(role="assistant", content="12 degrees and cloudy."),
+            ChatTurn(role="user", content="And in Berlin?"),
+        ],
+        functions=[WEATHER_TOOL],
+        now="2026-12-07T09:30:00",
+    )
+    (prediction,) = served.predict_batch([item])
+    calls = [(c.name, c.arguments) for c in prediction.output.calls]
+    # The model called Paris twice; a repeated call is never meant.
+    assert calls == [
+        ("get_weather", {"city": "Paris", "unit": "celsius"}),
+        ("get_weather", {"city": "Berlin", "unit": "celsius"}),
+    ]
+    assert not prediction.output.no_call and served.verify(item, prediction.output) == []
+    # The confidence is the model's own: its mean token probability.
+    logprobs = [
+        t["logprob"]
+        for t in RECORDED["tools_two_cities_repeated"]["body"]["choices"][0]["logprobs"]["content"]
+    ]
+    assert prediction.confidence == pytest.approx(math.exp(sum(logprobs) / len(logprobs)))
+    assert prediction.tokens == 212 + 64
+    body = server.body()
+    # The functions travel as OpenAI tools, their parameters as the JSON Schema verification
+    # checks (unknown arguments refused).
+    (tool,) = body["tools"]
+    parameters = {**WEATHER_TOOL["function"]["parameters"], "additionalProperties": False}
+    assert tool == {
+        "type": "function",
+        "function": {**WEATHER_TOOL["function"], "parameters": parameters},
+    }
+    assert body["tool_choice"] == "auto"
+    assert "structured_outputs" not in body and "response_format" not in body
+    # The whole conversation, with one system message: ours, the date, then the user's own.
+    messages = body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "Monday 2026-12-07 09:30" in messages[0]["content"]
+    assert messages[0]["content"].endswith("Answer briefly.")
+    assert messages[-1] == {"role": "user", "content": "And in Berlin?"}
+    # Native calling has no fitted threshold: the binding's min_confidence decides.
+    assert served.acceptance_threshold is None and served.tool_info().threshold is None
+    assert served.model_id == "function_call:function_call@gpu-1:8000+tools"
+    served.close()
+
+
+def test_native_tool_calling_keeps_the_models_own_no_call_decision() -> None:
+    from orchestrator.specialists.function_call import FunctionCallInput
+
+    server, served = _native("tools_no_call")
+    # No relevance gate stands in front of the model: it is asked, and it declines.
+    item = FunctionCallInput(request="Tell me a joke", functions=[WEATHER_TOOL])
+    (prediction,) = served.predict_batch([item])
+    assert prediction.output.calls == [] and prediction.output.no_call
+    assert prediction.output.reason == "None of the functions can tell a joke."
+    assert prediction.confidence == pytest.approx(math.exp(-0.2))
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("tools_arguments_not_json", "missing required argument 'city'"),
+        ("tools_city_not_in_request", "'Lyon'"),
+    ],
+)
+def test_a_native_call_that_cannot_be_trusted_has_confidence_zero(
+    answer: str, problem: str
+) -> None:
+    from orchestrator.specialists.function_call import FunctionCallInput
+
+    _, served = _native(answer)
+    item = FunctionCallInput(request="What's the weather in Paris?", functions=[WEATHER_TOOL])
+    (prediction,) = served.predict_batch([item])
+    assert prediction.confidence == 0.0
+    problems = served.verify(item, prediction.output)
+    assert problems and any(problem in p for p in problems), problems
+
+
+def test_tools_mode_on_a_specialist_that_calls_no_functions_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="does not call functions"):
+        serve_remotely(IntentSpecialist(), endpoint(mode="tools"))
+
+
+def test_serve_command_hosts_function_call_with_native_tool_calling(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["specialists", "serve-command", "function_call", "--gpu", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    (server,) = plan["servers"]
+    argv = server["argv"]
+    assert "--enable-auto-tool-choice" in argv
+    assert argv[argv.index("--tool-call-parser") + 1] == "hermes"
+    assert plan["graph"]["specialists"]["function_call"]["endpoint"]["mode"] == "tools"

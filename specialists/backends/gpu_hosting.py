@@ -17,7 +17,7 @@ from orchestrator._errors import ConfigurationError
 
 __all__ = ["RECOMMENDED_GPU_MODELS", "GPUModel", "GPUServer", "plan_gpu_servers"]
 
-Mode = Literal["generate", "choice", "classify"]
+Mode = Literal["generate", "choice", "classify", "tools"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class GPUModel:
     mode: Mode
     why: str
     max_model_len: int = 4096
+    #: vLLM's parser of the model's tool-call format, for ``tools`` (hermes suits Qwen).
+    tool_call_parser: str = "hermes"
 
 
 #: Starting points for the built-in specialists; ``--model`` and ``--lora`` replace them.
@@ -46,8 +48,9 @@ RECOMMENDED_GPU_MODELS: dict[str, GPUModel] = {
     ),
     "function_call": GPUModel(
         "Qwen/Qwen3-1.7B",
-        "generate",
-        "82.9 BFCL v4 non-live AST; calls are decoded under each function's JSON Schema",
+        "tools",
+        "native tool calling (vLLM's hermes parser): the model reads the whole conversation "
+        "and decides itself whether a function applies; docs/gpus.md lists larger models",
     ),
     "clauses": GPUModel(
         "Qwen/Qwen3-4B-Instruct-2507",
@@ -118,6 +121,13 @@ def plan_gpu_servers(
             hint.why if hint and not model else "chosen with --model",
             max_model_len or (hint.max_model_len if hint else 4096),
         )
+        if chosen.mode == "tools" and model:
+            chosen = GPUModel(
+                chosen.model,
+                "tools",
+                "chosen with --model; check that vLLM's --tool-call-parser suits it",
+                chosen.max_model_len,
+            )
         groups.setdefault((chosen.model, chosen.mode == "classify"), []).append((name, chosen))
     share = round(gpu_memory / len(groups), 2)
     servers: list[GPUServer] = []
@@ -134,6 +144,9 @@ def plan_gpu_servers(
             argv += ["--runner", "pooling", "--convert", "classify"]
         else:
             argv += ["--structured-outputs-config.backend", "xgrammar"]
+        parsers = sorted({m.tool_call_parser for _, m in members if m.mode == "tools"})
+        if parsers:
+            argv += ["--enable-auto-tool-choice", "--tool-call-parser", parsers[0]]
         if adapters:
             argv += ["--enable-lora", "--max-lora-rank", "64", "--max-loras", str(len(adapters))]
             argv += ["--lora-modules", *(f"{n}={p}" for n, p in adapters.items())]

@@ -7,7 +7,9 @@ verification) and moves only the model to the server an :class:`EndpointConfig` 
   generation.JSONGenerator`) gets a generator that sends its JSON Schema as structured output;
 - a classifier asks for one label of its label set (``choice``), or calls vLLM's ``/classify``
   endpoint on a sequence-classification model (``classify``);
-- any other specialist can ``generate`` its output as JSON under its own output schema.
+- any other specialist can ``generate`` its output as JSON under its own output schema;
+- a specialist that takes a :class:`~orchestrator.specialists.backends.generation.ToolCaller`
+  (``function_call``) can hand its functions to the model's native tool calling (``tools``).
 
 HTTP goes through the ``openai`` SDK (the ``vllm`` extra); retries are tenacity's, so that a
 failure can say how many attempts it took. Confidence comes from the server's token
@@ -32,7 +34,13 @@ from orchestrator._errors import ConfigurationError, SpecialistError
 from orchestrator.specialists._base import AnySpecialist, Prediction, Specialist
 from orchestrator.specialists._text_classifier import LabelScore, TextClassifier
 from orchestrator.specialists.backends.endpoint import EndpointConfig
-from orchestrator.specialists.backends.generation import ChatMessage, Generated, UsesGenerator
+from orchestrator.specialists.backends.generation import (
+    CalledTools,
+    ChatMessage,
+    Generated,
+    UsesGenerator,
+    UsesToolCaller,
+)
 
 try:
     import openai
@@ -48,6 +56,7 @@ __all__ = [
     "EndpointError",
     "OpenAICompatibleBackend",
     "ServedGenerator",
+    "ServedToolCaller",
     "serve_remotely",
 ]
 
@@ -245,10 +254,13 @@ def _usage(completion: ChatCompletion) -> tuple[int, int]:
     return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
 
 
-class ServedGenerator:
-    """A :class:`~orchestrator.specialists.backends.generation.JSONGenerator` on a served
-    model: the schema travels as vLLM ``structured_outputs`` or as an OpenAI
-    ``response_format``."""
+def _mean_logprob(choice: Choice) -> float | None:
+    tokens = _token_logprobs(choice)
+    return sum(lp for _, lp in tokens) / len(tokens) if tokens else None
+
+
+class _OnServer:
+    """An engine whose model answers from the server `client` reaches."""
 
     def __init__(self, client: EndpointClient) -> None:
         self._client = client
@@ -260,6 +272,12 @@ class ServedGenerator:
     def close(self) -> None:
         self._client.close()
 
+
+class ServedGenerator(_OnServer):
+    """A :class:`~orchestrator.specialists.backends.generation.JSONGenerator` on a served
+    model: the schema travels as vLLM ``structured_outputs`` or as an OpenAI
+    ``response_format``."""
+
     def generate(
         self, messages: Sequence[ChatMessage], schema: dict[str, Any], *, max_tokens: int
     ) -> Generated:
@@ -270,10 +288,41 @@ class ServedGenerator:
             **self._client.schema_fields(schema),
         )
         choice, text = _first_choice(completion, self._client.base_url)
-        tokens = _token_logprobs(choice)
-        mean = sum(lp for _, lp in tokens) / len(tokens) if tokens else None
         prompt, completion_tokens = _usage(completion)
-        return Generated(text, prompt, completion_tokens, mean)
+        return Generated(text, prompt, completion_tokens, _mean_logprob(choice))
+
+
+class ServedToolCaller(_OnServer):
+    """A :class:`~orchestrator.specialists.backends.generation.ToolCaller` on a served model:
+    the functions travel as OpenAI ``tools`` with ``tool_choice: auto``, and the server's own
+    tool-call parser turns the model's answer into ``tool_calls``."""
+
+    def call_tools(
+        self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]], *, max_tokens: int
+    ) -> CalledTools:
+        url = f"{self._client.base_url}/chat/completions"
+        completion = self._client.chat(
+            messages,
+            max_tokens=min(max_tokens, self._client.config.max_tokens),
+            tools=tools,
+            tool_choice="auto",
+        )
+        if not completion.choices:
+            raise EndpointError(f"{url} answered without `choices`")
+        choice = completion.choices[0]
+        if choice.finish_reason == "length":
+            raise EndpointError(
+                f"{url} stopped at the token limit before the tool calls were complete; "
+                "raise `endpoint.max_tokens`"
+            )
+        calls: list[tuple[str, str]] = []
+        for call in choice.message.tool_calls or []:
+            function = getattr(call, "function", None)  # custom tool calls carry no function
+            if function is not None:
+                calls.append((function.name, function.arguments or "{}"))
+        prompt, completion_tokens = _usage(completion)
+        text = choice.message.content or ""
+        return CalledTools(calls, text, prompt, completion_tokens, _mean_logprob(choice))
 
 
 def _schema_messages(specialist: AnySpecialist, item: BaseModel) -> list[ChatMessage]:
@@ -461,6 +510,14 @@ def serve_remotely(
     """The same specialist with its model on ``endpoint``."""
     client = EndpointClient(endpoint, transport=transport)
     mode = endpoint.mode
+    if mode == "tools":
+        if not isinstance(specialist, UsesToolCaller):
+            raise ConfigurationError(
+                f"specialist {specialist.name!r} does not call functions, so `endpoint.mode: "
+                "tools` does not apply; use `generate`"
+            )
+        specialist.use_tool_caller(ServedToolCaller(client))
+        return specialist
     if isinstance(specialist, UsesGenerator) and mode in ("auto", "generate"):
         specialist.use_generator(ServedGenerator(client))
         return specialist

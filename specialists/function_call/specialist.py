@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
-from orchestrator.specialists.backends.generation import ChatMessage, JSONGenerator
+from orchestrator.specialists.backends.generation import ChatMessage, JSONGenerator, ToolCaller
 from orchestrator.specialists.function_call.arguments import (
     BRACKETS,
     DATES,
@@ -74,6 +74,11 @@ from orchestrator.specialists.function_call.follow_ups import (
     goes_on,
 )
 from orchestrator.specialists.function_call.grounding import Conversation, grounding_problems
+from orchestrator.specialists.function_call.native import (
+    parsed_arguments,
+    tool_definitions,
+    tool_messages,
+)
 from orchestrator.specialists.function_call.places import in_city_state_format
 from orchestrator.specialists.function_call.request_parts import (
     EDGE,
@@ -484,10 +489,13 @@ class FunctionCallSpecialist(
         self._encoder = encoder
         self._generator = generator
         self._attached = generator is not None
+        self._tool_caller: ToolCaller | None = None
         self._load_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
+        if self._tool_caller is not None:
+            return f"{self.name}:{self._tool_caller.model_id}+tools"
         encoder = self._encoder.model_id if self._encoder else "bundled-encoder"
         if self.filler == "extract":
             return f"{self.name}:{encoder}+reader"
@@ -499,6 +507,12 @@ class FunctionCallSpecialist(
         self._generator = generator
         self._attached = True
 
+    def use_tool_caller(self, caller: ToolCaller) -> None:
+        """Hand the functions to a model with native tool calling (a vLLM server started
+        with ``--enable-auto-tool-choice``, say): it reads the whole conversation and makes
+        its own no-call decision; nothing is read from the request or gated here."""
+        self._tool_caller = caller
+
     @property
     def filler(self) -> str:
         """The filler in use ('auto' resolved)."""
@@ -507,11 +521,14 @@ class FunctionCallSpecialist(
         return "generate" if self._attached else "extract"
 
     def close(self) -> None:
-        close = getattr(self._generator, "close", None)
-        if callable(close):
-            close()
+        for engine in (self._generator, self._tool_caller):
+            close = getattr(engine, "close", None)
+            if callable(close):
+                close()
 
     def load(self) -> None:
+        if self._tool_caller is not None:
+            return  # the model lives on its server; verification needs no model
         with self._load_lock:
             if self._encoder is None:
                 self._encoder = bundled_encoder()
@@ -1208,7 +1225,10 @@ class FunctionCallSpecialist(
     # -- the contract ----------------------------------------------------------------------
     def predict_one(self, item: FunctionCallInput) -> Prediction[FunctionCallOutput]:
         """The answer, with the probability that it is right (:meth:`confidence_inputs`
-        weighed by a logistic model fitted on tuning data, ``_CONFIDENCE``)."""
+        weighed by a logistic model fitted on tuning data, ``_CONFIDENCE``); with a native
+        tool-calling model, its own answer (:meth:`called`)."""
+        if self._tool_caller is not None:
+            return self.called(item, self._tool_caller)
         raw = self.answer(item)
         *weights, bias = _CONFIDENCE
         z = float(np.dot(weights, self.confidence_inputs(item, raw))) + bias
@@ -1228,8 +1248,50 @@ class FunctionCallSpecialist(
 
     @property
     def acceptance_threshold(self) -> float | None:
-        """The confidence at which the kept answers of the tuning data were 95% right."""
-        return _ACCEPT
+        """The confidence at which the kept answers of the tuning data were 95% right; none
+        for a native tool-calling model, whose confidence nothing here was fitted on (the
+        binding's ``min_confidence`` decides)."""
+        return None if self._tool_caller is not None else _ACCEPT
+
+    def called(self, item: FunctionCallInput, caller: ToolCaller) -> Prediction[FunctionCallOutput]:
+        """The calls a native tool-calling model makes for the conversation.
+
+        Arguments keep the model's values (numbers as the declared type); a repeated call is
+        dropped. The confidence is the model's mean token probability, and 0 when the server
+        reports none, when a call's arguments are not a JSON object, or when an answer fails
+        verification, so that such an answer escalates instead of passing.
+        """
+        specs = item.specs()
+        if not specs:
+            out = FunctionCallOutput(calls=[], no_call=True, reason="no functions were given")
+            return Prediction(out, 1.0, 0)
+        turns = (
+            item.request
+            if isinstance(item.request, str)
+            else [(t.role, t.content) for t in item.request]
+        )
+        answer = caller.call_tools(
+            tool_messages(turns, item.moment()),
+            tool_definitions(specs),
+            max_tokens=self.options.max_new_tokens,
+        )
+        by_name = {spec.name: spec for spec in specs}
+        calls: list[dict[str, Any]] = []
+        unreadable = False
+        for name, text in answer.calls:
+            arguments, problem = parsed_arguments(text)
+            unreadable = unreadable or problem is not None
+            spec = by_name.get(name)
+            if spec is not None:
+                arguments = self.coerce(spec, arguments, read=False)
+            calls.append({"name": name, "arguments": arguments})
+        kept = [ToolCall.model_validate(c) for c in _distinct(calls)[: self.options.max_calls]]
+        reason = "" if kept else (answer.text.strip()[:500] or "the model called no function")
+        out = FunctionCallOutput(calls=kept, no_call=not kept, reason=reason)
+        confidence = 0.0 if answer.mean_logprob is None else float(np.exp(answer.mean_logprob))
+        if unreadable or (kept and self.verify(item, out)):
+            confidence = 0.0
+        return Prediction(out, confidence, answer.prompt_tokens + answer.completion_tokens)
 
     def answer(self, item: FunctionCallInput) -> Prediction[FunctionCallOutput]:
         """The calls for the last user turn, with the gate's probability as confidence (for
