@@ -1,8 +1,12 @@
-"""Looking at the processes a test started: is one alive, which ones run a given file."""
+"""Looking at the processes a test started: is one alive, which ones run a given file, where
+one serves."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -27,3 +31,14 @@ def running_with(path: Path) -> list[int]:
         if str(path).encode() in cmdline:
             found.append(int(proc.name))
     return found
+
+
+def served_url(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """The URL a server started with ``--transport http --port 0`` announces on stderr."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+        found = re.search(r"on (http://127\.0\.0\.1:\d+/mcp)", proc.stderr.readline())
+        if found:
+            return found.group(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._pool import MCPSessionPool
 from orchestrator.tools.mcp_toolset import MCPToolset
 
-from .processes import alive
+from .processes import alive, served_url
 
 SERVERS = Path(__file__).parent / "servers"
 SCRIPTED = str(SERVERS / "scripted_server.py")
@@ -124,15 +123,7 @@ def http_server() -> Iterator[str]:
         env=env,
     )
     try:
-        assert proc.stderr is not None
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None:
-            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
-            line = proc.stderr.readline()
-            found = re.search(r"on (http://127\.0\.0\.1:\d+/mcp)", line)
-            url = found.group(1) if found else None
-        yield url
+        yield served_url(proc)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

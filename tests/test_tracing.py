@@ -39,6 +39,7 @@ from orchestrator.cli.main import main
 from orchestrator.graph.spec import FrontierSpec
 from orchestrator.specialists import SpecialistRegistry
 
+from .processes import served_url
 from .test_frontier import GRAPH as PLANNED_GRAPH
 from .test_frontier import LADDER, Replay, _run
 
@@ -338,21 +339,13 @@ def receiver() -> Iterator[Receiver]:
     found.server.server_close()
 
 
-def _served_graph(receiver: Receiver) -> str:
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-    }
+def _one_call_graph(name: str, server: dict[str, Any]) -> str:
+    """A graph of one subtask whose specialist is the `scripted` tool of MCP server `server`."""
     return f"""\
-name: served
-servers:
-  models:
-    command: {sys.executable}
-    args: [{SCRIPTED_SERVER}, --otel]
-    env: {json.dumps(env)}
+name: {name}
+servers: {{models: {json.dumps(server)}}}
 specialists:
   first: {{via: models, tool: scripted}}
-policies: {{retries: 0}}
 nodes:
   work: {{kind: specialists, subtasks: [{{id: a, specialist: first}}]}}
 edges:
@@ -360,13 +353,14 @@ edges:
 """
 
 
-@pytest.mark.slow
-def test_a_served_specialists_spans_join_the_runs_trace_over_stdio(
-    spans: InMemorySpanExporter, receiver: Receiver, tmp_path: Path
-) -> None:
-    orc = Orchestrator.from_text(_served_graph(receiver), checkpointer="memory", tracing=True)
-    result = orc.run("refund please")  # opens and closes the server: it exports as it exits
-    assert result.status == "ok"
+def _served_graph(receiver: Receiver) -> str:
+    """The scripted server over stdio, exporting its spans to `receiver`."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    server = {"command": sys.executable, "args": [str(SCRIPTED_SERVER), "--otel"], "env": env}
+    return _one_call_graph("served", server)
+
+
+def _assert_served_spans_join(spans: InMemorySpanExporter, receiver: Receiver) -> None:
     named = _by_name(spans.get_finished_spans())
     call = named["call first"]
     assert call.attributes is not None
@@ -387,19 +381,41 @@ def test_a_served_specialists_spans_join_the_runs_trace_over_stdio(
     assert all(p == "/v1/traces application/x-protobuf" for p in receiver.paths)
 
 
-OWN_SERVER_GRAPH = """\
-name: served
-servers:
-  models:
-    command: orchestrator
-    args: [--specialists, {module}, serve, scripted]
-specialists:
-  first: {{via: models, tool: scripted}}
-nodes:
-  work: {{kind: specialists, subtasks: [{{id: a, specialist: first}}]}}
-edges:
-  - {{from: START, to: work}}
-"""
+@pytest.mark.slow
+def test_a_served_specialists_spans_join_the_runs_trace_over_stdio(
+    spans: InMemorySpanExporter, receiver: Receiver
+) -> None:
+    orc = Orchestrator.from_text(_served_graph(receiver), checkpointer="memory", tracing=True)
+    result = orc.run("refund please")  # opens and closes the server: it exports as it exits
+    assert result.status == "ok"
+    _assert_served_spans_join(spans, receiver)
+
+
+@pytest.mark.slow
+def test_a_served_specialists_spans_join_the_runs_trace_over_http(
+    spans: InMemorySpanExporter, receiver: Receiver
+) -> None:
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",  # the server goes on running: export as spans end
+    }
+    server = subprocess.Popen(
+        [sys.executable, str(SCRIPTED_SERVER), "--transport", "http", "--port", "0", "--otel"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        graph = _one_call_graph("remote", {"url": served_url(server)})
+        result = Orchestrator.from_text(graph, checkpointer="memory", tracing=True).run("refund")
+        assert result.status == "ok"
+        _assert_served_spans_join(spans, receiver)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        if server.stderr:
+            server.stderr.close()
 
 
 @pytest.mark.slow
@@ -413,7 +429,8 @@ def test_orchestrator_run_otel_exports_one_trace_with_its_servers_over_otlp_http
         "register_specialist(ScriptedSpecialist)\n"
     )
     graph = tmp_path / "served.yaml"
-    graph.write_text(OWN_SERVER_GRAPH.format(module=module))
+    own = {"command": "orchestrator", "args": ["--specialists", str(module), "serve", "scripted"]}
+    graph.write_text(_one_call_graph("served", own))
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
