@@ -41,8 +41,13 @@ class Calibrator:
         top = p.max(axis=1)
         idx = np.clip(np.searchsorted(np.asarray(self.iso_x), top), 0, len(self.iso_y) - 1)
         mapped = np.clip(np.asarray(self.iso_y)[idx], 1e-4, 1.0)
-        # Rescale the other labels so that each row still sums to one and keeps its ranking.
+        # Rescale the other labels so that each row still sums to one and keeps its ranking:
+        # where the map falls under what the runner-up would then get (answers that near
+        # chance), the top label stays just above the runner-up rather than losing its place.
         rest = 1.0 - top
+        second = np.sort(p, axis=1)[:, -2] if p.shape[1] > 1 else np.zeros_like(top)
+        tie = second / np.clip(rest + second, 1e-12, None)
+        mapped = np.minimum(np.maximum(mapped, tie * (1 + 1e-5)), 1.0)
         factor = np.where(rest > 0, (1.0 - mapped) / np.clip(rest, 1e-12, None), 0.0)
         arg = p.argmax(axis=1)
         out = p * factor[:, None]
