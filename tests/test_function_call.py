@@ -183,6 +183,41 @@ def test_variable_answers_compare_exactly() -> None:
     assert check_simple_call(AREA, ok, answer) == []
 
 
+def test_java_and_javascript_type_names_are_checked_as_json_types() -> None:
+    # Written for this test in the shape of BFCL's Java documents, not taken from them.
+    doc = {
+        "name": "Report.export",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "target": {"type": "Path"},
+                "verbose": {"type": "boolean"},
+                "limits": {"type": "HashMap"},
+                "pages": {"type": "long"},
+                "tags": {"type": "ArrayList", "items": {"type": "String"}},
+            },
+            "required": ["target", "verbose"],
+        },
+    }
+    answer = {
+        "Report.export": {
+            "target": ["out"],
+            "verbose": [True],
+            "limits": [{"rows": [50]}],
+            "pages": [3, ""],
+            "tags": [["draft", "q3"], ""],
+        }
+    }
+    good = {"target": "out", "verbose": True, "limits": {"rows": 50}, "tags": ["Draft", "q3"]}
+    assert check_simple_call(doc, {"Report.export": good}, answer) == []
+    assert check_calls("simple_java", [doc], [{"Report.export": good}], [answer]) == []
+    # A class name is a string; a long an integer; a HashMap a dict.
+    assert check_simple_call(doc, {"Report.export": {**good, "pages": "3"}}, answer)
+    assert check_simple_call(doc, {"Report.export": {**good, "limits": "rows=50"}}, answer)
+    assert check_simple_call(doc, {"Report.export": {**good, "target": 7}}, answer)
+    assert check_simple_call(doc, {"Report.export": {**good, "tags": ["draft", 3]}}, answer)
+
+
 def _write_bfcl(folder: Path) -> Path:
     (folder / "possible_answer").mkdir(parents=True)
     simple = [

@@ -14,7 +14,15 @@ The checker follows BFCL's published matching rules (``bfcl_eval/eval_checker/as
 - an expected parameter may be left out only when ``""`` is among its acceptable values.
 
 ``irrelevance`` questions are right when no function is called, ``relevance`` ones when at least
-one is. Only the Python categories are scored (Java and JavaScript need BFCL's type converters).
+one is.
+
+``simple_java`` and ``simple_javascript`` declare their parameters with Java and JavaScript type
+names (``String``, ``HashMap``, ``Boolean``, ``long``, ``ArrayList``, or a class such as
+``Path``). BFCL's own harness asks a model for Java or JavaScript source text and converts it
+with its type converters; the specialist answers JSON, so here the type names are mapped to the
+JSON types the specialist's schema gives them (``HashMap`` a dict, ``long`` an integer, a class
+name a string) and the typed values are compared with the answer file's as in the Python
+categories. The figures are therefore close to, not the same as, BFCL's.
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ CATEGORIES: dict[str, str] = {
     "live_parallel_multiple": "ast",
     "live_irrelevance": "irrelevance",
     "live_relevance": "relevance",
+    "simple_java": "ast",
+    "simple_javascript": "ast",
 }
 
 _PY_TYPES: dict[str, type] = {
@@ -63,6 +73,36 @@ _PY_TYPES: dict[str, type] = {
     "any": str,
 }
 _NESTED = ("array", "tuple")
+#: Java and JavaScript type names as the Python categories spell them; any other name (a class
+#: such as ``Path``) is ``any``, a string.
+_FOREIGN_TYPES: dict[str, str] = {
+    "string": "string",
+    "char": "string",
+    "character": "string",
+    "boolean": "boolean",
+    "int": "integer",
+    "integer": "integer",
+    "long": "integer",
+    "short": "integer",
+    "byte": "integer",
+    "bigint": "integer",
+    "float": "float",
+    "double": "float",
+    "number": "float",
+    "hashmap": "dict",
+    "map": "dict",
+    "object": "dict",
+    "arraylist": "array",
+    "list": "array",
+    "array": "array",
+}
+
+
+def _type_name(schema: Mapping[str, Any]) -> str:
+    raw = str(schema.get("type", "any"))
+    return raw if raw in _PY_TYPES else _FOREIGN_TYPES.get(raw.lower(), "any")
+
+
 _STRIP = re.compile(r"[ ,./\-_*^]")
 
 Call = Mapping[str, Mapping[str, Any]]  # {function name: {parameter: value}}
@@ -230,11 +270,11 @@ def check_simple_call(
     for param, value in args.items():
         if param not in details or param not in answer:
             return [f"unexpected parameter {param!r}"]
-        type_name = details[param].get("type", "any")
+        type_name = _type_name(details[param])
         expected_type = _PY_TYPES.get(type_name, str)
         nested = None
         if type_name in _NESTED:
-            nested = _PY_TYPES.get(details[param].get("items", {}).get("type", "any"), str)
+            nested = _PY_TYPES.get(_type_name(details[param].get("items", {})), str)
         if type_name == "float" and type(value) is int:
             value = float(value)
         problem, is_variable = _type_problem(param, value, answer[param], expected_type, nested)
