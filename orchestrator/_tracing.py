@@ -176,10 +176,10 @@ def describe_result(span: Span, result: SpecialistResult) -> None:
 
 def describe_verdict(span: Span, verdict: Verdict) -> None:
     """The verdict on its span: passed or not, and the names of the checks that failed."""
-    failed = sorted(name for name, ok in verdict.checks.items() if not ok)
+    failing = sorted(name for name, ok in verdict.checks.items() if not ok)
     span.set_attribute("orchestrator.verdict", "passed" if verdict.passed else "failed")
-    if failed:
-        span.set_attribute("orchestrator.verdict.failed_checks", failed)
+    if failing:
+        span.set_attribute("orchestrator.verdict.failed_checks", failing)
 
 
 async def traced_run(
