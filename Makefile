@@ -24,7 +24,7 @@ install: $(BIN)/python
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 install-dev: $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
-		$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,docs,train,llm]'
+		$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,docs,train,llm,postgres]'
 
 demo: install
 	$(BIN)/orchestrator run support_triage --input "$(MESSAGE)"

@@ -12,10 +12,8 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -111,67 +110,25 @@ def data_source() -> str:
     return f"{', '.join(found)} test utterances" if found else "generated tickets"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str | None]:
-    """A temporary PostgreSQL cluster on 127.0.0.1, yielding its DSN (``None`` when
-    ``initdb`` is not on PATH or the cluster does not start). Removed on exit."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
+    """A temporary PostgreSQL cluster on 127.0.0.1 (the tests' own), yielding its DSN
+    (``None`` when PostgreSQL is not installed or does not start). Removed on exit."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.pg_cluster import throwaway_cluster
+
+    cluster = throwaway_cluster()
+    try:
+        started = cluster.__enter__()
+    except RuntimeError as exc:
+        print(f"no PostgreSQL: {exc}", file=sys.stderr)
         yield None
         return
-    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses to run as root; run the cluster as the postgres user if there is one.
-        runuser = shutil.which("runuser")
-        if runuser is None or subprocess.run(["id", "postgres"], capture_output=True).returncode:
-            yield None
-            return
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-        prefix = [runuser, "-u", "postgres", "--"]
-    port = _free_port()
-    started = False
     try:
-        subprocess.run(
-            [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "bench"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                *prefix,
-                pg_ctl,
-                "-D",
-                str(data),
-                "-l",
-                str(root / "log"),
-                "-w",
-                "-o",
-                f"-h 127.0.0.1 -p {port} -k {sock}",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        started = True
-        yield f"postgresql://bench@127.0.0.1:{port}/postgres"
-    except subprocess.CalledProcessError:
-        yield None
+        yield started.url
     finally:
-        if started:
-            subprocess.run(
-                [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True
-            )
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.__exit__(None, None, None)
 
 
 def fit_logistic(x: Any, y: Any, weight: Any, steps: int = 4000) -> Any:

@@ -31,6 +31,7 @@ from orchestrator._leases import (
 )
 from orchestrator._ledger import PriceTable
 from orchestrator._logging import get_logger
+from orchestrator._postgres import database_url
 from orchestrator._recorder import TraceRecorder
 from orchestrator._result import build_run_result
 from orchestrator._schemas import output_problems
@@ -103,12 +104,14 @@ class Orchestrator:
         lease_wait_s: float = 0.0,
         traces: bool | TraceStore | None = None,
         tracing: bool | None = None,
+        database_url: str | None = None,
     ) -> None:
         """
         Args:
             spec: the graph, from :meth:`GraphSpec.from_file` and friends.
-            checkpointer: ``sqlite`` (default, resumable), ``memory``, ``none`` or a LangGraph
-                checkpointer instance.
+            checkpointer: ``sqlite`` (default, resumable), ``postgres`` (resumable by any
+                worker of one database), ``memory``, ``none`` or a LangGraph checkpointer
+                instance.
             state_dir: where the SQLite checkpoints live.
             registry: where specialist names are looked up (default: the global registry).
             toolset: use this toolset instead of the one the graph's bindings describe.
@@ -129,11 +132,14 @@ class Orchestrator:
                 ``state_dir/traces.sqlite`` when the run state is kept on disk (the sqlite
                 checkpointer) or a binding learns; ``True`` always there, ``False`` never,
                 or a :class:`TraceStore` of your own. Bindings choose with ``record``.
+                With the postgres checkpointer, leases and traces are kept in its database.
             tracing: OpenTelemetry spans of each run (see ``docs/observability.md``):
                 ``True`` installs a TracerProvider exporting OTLP over HTTP as the
                 ``OTEL_*`` variables say (needs the ``otel`` extra) unless the application
                 installed one; ``None`` (default) traces only when the application installed
                 one; ``False`` never.
+            database_url: the PostgreSQL database of the ``postgres`` checkpointer
+                (default: the ``ORCHESTRATOR_DATABASE_URL`` variable).
         """
         self.spec = spec
         self._inprocess = inprocess
@@ -142,6 +148,7 @@ class Orchestrator:
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self.state_dir = Path(state_dir)
         self._checkpointer = checkpointer
+        self._database_url = database_url
         self._memory = InMemorySaver() if checkpointer == "memory" else None
         self._leases_arg = leases
         self._lease_wait_s = lease_wait_s
@@ -221,7 +228,9 @@ class Orchestrator:
         stack = AsyncExitStack()
         try:
             saver = await stack.enter_async_context(
-                open_checkpointer(self._checkpointer, self.state_dir, self._memory)
+                open_checkpointer(
+                    self._checkpointer, self.state_dir, self._memory, self._database_url
+                )
             )
             self._leases = self._open_leases(saver)
             if self._leases is not None and self._leases is not self._leases_arg:
@@ -248,6 +257,10 @@ class Orchestrator:
             return None
         if self._checkpointer == "sqlite":
             return SqliteThreadLeases(self.state_dir / LEASES_FILE)
+        if self._checkpointer == "postgres":
+            from orchestrator._leases_postgres import PostgresThreadLeases
+
+            return PostgresThreadLeases(saver.conn)  # type: ignore[attr-defined]
         return self._local_leases
 
     async def _build(self) -> None:
@@ -266,7 +279,7 @@ class Orchestrator:
         if self._traces_arg is not None:
             return self._traces_arg
         learns = any(b.learn is not None for b in self.spec.specialists.values())
-        return learns or self._checkpointer == "sqlite"
+        return learns or self._checkpointer in ("sqlite", "postgres")
 
     def _open_recording(self, stack: AsyncExitStack) -> None:
         """The trace store, its recorder, and the background learner (when a binding learns)."""
@@ -280,7 +293,9 @@ class Orchestrator:
             return
         store: TraceStore
         if isinstance(self._traces_arg, bool) or self._traces_arg is None:
-            store = open_trace_store(self.state_dir)
+            postgres = self._checkpointer == "postgres"
+            url = database_url(self._database_url) if postgres else None
+            store = open_trace_store(self.state_dir, database_url=url)
             stack.callback(store.close)
         else:
             store = self._traces_arg
@@ -668,7 +683,9 @@ class Orchestrator:
         if self._stack is not None:
             yield self._graph
             return
-        async with open_checkpointer(self._checkpointer, self.state_dir, self._memory) as saver:
+        async with open_checkpointer(
+            self._checkpointer, self.state_dir, self._memory, self._database_url
+        ) as saver:
             bare = StepContext(
                 spec=self.spec, toolset=InProcessToolset({}), planner=self._planner, tools={}
             )

@@ -77,6 +77,8 @@ _STRING_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsk-(?!ant-)[A-Za-z0-9_\-]{17,}"), "sk-***"),
     (re.compile(r"\b(Bearer)\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), r"\1 ***"),
     (re.compile(rf"(?i)\b((?:{_SECRET_NAME})=)[^&\s'\",;\\]+"), r"\1***"),
+    # The password in a URL's user part: postgresql://user:PASSWORD@host/db
+    (re.compile(r"(://[^:/@\s'\"\\]+:)[^@\s'\"\\/]+@"), r"\1***@"),
     (
         re.compile(rf"(?i)(['\"](?:{_SECRET_NAME}|authorization)['\"]\s*:\s*['\"])[^'\"\\]+"),
         r"\1***",

@@ -114,6 +114,36 @@ CREATE INDEX IF NOT EXISTS traces_by_artifact ON traces (artifact_name, taught, 
 """
 
 
+def trace_row(t: Trace) -> tuple[Any, ...]:
+    """A trace as a row of a store's table: the columns it is queried by, and its body."""
+    return (
+        t.id,
+        t.run_id,
+        t.subtask_id,
+        t.specialist,
+        t.artifact_name,
+        t.source,
+        int(t.taught),
+        t.recorded_at,
+        t.model_dump_json(),
+    )
+
+
+def trace_filter(
+    specialist: str, since: float | None, taught_only: bool, mark: str = "?"
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with `mark` as the parameter placeholder) and its arguments for
+    the traces of a binding or an artifact."""
+    clauses = [f"(specialist = {mark} OR artifact_name = {mark})"]
+    args: list[Any] = [specialist, specialist]
+    if since is not None:
+        clauses.append(f"recorded_at >= {mark}")
+        args.append(since)
+    if taught_only:
+        clauses.append("taught = 1")
+    return " AND ".join(clauses), args
+
+
 class SQLiteTraceStore:
     """Traces in one SQLite file (WAL journal; every batch committed and synced)."""
 
@@ -133,41 +163,16 @@ class SQLiteTraceStore:
         self._lock = threading.Lock()
 
     def add(self, traces: Sequence[Trace]) -> None:
-        rows = [
-            (
-                t.id,
-                t.run_id,
-                t.subtask_id,
-                t.specialist,
-                t.artifact_name,
-                t.source,
-                int(t.taught),
-                t.recorded_at,
-                t.model_dump_json(),
-            )
-            for t in traces
-        ]
+        rows = [trace_row(t) for t in traces]
         with self._lock, self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO traces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
 
-    def _where(
-        self, specialist: str, since: float | None, taught_only: bool
-    ) -> tuple[str, list[Any]]:
-        clauses = ["(specialist = ? OR artifact_name = ?)"]
-        args: list[Any] = [specialist, specialist]
-        if since is not None:
-            clauses.append("recorded_at >= ?")
-            args.append(since)
-        if taught_only:
-            clauses.append("taught = 1")
-        return " AND ".join(clauses), args
-
     def traces(
         self, specialist: str, *, since: float | None = None, taught_only: bool = False
     ) -> list[Trace]:
-        where, args = self._where(specialist, since, taught_only)
+        where, args = trace_filter(specialist, since, taught_only)
         with self._lock:
             rows = self._db.execute(
                 f"SELECT body FROM traces WHERE {where} ORDER BY recorded_at, id", args
@@ -177,7 +182,7 @@ class SQLiteTraceStore:
     def count(
         self, specialist: str, *, since: float | None = None, taught_only: bool = False
     ) -> int:
-        where, args = self._where(specialist, since, taught_only)
+        where, args = trace_filter(specialist, since, taught_only)
         with self._lock:
             (n,) = self._db.execute(f"SELECT COUNT(*) FROM traces WHERE {where}", args).fetchone()
         return int(n)
@@ -192,8 +197,13 @@ class SQLiteTraceStore:
             self._db.close()
 
 
-def open_trace_store(state_dir: str | Path) -> SQLiteTraceStore:
-    """The default store: ``traces.sqlite`` in the state directory."""
+def open_trace_store(state_dir: str | Path, database_url: str | None = None) -> TraceStore:
+    """The default store: ``traces.sqlite`` in the state directory, or the
+    ``orchestrator_traces`` table of the PostgreSQL database at `database_url`."""
+    if database_url is not None:
+        from orchestrator._traces_postgres import PostgresTraceStore
+
+        return PostgresTraceStore(database_url)
     return SQLiteTraceStore(Path(state_dir) / TRACES_FILE)
 
 

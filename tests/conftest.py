@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from orchestrator.specialists import SpecialistRegistry
 from orchestrator.specialists.testing import ScriptedSpecialist
+from tests.pg_cluster import PostgresCluster, throwaway_cluster
 
 # Property-based tests stay small in a normal run; `make fuzz` (`pytest -m fuzz
 # --hypothesis-profile fuzz`) runs them deeper, FUZZ_EXAMPLES cases per property.
@@ -123,3 +124,21 @@ def function_call_reader() -> Any:
     spec = default_registry().create("function_call", {"filler": "extract"})
     spec.ensure_loaded()
     return spec
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for every test that needs one (started on first use,
+    stopped at the end of the session). Missing binaries fail the test with the fix: CI
+    installs PostgreSQL, so these tests must run there, never skip."""
+    try:
+        with throwaway_cluster() as cluster:
+            yield cluster
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def database_url(postgres_cluster: PostgresCluster) -> str:
+    """The URL of a fresh, empty database of the session's cluster."""
+    return postgres_cluster.new_database()

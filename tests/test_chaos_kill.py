@@ -1,12 +1,12 @@
 """SIGKILL of the orchestrator at random points of a batch of runs, then resume.
 
-A subprocess runs a batch of concurrent runs against SQLite checkpoints and is killed at a
-random moment; a second process runs the same batch again (each thread's own request, so a
-finished thread reads as done, an unfinished one resumes, one never started starts). Each
-trial checks that no thread is lost (every one ends ``ok`` with all its subtasks and the
-right values) and that no subtask that had finished before the kill (its result in the
-checkpoint or in the checkpoint's pending writes) runs again: the scripted specialists log
-every call to a file.
+A subprocess runs a batch of concurrent runs against SQLite checkpoints (and again against
+PostgreSQL ones) and is killed at a random moment; a second process runs the same batch
+again (each thread's own request, so a finished thread reads as done, an unfinished one
+resumes, one never started starts). Each trial checks that no thread is lost (every one
+ends ``ok`` with all its subtasks and the right values) and that no subtask that had
+finished before the kill (its result in the checkpoint or in the checkpoint's pending
+writes) runs again: the scripted specialists log every call to a file.
 
 CI runs a few kills of a small batch. ``make chaos`` runs 100 kills of a 100-run batch
 (``ORCHESTRATOR_CHAOS_TRIALS`` and ``ORCHESTRATOR_CHAOS_RUNS``) and writes its figures to
@@ -71,22 +71,25 @@ async def one(orc, i):
     return f"{result.status} {len(result.subtasks)} {values[0]} {values[1]} {values[2]}"
 
 
-async def main(graph, state, runs):
-    async with Orchestrator.from_file(graph, state_dir=state) as orc:
+async def main(graph, state, runs, url):
+    where = {"checkpointer": "postgres", "database_url": url} if url else {}
+    async with Orchestrator.from_file(graph, state_dir=state, **where) as orc:
         print("ready", flush=True)
         outcomes = await asyncio.gather(*(one(orc, i) for i in range(runs)))
     print(json.dumps(outcomes), flush=True)
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))
 """
 
 EXPECTED = "ok 3 done other other"
 
 
-def _start(script: Path, graph: Path, state: Path, runs: int) -> subprocess.Popen[str]:
+def _start(
+    script: Path, graph: Path, state: Path, runs: int, url: str | None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(script), str(graph), str(state), str(runs)],
+        [sys.executable, str(script), str(graph), str(state), str(runs), url or ""],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -100,16 +103,24 @@ def _calls(log: Path) -> list[str]:
     return [" ".join(line.split()[:2]) for line in log.read_text().splitlines() if line]
 
 
-async def _finished_subtasks(state: Path, runs: int) -> set[str]:
+def _saver(state: Path, url: str | None) -> Any:
+    if url:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        return AsyncPostgresSaver.from_conn_string(url)
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    return AsyncSqliteSaver.from_conn_string(str(state / "checkpoints.sqlite"))
+
+
+async def _finished_subtasks(state: Path, runs: int, url: str | None) -> set[str]:
     """'subtask thread' of every subtask whose result the checkpoints hold: in the state of
     the latest checkpoint, or among its pending writes (a task of the step under way that
     finished; LangGraph does not run it again)."""
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
     finished: set[str] = set()
-    if not (state / "checkpoints.sqlite").exists():
+    if not url and not (state / "checkpoints.sqlite").exists():
         return finished
-    async with AsyncSqliteSaver.from_conn_string(str(state / "checkpoints.sqlite")) as saver:
+    async with _saver(state, url) as saver:
         for i in range(runs):
             config: Any = {"configurable": {"thread_id": f"run-{i}", "checkpoint_ns": ""}}
             saved = await saver.aget_tuple(config)
@@ -123,14 +134,14 @@ async def _finished_subtasks(state: Path, runs: int) -> set[str]:
     return finished
 
 
-def _trial(tmp: Path, runs: int, kill_after: float) -> dict[str, Any]:
+def _trial(tmp: Path, runs: int, kill_after: float, url: str | None) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     log, state = tmp / "calls.log", tmp / "state"
     graph, script = tmp / "batch.yaml", tmp / "batch.py"
     graph.write_text(GRAPH.format(log=log))
     script.write_text(BATCH)
 
-    proc = _start(script, graph, state, runs)
+    proc = _start(script, graph, state, runs, url)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", (
         proc.stderr.read() if proc.stderr else ""
     )
@@ -140,9 +151,9 @@ def _trial(tmp: Path, runs: int, kill_after: float) -> dict[str, Any]:
         os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     before = _calls(log)
-    finished = asyncio.run(_finished_subtasks(state, runs))
+    finished = asyncio.run(_finished_subtasks(state, runs, url))
 
-    again = _start(script, graph, state, runs)
+    again = _start(script, graph, state, runs, url)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     outcomes = json.loads(out.splitlines()[-1])
@@ -161,24 +172,34 @@ def _trial(tmp: Path, runs: int, kill_after: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("checkpointer", ["sqlite", "postgres"])
 def test_killed_batches_resume_with_no_thread_lost_and_no_finished_subtask_rerun(
-    tmp_path: Path,
+    checkpointer: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     rng = random.Random(int(os.environ.get("ORCHESTRATOR_CHAOS_SEED", "17")))
     trials: list[dict[str, Any]] = []
     for t in range(TRIALS):
+        # Each trial on a fresh database, as each has a fresh state directory.
+        url = (
+            request.getfixturevalue("postgres_cluster").new_database("chaos")
+            if checkpointer == "postgres"
+            else None
+        )
         # Kill anywhere from the first checkpoints to past the end of a batch (about
         # 0.3 s + 0.05 s per run on 2 busy cores).
-        trials.append(_trial(tmp_path / f"trial-{t}", RUNS, rng.uniform(0.0, 0.3 + 0.05 * RUNS)))
-        _report(trials)
-    summary = _report(trials)
+        kill_after = rng.uniform(0.0, 0.3 + 0.05 * RUNS)
+        trials.append(_trial(tmp_path / f"trial-{t}", RUNS, kill_after, url))
+        _report(trials, checkpointer)
+    summary = _report(trials, checkpointer)
     assert summary["lost_runs"] == 0, [t["lost"] for t in trials if t["lost"]]
     assert summary["duplicated_subtasks"] == 0, [t["duplicated"] for t in trials]
 
 
-def _report(trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figures so far (written after each trial, so a long run can be watched)."""
+def _report(trials: list[dict[str, Any]], checkpointer: str) -> dict[str, Any]:
+    """The figures so far (written after each trial, so a long run can be watched); one
+    report per checkpointer (``chaos.json``, ``chaos-postgres.json``)."""
     summary: dict[str, Any] = {
+        "checkpointer": checkpointer,
         "trials": len(trials),
         "runs_per_batch": RUNS,
         "kills_inside_the_batch": sum(not t["batch_had_finished"] for t in trials),
@@ -188,5 +209,8 @@ def _report(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "calls_after_kill": sum(t["calls_after_kill"] for t in trials),
     }
     if REPORT:
-        Path(REPORT).write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
+        path = Path(REPORT)
+        if checkpointer != "sqlite":
+            path = path.with_name(f"{path.stem}-{checkpointer}{path.suffix}")
+        path.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1))
     return summary

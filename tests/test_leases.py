@@ -5,18 +5,33 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from orchestrator import ThreadBusyError
 from orchestrator._leases import MemoryThreadLeases, SqliteThreadLeases, ThreadLeases
+from orchestrator._leases_postgres import PostgresThreadLeases
+
+StoreFactory = Callable[..., ThreadLeases]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Stores shared by processes: each call opens another handle on the same one."""
+    if request.param == "sqlite":
+        return lambda ttl_s=30.0: SqliteThreadLeases(tmp_path / "threads.sqlite", ttl_s=ttl_s)
+    url = request.getfixturevalue("database_url")
+    return lambda ttl_s=30.0: PostgresThreadLeases(url=url, ttl_s=ttl_s)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
 def leases(request: pytest.FixtureRequest, tmp_path: Path) -> ThreadLeases:
     if request.param == "sqlite":
         return SqliteThreadLeases(tmp_path / "threads.sqlite")
+    if request.param == "postgres":
+        return PostgresThreadLeases(url=request.getfixturevalue("database_url"))
     return MemoryThreadLeases()
 
 
@@ -50,6 +65,7 @@ def test_a_waiting_runner_gets_the_lease_when_the_holder_returns(leases: ThreadL
             order.append("second in")
 
     async def scenario() -> None:
+        await leases.start_request("t")  # a store that connects does so before the race
         await asyncio.gather(first(), second())
         await leases.aclose()
 
@@ -57,8 +73,8 @@ def test_a_waiting_runner_gets_the_lease_when_the_holder_returns(leases: ThreadL
     assert order == ["first in", "first out", "second in"]
 
 
-def test_the_start_request_is_kept_once(tmp_path: Path) -> None:
-    leases = SqliteThreadLeases(tmp_path / "threads.sqlite")
+def test_the_start_request_is_kept_once(shared: StoreFactory) -> None:
+    leases = shared()
 
     async def scenario() -> None:
         assert await leases.start_request("t") is None
@@ -83,9 +99,9 @@ def test_this_process_s_leases_keep_a_request_only_while_its_run_holds_it() -> N
     asyncio.run(scenario())
 
 
-def test_an_expired_lease_of_another_host_is_taken_over(tmp_path: Path) -> None:
+def test_an_expired_lease_of_another_host_is_taken_over(shared: StoreFactory) -> None:
     async def scenario() -> None:
-        store = SqliteThreadLeases(tmp_path / "threads.sqlite")
+        store = shared()
         assert await store.acquire("t", "elsewhere:1:abc", 0.3, None) is None
         assert await store.acquire("t", "mine:2:def", 30.0, None) == "elsewhere:1:abc"
         await asyncio.sleep(0.35)
@@ -95,9 +111,9 @@ def test_an_expired_lease_of_another_host_is_taken_over(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_the_heartbeat_keeps_a_long_run_s_lease(tmp_path: Path) -> None:
+def test_the_heartbeat_keeps_a_long_run_s_lease(shared: StoreFactory) -> None:
     async def scenario() -> None:
-        store = SqliteThreadLeases(tmp_path / "threads.sqlite", ttl_s=0.3)
+        store = shared(ttl_s=0.3)
         async with store.hold("t"):
             await asyncio.sleep(0.7)  # over twice the lease's life: renewed meanwhile
             assert await store.acquire("t", "other:1:x", 0.3, None) is not None
@@ -109,8 +125,10 @@ def test_the_heartbeat_keeps_a_long_run_s_lease(tmp_path: Path) -> None:
 HOLDER = """\
 import asyncio, sys, time
 from orchestrator._leases import SqliteThreadLeases
+from orchestrator._leases_postgres import PostgresThreadLeases
 async def main():
-    store = SqliteThreadLeases(sys.argv[1])
+    where = sys.argv[1]
+    store = PostgresThreadLeases(url=where) if "://" in where else SqliteThreadLeases(where)
     async with store.hold("t"):
         print("held", flush=True)
         await asyncio.sleep(600)
@@ -118,14 +136,21 @@ asyncio.run(main())
 """
 
 
-def test_a_killed_holder_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
-    path = tmp_path / "threads.sqlite"
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_killed_holder_on_this_host_is_taken_over_at_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    where = (
+        request.getfixturevalue("database_url") if kind == "postgres" else str(tmp_path / "t.db")
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, where], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-        store = SqliteThreadLeases(path)
+        store: ThreadLeases = (
+            PostgresThreadLeases(url=where) if kind == "postgres" else SqliteThreadLeases(where)
+        )
         with pytest.raises(ThreadBusyError):
             asyncio.run(_hold_once(store))
     finally:

@@ -21,6 +21,7 @@ from orchestrator._contracts import FieldProvenance, RunLedger, RunResult
 from orchestrator._errors import ConfigurationError
 from orchestrator._orchestrator import DEFAULT_STATE_DIR, Orchestrator
 from orchestrator._visible_text import has_visible_text
+from orchestrator.cli._database import CheckpointerOpt, DatabaseUrlOpt, check_checkpointer
 from orchestrator.cli._exit import ExitCode
 from orchestrator.cli._graph_files import resolve_graph
 from orchestrator.cli._output import err, out, utf8
@@ -62,9 +63,8 @@ def run(
     state_dir: Annotated[
         Path, typer.Option(help="Where checkpoints are kept.")
     ] = DEFAULT_STATE_DIR,
-    checkpointer: Annotated[
-        str, typer.Option(help="sqlite (resumable), memory or none.")
-    ] = "sqlite",
+    checkpointer: CheckpointerOpt = "sqlite",
+    database_url: DatabaseUrlOpt = None,
     inprocess: Annotated[
         bool, typer.Option(help="Run registered specialists in this process, not over MCP.")
     ] = False,
@@ -81,8 +81,7 @@ def run(
     ] = False,
 ) -> int:
     """Run a graph on one request and print the result with provenance and timings."""
-    if checkpointer not in ("sqlite", "memory", "none"):
-        raise ConfigurationError(f"--checkpointer {checkpointer!r}: use sqlite, memory or none")
+    check_checkpointer(checkpointer)
     text = _read_input(input)
     if text is not None and not has_visible_text(text):
         raise ConfigurationError(
@@ -95,6 +94,7 @@ def run(
         resolve_graph(graph),
         state_dir=state_dir,
         checkpointer=cast(CheckpointerKind, checkpointer),
+        database_url=database_url,
         inprocess=inprocess,
         prices=prices,
         tracing=True if otel else None,
@@ -126,6 +126,8 @@ def resume(
     state_dir: Annotated[
         Path, typer.Option(help="Where checkpoints are kept.")
     ] = DEFAULT_STATE_DIR,
+    checkpointer: CheckpointerOpt = "sqlite",
+    database_url: DatabaseUrlOpt = None,
 ) -> int:
     """Resume a thread: after a crash, or with a person's review of a paused run."""
     chosen = sum([approve, reject, bool(answer)])
@@ -139,7 +141,13 @@ def resume(
         review = {"*": {"action": "reject"}}
     elif answer:
         parsed = parse_answer(answer)
-    orc = Orchestrator.from_file(resolve_graph(graph), state_dir=state_dir)
+    check_checkpointer(checkpointer)
+    orc = Orchestrator.from_file(
+        resolve_graph(graph),
+        state_dir=state_dir,
+        checkpointer=cast(CheckpointerKind, checkpointer),
+        database_url=database_url,
+    )
     result = asyncio.run(_resume(orc, thread, review, parsed, show=not as_json))
     if as_json:
         out.print_json(result.model_dump_json())
