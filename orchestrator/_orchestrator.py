@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -293,9 +293,12 @@ class Orchestrator:
             return
         store: TraceStore
         if isinstance(self._traces_arg, bool) or self._traces_arg is None:
-            postgres = self._checkpointer == "postgres"
-            url = database_url(self._database_url) if postgres else None
-            store = open_trace_store(self.state_dir, database_url=url)
+            if self._checkpointer == "postgres":
+                from orchestrator._traces_postgres import PostgresTraceStore
+
+                store = PostgresTraceStore(database_url(self._database_url))
+            else:
+                store = open_trace_store(self.state_dir)
             stack.callback(store.close)
         else:
             store = self._traces_arg
@@ -711,6 +714,20 @@ class Orchestrator:
         if given is not None and given != values["request"].get("text"):
             return None  # the full path below refuses it with the reason
         return values
+
+    async def afinished(self, thread_ids: Iterable[str]) -> dict[str, RunResult]:
+        """The results of those threads whose runs have finished, read from the checkpoints
+        alone (nothing runs, no server starts; unfinished and unknown threads are left out)."""
+        found: dict[str, RunResult] = {}
+        async with self._stored() as graph:
+            if graph.checkpointer is None:
+                return found
+            for tid in thread_ids:
+                snapshot = await graph.aget_state({"configurable": {"thread_id": tid}})
+                values = dict(snapshot.values or {})
+                if "request" in values and not snapshot.next and run_finished(values):
+                    found[tid] = self._result(tid, values, total_ms=0.0, pending=[])
+        return found
 
     async def aresume(
         self, thread_id: str, *, review: Mapping[str, Any] | None = None

@@ -197,13 +197,8 @@ class SQLiteTraceStore:
             self._db.close()
 
 
-def open_trace_store(state_dir: str | Path, database_url: str | None = None) -> TraceStore:
-    """The default store: ``traces.sqlite`` in the state directory, or the
-    ``orchestrator_traces`` table of the PostgreSQL database at `database_url`."""
-    if database_url is not None:
-        from orchestrator._traces_postgres import PostgresTraceStore
-
-        return PostgresTraceStore(database_url)
+def open_trace_store(state_dir: str | Path) -> SQLiteTraceStore:
+    """The default store: ``traces.sqlite`` in the state directory."""
     return SQLiteTraceStore(Path(state_dir) / TRACES_FILE)
 
 

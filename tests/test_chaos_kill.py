@@ -96,7 +96,7 @@ def _start(
     )
 
 
-def _calls(log: Path) -> list[str]:
+def calls(log: Path) -> list[str]:
     """Each call as 'subtask thread' (the scripted specialist logs its input text)."""
     if not log.exists():
         return []
@@ -113,7 +113,7 @@ def _saver(state: Path, url: str | None) -> Any:
     return AsyncSqliteSaver.from_conn_string(str(state / "checkpoints.sqlite"))
 
 
-async def _finished_subtasks(state: Path, runs: int, url: str | None) -> set[str]:
+async def finished_subtasks(state: Path, threads: list[str], url: str | None) -> set[str]:
     """'subtask thread' of every subtask whose result the checkpoints hold: in the state of
     the latest checkpoint, or among its pending writes (a task of the step under way that
     finished; LangGraph does not run it again)."""
@@ -121,8 +121,8 @@ async def _finished_subtasks(state: Path, runs: int, url: str | None) -> set[str
     if not url and not (state / "checkpoints.sqlite").exists():
         return finished
     async with _saver(state, url) as saver:
-        for i in range(runs):
-            config: Any = {"configurable": {"thread_id": f"run-{i}", "checkpoint_ns": ""}}
+        for thread in threads:
+            config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
             saved = await saver.aget_tuple(config)
             if saved is None:
                 continue
@@ -130,7 +130,7 @@ async def _finished_subtasks(state: Path, runs: int, url: str | None) -> set[str
             for _task, channel, value in saved.pending_writes or []:
                 if channel == "results" and isinstance(value, dict):
                     results.update(value)
-            finished.update(f"{sid} run-{i}" for sid in results)
+            finished.update(f"{sid} {thread}" for sid in results)
     return finished
 
 
@@ -150,16 +150,17 @@ def _trial(tmp: Path, runs: int, kill_after: float, url: str | None) -> dict[str
     if not finished_in_time:
         os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
-    before = _calls(log)
-    finished = asyncio.run(_finished_subtasks(state, runs, url))
+    before = calls(log)
+    threads = [f"run-{i}" for i in range(runs)]
+    finished = asyncio.run(finished_subtasks(state, threads, url))
 
     again = _start(script, graph, state, runs, url)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     outcomes = json.loads(out.splitlines()[-1])
-    after = _calls(log)[len(before) :]
+    after = calls(log)[len(before) :]
     duplicated = [call for call in after if call in finished]
-    calls = Counter(_calls(log))
+    counts = Counter(calls(log))
     return {
         "kill_after_s": round(kill_after, 3),
         "batch_had_finished": finished_in_time,
@@ -168,7 +169,7 @@ def _trial(tmp: Path, runs: int, kill_after: float, url: str | None) -> dict[str
         "calls_after_kill": len(after),
         "lost": [f"run-{i}: {o}" for i, o in enumerate(outcomes) if o != EXPECTED],
         "duplicated": duplicated,
-        "max_calls_of_one_subtask": max(calls.values()) if calls else 0,
+        "max_calls_of_one_subtask": max(counts.values()) if counts else 0,
     }
 
 
