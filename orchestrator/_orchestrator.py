@@ -324,11 +324,14 @@ class Orchestrator:
     async def acompile(self, checkpointer: BaseCheckpointSaver[str] | None = None) -> Any:
         """The compiled LangGraph graph on this orchestrator's toolset, for hosts that run
         graphs themselves (``langgraph dev``, LangGraph Platform) with their own checkpointer.
-        The toolset stays open for the life of the process."""
-        toolset = self._toolset or self._default_toolset()
+        The toolset stays open for the life of the process. What reads files (specialists'
+        options and label sets) runs in a thread: the host's event loop must not block."""
+        toolset = self._toolset
+        if toolset is None:
+            toolset = await asyncio.to_thread(self._default_toolset)
         await toolset.warm_up()
         tools = await self._tool_infos(toolset)
-        ctx = self._context(toolset, tools)
+        ctx = await asyncio.to_thread(self._context, toolset, tools)
         return build_state_graph(ctx).compile(checkpointer=checkpointer, name=self.spec.name)
 
     def _frontier(self) -> FrontierModel | None:

@@ -7,6 +7,7 @@ verdicts as plain data.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from orchestrator._orchestrator import Orchestrator
@@ -15,11 +16,17 @@ from orchestrator.graphs import shipped_graphs
 __all__ = ["contract_review", "support_triage"]
 
 
-async def _shipped(name: str) -> Any:
+def _orchestrator(name: str) -> Orchestrator:
     # In-process specialists: a graph factory may be called per run, and must not leave a
     # server process behind each time.
-    spec = Orchestrator.from_file(shipped_graphs()[name]).spec
-    return await Orchestrator(spec, checkpointer="none", inprocess=True).acompile()
+    return Orchestrator.from_file(shipped_graphs()[name], checkpointer="none", inprocess=True)
+
+
+async def _shipped(name: str) -> Any:
+    # The host runs factories on its event loop and fails a blocking call there (`langgraph
+    # dev` checks with blockbuster): the graph file and price table are read in a thread.
+    orchestrator = await asyncio.to_thread(_orchestrator, name)
+    return await orchestrator.acompile()
 
 
 async def support_triage() -> Any:

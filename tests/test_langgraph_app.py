@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 from typing import Any
@@ -38,3 +39,78 @@ def test_factory_builds_a_graph_the_host_can_invoke() -> None:
     assert state["fields"]["intent.label"]["value"] == "order_status"
     assert state["path"][0] == "triage"
     assert {"intent", "sentiment"} <= set(state["results"])
+
+
+def _langgraph_dev_blockbuster() -> Any:
+    """The blocking-call checker as `langgraph dev` sets it up around runs (langgraph-api's
+    queue, `_enable_blockbuster`): every blocking call fails, except the calls it lets pass
+    (os.stat, os.listdir, os.remove, os.path.*, lock acquisition, and reads and writes in
+    a few named library functions)."""
+    from blockbuster import BlockBuster
+
+    bb = BlockBuster(excluded_modules=[])
+    for module, func in (
+        ("langsmith/client.py", "_default_retry_config"),
+        ("langgraph/pregel/utils.py", "get_function_nonlocals"),
+        ("importlib/metadata/__init__.py", "metadata"),
+        ("importlib/metadata/__init__.py", "read_text"),
+    ):
+        bb.functions["io.TextIOWrapper.read"].can_block_in(module, func)
+    bb.functions["os.path.abspath"].can_block_in("inspect.py", "getmodule")
+    for module, func in (("logging/__init__.py", "flush"), ("logging/__init__.py", "emit")):
+        bb.functions["io.TextIOWrapper.write"].can_block_in(module, func)
+        bb.functions["io.BufferedWriter.write"].can_block_in(module, func)
+    allowed = ["os.stat", "os.listdir", "os.remove", "threading.Lock.acquire"]
+    allowed += [name for name in bb.functions if name.startswith("os.path.")]
+    for name in allowed:
+        function = bb.functions.pop(name, None)
+        if function is not None:
+            function.deactivate()
+    bb.activate()
+    return bb
+
+
+@pytest.mark.slow
+def test_factories_and_a_run_block_nothing_under_langgraph_devs_checker() -> None:
+    from blockbuster import BlockingError
+
+    from orchestrator import ConfigurationError
+    from orchestrator.langgraph_app import contract_review, support_triage
+
+    async def main() -> dict[str, Any]:
+        bb = _langgraph_dev_blockbuster()
+        try:
+            with contextlib.suppress(ConfigurationError):
+                await contract_review()  # refused without a trained clauses artifact
+            graph = await support_triage()
+            state: dict[str, Any] = await graph.ainvoke(
+                {"request": {"text": "I was charged twice this month"}}
+            )
+            return state
+        finally:
+            bb.deactivate()
+
+    try:
+        state = asyncio.run(main())
+    except BlockingError as exc:  # the first line names the call; the rest is advice
+        pytest.fail(f"a blocking call on the event loop: {str(exc).splitlines()[0]}")
+    assert state["fields"]["intent.label"]["value"] == "billing"
+    assert {"intent", "sentiment"} <= set(state["results"])
+
+
+def test_the_checker_catches_what_langgraph_dev_refused() -> None:
+    """The same checker fails the blocking call `langgraph dev` reported (a directory scan
+    on the event loop), so the test above would see it."""
+    from blockbuster import BlockingError
+
+    from orchestrator.graphs import SCHEMA_FILE
+
+    async def scan() -> None:
+        bb = _langgraph_dev_blockbuster()
+        try:
+            sorted(SCHEMA_FILE.parent.glob("*.yaml"))
+        finally:
+            bb.deactivate()
+
+    with pytest.raises(BlockingError, match="ScandirIterator"):
+        asyncio.run(scan())

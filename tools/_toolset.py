@@ -58,6 +58,10 @@ class InProcessToolset:
             ) from None
 
     async def list_tools(self) -> list[ToolInfo]:
+        # A specialist may read its label set from a file: kept off the event loop.
+        return await asyncio.to_thread(self._tool_infos)
+
+    def _tool_infos(self) -> list[ToolInfo]:
         # Tools are named by their key here, so one specialist can be bound twice with
         # different options (say, two intent label sets).
         return [
