@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Mapping
+import weakref
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -36,6 +45,7 @@ from orchestrator._recorder import TraceRecorder
 from orchestrator._result import build_run_result
 from orchestrator._schemas import output_problems
 from orchestrator._state import RunState, run_finished
+from orchestrator._sync_loop import LoopThread
 from orchestrator._traces import TraceStore, open_trace_store
 from orchestrator._tracing import enable_tracing, traced_run, tracing_installed
 from orchestrator.agents._frontier import FrontierModel, frontier_from_spec
@@ -52,7 +62,7 @@ from orchestrator.tools._config import MCPServerConfig
 from orchestrator.tools._toolset import InProcessToolset, Toolset
 from orchestrator.tools.mcp_toolset import CompositeToolset, MCPToolset
 
-__all__ = ["DEFAULT_STATE_DIR", "Orchestrator", "run_sync"]
+__all__ = ["DEFAULT_STATE_DIR", "Orchestrator"]
 
 T = TypeVar("T")
 DEFAULT_STATE_DIR = Path(".orchestrator")
@@ -61,30 +71,46 @@ log = get_logger(__name__)
 _EVENT_KINDS = {"plan": "planned", "call": "called", "verify": "verified", "merge": "merged"}
 
 
-def run_sync(coro: Coroutine[Any, Any, T], method: str) -> T:
-    """Run a coroutine to completion; refuse inside a running event loop."""
+def _refuse_in_loop(call: str, instead: str) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
+        return
     raise ConfigurationError(
-        f"Orchestrator.{method}() was called inside a running event loop; "
-        f"use `await orchestrator.a{method}(...)` there instead"
+        f"{call} was called inside a running event loop; use {instead} there instead"
     )
+
+
+def _close_kept(loop: LoopThread, kept: list[AsyncExitStack]) -> None:
+    """Close what an orchestrator's blocking calls kept open, then its loop (on close(),
+    when the orchestrator is collected, or at the interpreter's exit). Holds no reference
+    to the orchestrator, so that it can be collected."""
+
+    async def closing() -> None:
+        while kept:
+            await kept.pop().aclose()
+
+    loop.stop(closing)
 
 
 class Orchestrator:
     """Runs one graph file.
 
-    Use it directly (each call opens and closes the checkpointer and toolset) or as an async
-    context manager to keep them open across many runs::
+    The blocking calls (:meth:`run`, :meth:`resume`) open the checkpointer, the MCP servers
+    and the models on the first call and keep them for the next ones, on an event loop in a
+    thread of this orchestrator's own, until :meth:`close` (or ``with``, or the
+    interpreter's exit). The async calls open and close them per call, unless the
+    orchestrator is open as an async context manager::
 
-        orc = Orchestrator.from_file("graphs/support_triage.yaml")
-        result = orc.run("I was charged twice and nobody answers my emails")
+        with Orchestrator.from_file("graphs/support_triage.yaml") as orc:
+            result = orc.run("I was charged twice and nobody answers my emails")
 
         async with Orchestrator.from_file(path) as orc:
             results = await asyncio.gather(*(orc.arun(text) for text in texts))
+
+    Blocking calls from several threads at once run concurrently on that one loop, as
+    ``asyncio.gather`` over :meth:`arun` would. One orchestrator is used either blocking or
+    async at a time: :meth:`close` it before switching.
     """
 
     def __init__(
@@ -169,6 +195,12 @@ class Orchestrator:
         self._learner: BackgroundLearner | None = None
         self._learned = 0  # the learner's generation the compiled graph was built at
         self._open: tuple[Toolset, Any] | None = None
+        # The blocking API's loop and what it keeps open (see `_blocking`).
+        self._sync_loop: LoopThread | None = None
+        self._sync_lock = threading.Lock()
+        self._sync_opening: asyncio.Lock | None = None
+        self._kept: list[AsyncExitStack] = []
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Orchestrator:
@@ -223,6 +255,7 @@ class Orchestrator:
         return server
 
     async def __aenter__(self) -> Orchestrator:
+        self._check_loop()
         if self._stack is not None:
             raise ConfigurationError("this Orchestrator is already open")
         stack = AsyncExitStack()
@@ -409,8 +442,64 @@ class Orchestrator:
         if stack is not None:
             await stack.aclose()
 
+    # -- the blocking API's loop ------------------------------------------------------------
+    def _blocking(self, call: Callable[[], Coroutine[Any, Any, T]], name: str, instead: str) -> T:
+        """Run ``call()`` on this orchestrator's own loop (started on first use), where the
+        first run opens the toolset and checkpointer and later runs find them open."""
+        _refuse_in_loop(f"Orchestrator.{name}", instead)
+        with self._sync_lock:
+            if self._stack is not None and self._sync_loop is None:
+                raise ConfigurationError(
+                    f"Orchestrator.{name} was called while it is open in `async with`; "
+                    f"use {instead} there"
+                )
+            if self._sync_loop is None or not self._sync_loop.alive:
+                loop = LoopThread(f"orchestrator-{self.spec.name}")
+                self._sync_loop, self._sync_opening, self._kept = loop, asyncio.Lock(), []
+                self._finalizer = weakref.finalize(self, _close_kept, loop, self._kept)
+            loop = self._sync_loop
+        return loop.call(call())
+
+    async def _keep_open(self) -> None:
+        """Open on the blocking API's loop, once, and keep it open (see `_blocking`)."""
+        assert self._sync_opening is not None
+        async with self._sync_opening:
+            if self._stack is None:
+                await self.__aenter__()
+                assert self._stack is not None
+                self._kept.append(self._stack)
+
+    def _check_loop(self) -> None:
+        """Refuse async use of an orchestrator whose blocking calls keep it open: its
+        sessions belong to another event loop."""
+        loop = self._sync_loop
+        if loop is not None and loop.alive and not loop.in_loop():
+            raise ConfigurationError(
+                "this Orchestrator keeps its servers open for its blocking calls (run, "
+                "resume); call close() before using it with await, or keep to one style"
+            )
+
+    def __enter__(self) -> Orchestrator:
+        self._blocking(self._keep_open, "__enter__", "`async with Orchestrator(...)`")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the servers, models and checkpointer that blocking calls kept open, and
+        their loop's thread. The orchestrator can run again afterwards (it reopens them)."""
+        with self._sync_lock:
+            finalizer, self._finalizer, self._sync_loop = self._finalizer, None, None
+            if finalizer is not None:
+                finalizer()
+                self._stack, self._graph, self._open, self._leases = None, None, None, None
+
     @asynccontextmanager
     async def _opened(self) -> AsyncIterator[Any]:
+        self._check_loop()
+        if self._stack is None and self._sync_loop is not None:
+            await self._keep_open()
         if self._stack is not None:
             if self._learner is not None and self._learner.generation != self._learned:
                 await self._build()  # a version was promoted since: serve it
@@ -673,8 +762,13 @@ class Orchestrator:
         thread_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Blocking form of :meth:`arun`; refuses to run inside an event loop."""
-        return run_sync(self.arun(request, thread_id=thread_id, metadata=metadata), "run")
+        """Blocking form of :meth:`arun`; refuses to run inside an event loop. The servers
+        and models stay open for the next call, until :meth:`close`."""
+        return self._blocking(
+            lambda: self.arun(request, thread_id=thread_id, metadata=metadata),
+            "run()",
+            "`await orchestrator.arun(...)`",
+        )
 
     async def pending_review(self, thread_id: str) -> list[dict[str, Any]]:
         """What a paused thread waits on a person for: subtask, input, output, reason (read
@@ -686,6 +780,7 @@ class Orchestrator:
     async def _stored(self) -> AsyncIterator[Any]:
         """The graph over the checkpointer only, to read threads: the open one when this
         orchestrator is open, else one compiled without tools."""
+        self._check_loop()
         if self._stack is not None:
             yield self._graph
             return
@@ -749,7 +844,12 @@ class Orchestrator:
         return result
 
     def resume(self, thread_id: str, *, review: Mapping[str, Any] | None = None) -> RunResult:
-        return run_sync(self.aresume(thread_id, review=review), "resume")
+        """Blocking form of :meth:`aresume` (the servers stay open, as for :meth:`run`)."""
+        return self._blocking(
+            lambda: self.aresume(thread_id, review=review),
+            "resume()",
+            "`await orchestrator.aresume(...)`",
+        )
 
 
 async def _pending_review(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
