@@ -45,8 +45,10 @@ __all__ = [
     "BearerTokenMiddleware",
     "InvalidRequestMiddleware",
     "ServerLimits",
+    "ToolServer",
     "build_server",
     "run_server",
+    "serve_mcp",
     "transport_security",
 ]
 
@@ -231,7 +233,7 @@ def _tools_for(key: str, specialist: AnySpecialist, limits: ServerLimits) -> tup
     )
 
 
-class _SpecialistServer(MCPServer):
+class ToolServer(MCPServer):
     """The SDK's server, except that an unknown prompt is the caller's mistake (INVALID_PARAMS):
     the SDK raises ValueError, which goes out as error code 0 with a logged traceback."""
 
@@ -249,7 +251,7 @@ def build_server(
 ) -> MCPServer:
     """An MCP server exposing each specialist (keyed by tool name) and its batch form."""
     limits = limits or ServerLimits()
-    return _SpecialistServer(
+    return ToolServer(
         name,
         version=__version__,
         log_level="WARNING",
@@ -493,10 +495,34 @@ async def run_server(
     security = transport_security(host, token, allowed_hosts) if transport == "http" else None
     for specialist in specialists.values():
         await anyio.to_thread.run_sync(specialist.ensure_loaded)
-    server = build_server(specialists, limits=limits)
+    await serve_mcp(
+        build_server(specialists, limits=limits),
+        ", ".join(specialists),
+        transport=transport,
+        host=host,
+        port=port,
+        token=token,
+        announce=announce,
+        security=security,
+    )
+
+
+async def serve_mcp(
+    server: MCPServer,
+    what: str,
+    *,
+    transport: str = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    announce: Callable[[str], None] | None = None,
+    security: TransportSecuritySettings | None = None,
+) -> None:
+    """Serve ``server`` over stdio or streamable HTTP until cancelled (see :func:`run_server`
+    for the arguments; ``what`` names what is served in the announced line)."""
     say = announce or (lambda _line: None)
     if transport == "stdio":
-        say(f"serving {', '.join(specialists)} over stdio")
+        say(f"serving {what} over stdio")
         await _serve_stdio(server)
         return
     if transport != "http":
@@ -516,5 +542,5 @@ async def run_server(
     if web.started:
         bound = web.servers[0].sockets[0].getsockname()[1]
         auth = "bearer token required" if token else "no authentication"
-        say(f"serving {', '.join(specialists)} on http://{host}:{bound}/mcp ({auth})")
+        say(f"serving {what} on http://{host}:{bound}/mcp ({auth})")
     await serving

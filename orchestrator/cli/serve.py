@@ -18,7 +18,7 @@ from orchestrator.cli._output import err
 from orchestrator.graph.bindings import specialist_for_binding
 from orchestrator.graph.spec import GraphSpec
 from orchestrator.specialists._registry import default_registry
-from orchestrator.tools.server import ServerLimits, run_server
+from orchestrator.tools.server import ServerLimits, run_server, serve_mcp, transport_security
 
 __all__ = ["serve"]
 
@@ -90,6 +90,14 @@ def serve(
     max_batch: Annotated[
         int, typer.Option(help="Most items in one batch call.")
     ] = ServerLimits().max_batch,
+    as_tool: Annotated[
+        bool,
+        typer.Option(
+            "--as-tool",
+            help="With --graph: serve the whole graph as one tool (the request in, the result "
+            "fields with provenance out) instead of its specialists.",
+        ),
+    ] = False,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -127,11 +135,28 @@ def serve(
         )
     if otel:
         enable_tracing(service_name="orchestrator-serve")
-    served = _served_specialists(list(specialists or []), graph)
 
     def announce(line: str) -> None:
         err.print(line, markup=False)  # stderr: in stdio mode stdout carries the protocol
 
+    if as_tool:
+        security = transport_security(host, token, allowed_host or ())
+        server, what = _graph_as_tool(graph, specialists, limits)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                serve_mcp(
+                    server,
+                    what,
+                    transport=transport,
+                    host=host,
+                    port=port,
+                    token=token,
+                    announce=announce,
+                    security=security if transport == "http" else None,
+                )
+            )
+        return ExitCode.OK
+    served = _served_specialists(list(specialists or []), graph)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_server(
@@ -146,3 +171,25 @@ def serve(
             )
         )
     return ExitCode.OK
+
+
+def _graph_as_tool(
+    graph: str | None, specialists: list[str] | None, limits: ServerLimits
+) -> tuple[Any, str]:
+    """The server of `--as-tool` and what it serves, or one line saying what is missing."""
+    if graph is None:
+        raise ConfigurationError("--as-tool serves a graph: give it with --graph GRAPH")
+    if specialists:
+        raise ConfigurationError(
+            "--as-tool serves the whole graph as one tool: leave out the specialist names"
+        )
+    from orchestrator._orchestrator import Orchestrator  # the run layer, only when asked
+    from orchestrator.tools.graph_server import build_graph_server
+
+    # The graph's registered specialists run in this process (no server behind a server);
+    # third-party MCP tools it binds are still reached over MCP. Runs are kept in memory.
+    orchestrator = Orchestrator.from_file(
+        resolve_graph(graph), checkpointer="memory", inprocess=True
+    )
+    server = build_graph_server(orchestrator, limits=limits)
+    return server, f"graph {orchestrator.spec.name} as one tool"
