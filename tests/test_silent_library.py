@@ -119,3 +119,56 @@ def test_logging_configured_follows_handlers() -> None:
         assert logging_configured()
     finally:
         logging.getLogger().handlers[:] = root_handlers
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_the_cli_logs_to_stderr_at_the_level_it_is_given(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "orchestrator"]
+    args = ["run", "support_triage", "--input", "My parcel never came", "--inprocess"]
+    args += ["--checkpointer", "memory", "--json"]
+    asked = subprocess.run(
+        [*run, "--log-level", "INFO", "--log-json", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["status"] in ("ok", "partial")  # stdout: the result only
+    (finished,) = [r for r in _json_lines(asked.stderr) if r["event"] == "run finished"]
+    assert finished["logger"] == "orchestrator._orchestrator"
+    assert finished["level"] == "info" and finished["graph"] == "support_triage"
+    quiet = subprocess.run([*run, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert not [r for r in _json_lines(quiet.stderr) if r.get("level") == "info"]
+
+
+@pytest.mark.slow
+def test_a_served_graph_logs_to_stderr_as_configured(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    command = [sys.executable, "-m", "orchestrator", "--log-level", "INFO", "--log-json"]
+    command += ["serve", "--graph", "support_triage", "--as-tool"]
+    server = StdioServerParameters(
+        command=command[0], args=command[1:], cwd=str(tmp_path), env={**os.environ}
+    )
+    errors = tmp_path / "stderr.log"
+
+    async def call() -> bool:
+        with errors.open("w") as errlog:
+            async with Client(stdio_client(server, errlog=errlog)) as client:
+                answer = await client.call_tool("support_triage", {"text": "refund please"})
+                return bool(answer.is_error)
+
+    assert asyncio.run(call()) is False  # stdout carried the protocol, undisturbed
+    records = _json_lines(errors.read_text())
+    (finished,) = [r for r in records if r["event"] == "run finished"]
+    assert finished["logger"] == "orchestrator._orchestrator"
