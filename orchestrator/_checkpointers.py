@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,7 +49,7 @@ async def open_checkpointer(
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create the state directory {state_dir}: {exc}; choose another with "

@@ -265,14 +265,14 @@ class Orchestrator:
                     self._checkpointer, self.state_dir, self._memory, self._database_url
                 )
             )
-            self._leases = self._open_leases(saver)
+            self._leases = await asyncio.to_thread(self._open_leases, saver)
             if self._leases is not None and self._leases is not self._leases_arg:
                 stack.push_async_callback(self._leases.aclose)
             toolset = self._toolset or self._default_toolset()
             if self._toolset is None:
                 stack.push_async_callback(toolset.aclose)
             await toolset.warm_up()
-            self._open_recording(stack)
+            await asyncio.to_thread(self._open_recording, stack)  # SQLite files
             self._open = (toolset, saver)
             await self._build()
         except BaseException:

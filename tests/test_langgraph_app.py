@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +115,34 @@ def test_the_checker_catches_what_langgraph_dev_refused() -> None:
 
     with pytest.raises(BlockingError, match="ScandirIterator"):
         asyncio.run(scan())
+
+
+@pytest.mark.slow
+def test_an_sdk_run_with_sqlite_checkpoints_blocks_nothing_either(tmp_path: Path) -> None:
+    """An application's own event loop (an ASGI server) gets the same care: opening the
+    SQLite checkpointer, the thread leases and the trace store, and the run itself."""
+    from blockbuster import BlockingError
+
+    from orchestrator import Orchestrator
+    from orchestrator.graphs import shipped_graph
+
+    path = shipped_graph("support_triage")
+    assert path is not None
+    orc = Orchestrator.from_file(path, state_dir=tmp_path, inprocess=True)  # sqlite, traces
+
+    async def main() -> str:
+        bb = _langgraph_dev_blockbuster()
+        try:
+            async with orc:
+                result = await orc.arun("My parcel never came")
+            return result.status
+        finally:
+            bb.deactivate()
+
+    try:
+        status = asyncio.run(main())
+    except BlockingError as exc:
+        pytest.fail(f"a blocking call on the event loop: {str(exc).splitlines()[0]}")
+    assert status in ("ok", "partial")
+    assert (tmp_path / "checkpoints.sqlite").is_file()
+    assert (tmp_path / "traces.sqlite").is_file()
