@@ -17,16 +17,24 @@ __all__ = ["contract_review", "support_triage"]
 
 
 def _orchestrator(name: str) -> Orchestrator:
-    # In-process specialists: a graph factory may be called per run, and must not leave a
-    # server process behind each time.
+    # In-process specialists: the host's process holds the models, no server process is
+    # started behind it.
     return Orchestrator.from_file(shipped_graphs()[name], checkpointer="none", inprocess=True)
 
 
+# The compiled graphs, built once per process: the host calls a factory for every run, and
+# loading the models each time made each run slow (`langgraph dev` logged "Slow graph load").
+_built: dict[str, Any] = {}
+
+
 async def _shipped(name: str) -> Any:
-    # The host runs factories on its event loop and fails a blocking call there (`langgraph
-    # dev` checks with blockbuster): the graph file and price table are read in a thread.
-    orchestrator = await asyncio.to_thread(_orchestrator, name)
-    return await orchestrator.acompile()
+    graph = _built.get(name)
+    if graph is None:
+        # The host runs factories on its event loop and fails a blocking call there
+        # (`langgraph dev` checks with blockbuster): the graph file is read in a thread.
+        orchestrator = await asyncio.to_thread(_orchestrator, name)
+        graph = _built.setdefault(name, await orchestrator.acompile())
+    return graph
 
 
 async def support_triage() -> Any:

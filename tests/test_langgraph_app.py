@@ -84,6 +84,8 @@ def test_factories_and_a_run_block_nothing_under_langgraph_devs_checker() -> Non
             with contextlib.suppress(ConfigurationError):
                 await contract_review()  # refused without a trained clauses artifact
             graph = await support_triage()
+            # Built once: the host calls the factory per run, and must not reload the models.
+            assert await support_triage() is graph
             state: dict[str, Any] = await graph.ainvoke(
                 {"request": {"text": "I was charged twice this month"}}
             )
