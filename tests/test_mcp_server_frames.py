@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -59,6 +61,24 @@ def test_ctrl_c_stops_the_server_without_another_line(peer: StdioPeer) -> None:
     peer.proc.send_signal(signal.SIGINT)
     peer.proc.wait(timeout=15)  # it waited for the next stdin line before
     assert "Fatal Python error" not in peer.stop()
+
+
+def test_a_ctrl_c_that_something_swallows_still_ends_the_process() -> None:
+    # A handler that ignores SIGINT stands for a task that swallows the cancellation.
+    code = (
+        "import signal, time\n"
+        "from orchestrator.tools import server\n"
+        "server.INTERRUPT_GRACE_S = 0.5\n"
+        "signal.signal(signal.SIGINT, lambda *_: None)\n"
+        "with server._forced_exit_after_interrupt():\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 130
+    process.stdout.close()
 
 
 @pytest.mark.parametrize("wrong", WRONG_IDS, ids=repr)

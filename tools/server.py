@@ -11,17 +11,28 @@ framework's client can verify results exactly as it does in process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
+import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from types import GenericAlias
 from typing import Any, cast
 
 import anyio
 import anyio.to_thread
 import pydantic_core
+from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import MCPError
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -413,6 +424,48 @@ async def _serve_stdio(server: MCPServer, stdin_fd: int = 0) -> None:
                 await errors_in.send(error)
 
     source = screened(_stdin_lines(stdin_fd))
+    with _forced_exit_after_interrupt():
+        await _run_stdio(lowlevel, source, errors_out)
+
+
+# How long a stdio server may take to stop after Ctrl-C before the process exits anyway.
+INTERRUPT_GRACE_S = 5.0
+
+
+@contextlib.contextmanager
+def _forced_exit_after_interrupt() -> Iterator[None]:
+    """Ctrl-C cancels the server as asyncio does; if the cancellation has not ended the
+    process ``INTERRUPT_GRACE_S`` later (a task that swallowed it), the process exits with
+    130, as after a second Ctrl-C. Only the main thread can take signals, so a server run in
+    another thread keeps the default handling."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum: int, frame: Any) -> None:
+        timer = threading.Timer(INTERRUPT_GRACE_S, os._exit, args=(130,))
+        timer.daemon = True
+        timer.start()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+async def _run_stdio(
+    lowlevel: Any,
+    source: AsyncIterator[str],
+    errors_out: MemoryObjectReceiveStream[JSONRPCError],
+) -> None:
+    """The SDK's stdio session over ``source``, with the screened-out lines' errors sent back
+    between its answers."""
     async with stdio_server(stdin=cast(Any, source)) as (sdk_read, write):
         send, receive = anyio.create_memory_object_stream[Any](0)
 
