@@ -56,7 +56,7 @@ dist: install-dev
 
 # Benchmarks (not part of the tests): each prints a table and writes JSON and a PNG plot
 # to benchmarks/results/; see benchmarks/README.md. The PNGs need the `eval` extra.
-BENCH_SCRIPTS := overhead specialists end_to_end mcp_transport triage_latency tracing sync_pool
+BENCH_SCRIPTS := overhead specialists end_to_end mcp_transport triage_latency workers tracing sync_pool
 bench: install
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[eval,postgres,otel]'
 	@for script in $(BENCH_SCRIPTS); do \

@@ -68,8 +68,6 @@ async def open_checkpointer(
 
 
 _SET_UP: set[str] = set()
-#: Held while the tables are created, so that workers starting together do not race.
-_SETUP_LOCK_KEY = 0x6F726368  # "orch"
 
 
 @asynccontextmanager
@@ -84,11 +82,7 @@ async def open_postgres_saver(database_url: str | None) -> AsyncIterator[BaseChe
     async with postgres.open_pool(url) as pool:
         saver = AsyncPostgresSaver(pool)
         if url not in _SET_UP:
-            async with pool.connection() as conn:
-                await conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
-                try:
-                    await saver.setup()
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+            async with pool.connection() as conn, postgres.schema_lock(conn):
+                await saver.setup()
             _SET_UP.add(url)
         yield saver

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from orchestrator._leases import LeaseState, ThreadLeases, _free
-from orchestrator._postgres import connect_pool
+from orchestrator._postgres import connect_pool, schema_lock
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -68,7 +68,7 @@ class PostgresThreadLeases(ThreadLeases):
                     self._pool = await connect_pool(self._url, max_size=4)
                     self._loop = loop
         if not self._ready:
-            async with self.pool.connection() as conn:
+            async with self.pool.connection() as conn, schema_lock(conn):
                 await conn.execute(_SCHEMA)
             self._ready = True
 

@@ -8,10 +8,12 @@ missing or the server cannot be reached.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -23,15 +25,51 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "SCHEMA_LOCK_KEY",
     "connect_pool",
     "database_url",
     "missing_extra",
     "open_pool",
+    "schema_lock",
+    "schema_lock_sync",
     "show_url",
     "unreachable",
 ]
 
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
+#: The advisory lock held while tables are created: workers that start together would
+#: otherwise race in ``CREATE TABLE IF NOT EXISTS`` (which is not safe concurrently).
+SCHEMA_LOCK_KEY = 0x6F726368  # "orch"
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s) AS taken"
+_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+
+
+def _taken(row: Any) -> bool:
+    return bool(row["taken"] if isinstance(row, dict) else row[0])
+
+
+@asynccontextmanager
+async def schema_lock(conn: Any) -> AsyncIterator[None]:
+    """Hold the schema lock on `conn` (autocommit) for the body. Taken by polling, never by
+    waiting in a statement: LangGraph's setup builds an index ``CONCURRENTLY``, which waits
+    for every open transaction, a blocked lock request included (a deadlock)."""
+    while not _taken(await (await conn.execute(_TRY_LOCK, (SCHEMA_LOCK_KEY,))).fetchone()):
+        await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        await conn.execute(_UNLOCK, (SCHEMA_LOCK_KEY,))
+
+
+@contextmanager
+def schema_lock_sync(conn: Any) -> Iterator[None]:
+    """:func:`schema_lock` on a synchronous connection."""
+    while not _taken(conn.execute(_TRY_LOCK, (SCHEMA_LOCK_KEY,)).fetchone()):
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        conn.execute(_UNLOCK, (SCHEMA_LOCK_KEY,))
 _WHERE = f"--database-url (SDK: database_url=; or the {DATABASE_URL_ENV} variable)"
 
 

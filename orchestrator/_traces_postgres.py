@@ -44,7 +44,7 @@ class PostgresTraceStore:
             raise postgres.missing_extra("the PostgreSQL trace store") from None
         try:
             self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
-            with self._db.transaction():
+            with postgres.schema_lock_sync(self._db):
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(statement)
         except psycopg.Error as exc:

@@ -108,6 +108,7 @@ def test_every_lazy_summary_is_its_commands_first_paragraph() -> None:
     root = typer.main.get_group(cli_main.app)
     found = dict(_placeholders(root, "orchestrator"))
     assert sorted(found) == [
+        "orchestrator batch",
         "orchestrator distill",
         "orchestrator eval",
         "orchestrator eval-cascade",
@@ -124,7 +125,9 @@ def test_every_lazy_summary_is_its_commands_first_paragraph() -> None:
         "orchestrator specialists serve-command",
         "orchestrator specialists train",
         "orchestrator specialists versions",
+        "orchestrator submit",
         "orchestrator traces",
+        "orchestrator worker",
     ]
     for path, placeholder in found.items():
         loaded = load_command(path.rsplit(" ", 1)[1], placeholder.target)

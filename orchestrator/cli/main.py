@@ -29,6 +29,20 @@ COMMANDS = {
         "orchestrator.cli.run:resume",
         "Resume a thread: after a crash, or with a person's review of a paused run.",
     ),
+    "submit": Lazy(
+        "orchestrator.cli.queue:submit",
+        "Put a run in the graph's queue for a worker to take; print its thread.",
+    ),
+    "worker": Lazy(
+        "orchestrator.cli.queue:worker",
+        "Take the graph's runs from the queue and run them, until stopped (Ctrl-C or SIGTERM\n"
+        "let the runs under way finish).",
+    ),
+    "batch": Lazy(
+        "orchestrator.cli.queue:batch",
+        "Run every request of a JSONL file through the run queue and write one result line per\n"
+        "request; rerun it after a stop to finish the rest.",
+    ),
     "serve": Lazy(
         "orchestrator.cli.serve:serve",
         "Serve specialists as MCP tools (stdio for desktop assistants, HTTP for remote use).",
