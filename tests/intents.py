@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 PATTERNS = {
     "weather": [
@@ -163,14 +164,15 @@ def train_intent_artifact(root: Path, name: str, *, patterns: slice) -> Path:
 
 
 def record_teacher_labels(
-    state: Path, rows: list[dict[str, str]], teacher: dict[str, str] | None = None
+    state: Path | Any, rows: list[dict[str, str]], teacher: dict[str, str] | None = None
 ) -> int:
-    """Record `rows` in the trace store of `state` as escalated subtasks of the ``intent``
-    binding (artifact ``demo``) that a scripted frontier teacher answered; ``teacher``
-    renames labels (a teacher that gets some intents wrong). Returns how many."""
+    """Record `rows` in the trace store of `state` (a state directory, or an open trace
+    store) as escalated subtasks of the ``intent`` binding (artifact ``demo``) that a
+    scripted frontier teacher answered; ``teacher`` renames labels (a teacher that gets some
+    intents wrong). Returns how many."""
     from orchestrator._traces import Trace, open_trace_store
 
-    store = open_trace_store(state)
+    store = open_trace_store(state) if isinstance(state, Path) else state
     store.add(
         [
             Trace(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def _fresh(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
     return store, tmp_path / "state"
 
 
-def _teach(state: Path, teacher: dict[str, str] | None = None) -> int:
+def _teach(state: Path | Any, teacher: dict[str, str] | None = None) -> int:
     return record_teacher_labels(state, intent_rows(CITIES["train"], TRAFFIC), teacher)
 
 
@@ -121,3 +122,24 @@ def test_traces_export_writes_the_teacher_labels(
         == 3
     )
     assert "no trace store in" in capsys.readouterr().err
+
+
+def test_traces_kept_in_postgresql_are_exported_and_distilled(
+    trained: Path, tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator._traces_postgres import PostgresTraceStore
+
+    store, state = _fresh(trained, tmp_path)
+    assert _teach(PostgresTraceStore(database_url)) == 480
+    out = tmp_path / "demo.jsonl"
+    export = ["traces", "export", "demo", "--out", str(out), "--state-dir", str(state)]
+    assert main([*export, "--database-url", database_url]) == 0
+    assert len(out.read_text().splitlines()) == 480
+    # Without the URL it reads the state directory, where nothing was recorded.
+    capsys.readouterr()
+    assert main(export) == 3
+    assert "pass --database-url for runs kept in PostgreSQL" in capsys.readouterr().err
+    assert _distill(store, state, trained, "--database-url", database_url) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["teacher_labels"] == 480 and report["promoted"], report["reason"]
+    assert VersionStore(store).versions("demo") == [1, 2]

@@ -272,10 +272,40 @@ SinceOpt = Annotated[
 ]
 
 
+TracesDatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        show_default=False,
+        help="Read the trace store of this PostgreSQL database (runs with --checkpointer "
+        "postgres keep their traces there) instead of the state directory's.",
+    ),
+]
+
+
+def _trace_store(state_dir: Path, database_url: str | None, *, must_exist: bool) -> Any:
+    """The trace store to read: the database's when a URL is given, else the state
+    directory's SQLite file (which `must_exist` for reading only)."""
+    if database_url:
+        from orchestrator._traces_postgres import PostgresTraceStore
+
+        return PostgresTraceStore(database_url)
+    from orchestrator._traces import TRACES_FILE, open_trace_store
+
+    if must_exist and not (state_dir / TRACES_FILE).is_file():
+        raise ConfigurationError(
+            f"no trace store in {state_dir} ({TRACES_FILE}); runs record traces there (or "
+            "pass --database-url for runs kept in PostgreSQL)"
+        )
+    return open_trace_store(state_dir)
+
+
 def distill(
     name: Annotated[str, typer.Argument(help="Artifact name in the store.")],
     store: Annotated[Path, typer.Option(help="Artifact store.")] = DEFAULT_STORE,
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    database_url: TracesDatabaseOpt = None,
     min_labels: Annotated[
         int, typer.Option(help="Distil only with at least this many teacher labels.")
     ] = 50,
@@ -300,9 +330,13 @@ def distill(
     """Train a candidate from the base data plus the teacher labels in the trace store,
     compare it with the current version, and promote it only if it is better."""
     try:
-        return _distill(
-            name, store, state_dir, min_labels, since, data, format, finetune, cache_dir, as_json
-        )
+        traces = _trace_store(state_dir, database_url, must_exist=False)
+        try:
+            return _distill(
+                name, store, traces, min_labels, since, data, format, finetune, cache_dir, as_json
+            )
+        finally:
+            traces.close()
     finally:
         if lock is not None:
             lock.unlink(missing_ok=True)
@@ -311,7 +345,7 @@ def distill(
 def _distill(
     name: str,
     store: Path,
-    state_dir: Path,
+    traces: Any,
     min_labels: int,
     since: str | None,
     data: Path | None,
@@ -320,7 +354,7 @@ def _distill(
     cache_dir: Path,
     as_json: bool,
 ) -> int:
-    from orchestrator._traces import open_trace_store, parse_since
+    from orchestrator._traces import parse_since
     from orchestrator.specialists.training.from_traces import distill_from_traces
 
     settings = None
@@ -334,23 +368,19 @@ def _distill(
     start = parse_since(since) if since else None
     if (data is None) != (format is None):
         raise ConfigurationError("give --data and --format together")
-    traces = open_trace_store(state_dir)
-    try:
-        with err.status(f"distilling {name}…"):
-            report = distill_from_traces(
-                name,
-                traces,
-                store=store,
-                min_labels=min_labels,
-                since=start,
-                data=data,
-                fmt=format,
-                finetune=settings,
-                cache_dir=cache_dir,
-                command=" ".join(["orchestrator", "distill", name]),
-            )
-    finally:
-        traces.close()
+    with err.status(f"distilling {name}…"):
+        report = distill_from_traces(
+            name,
+            traces,
+            store=store,
+            min_labels=min_labels,
+            since=start,
+            data=data,
+            fmt=format,
+            finetune=settings,
+            cache_dir=cache_dir,
+            command=" ".join(["orchestrator", "distill", name]),
+        )
     if as_json:
         out.print_json(json.dumps(report.to_json()))
         return 0
@@ -371,20 +401,17 @@ def traces_export(
     name: Annotated[str, typer.Argument(help="A binding's or an artifact's name.")],
     out_file: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    database_url: TracesDatabaseOpt = None,
     since: SinceOpt = None,
     taught_only: Annotated[
         bool, typer.Option(help="Only traces whose final answer came from a teacher.")
     ] = False,
 ) -> int:
     """Write a specialist's traces as JSON lines (one subtask each)."""
-    from orchestrator._traces import TRACES_FILE, export_traces, open_trace_store, parse_since
+    from orchestrator._traces import export_traces, parse_since
 
-    if not (state_dir / TRACES_FILE).is_file():
-        raise ConfigurationError(
-            f"no trace store in {state_dir} ({TRACES_FILE}); runs record traces there"
-        )
     start = parse_since(since) if since else None
-    traces = open_trace_store(state_dir)
+    traces = _trace_store(state_dir, database_url, must_exist=True)
     try:
         count = export_traces(traces, name, out_file, since=start, taught_only=taught_only)
     finally:
