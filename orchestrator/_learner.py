@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from orchestrator._errors import ConfigurationError
 from orchestrator._logging import get_logger
+from orchestrator._postgres import DATABASE_URL_ENV
 from orchestrator._traces import TraceStore
 from orchestrator.graph.model import SpecialistBinding
 from orchestrator.specialists.artifacts import DEFAULT_STORE
@@ -83,11 +84,15 @@ class BackgroundLearner:
         state_dir: str | Path,
         command: Sequence[str] | None = None,
         counted: dict[str, int] | None = None,
+        database_url: str | None = None,
     ) -> None:
         """``command`` is how a distillation starts (default: this Python running
-        ``orchestrator distill``); ``counted`` are labels already waiting per binding."""
+        ``orchestrator distill``); ``counted`` are labels already waiting per binding;
+        ``database_url``: the traces are in this PostgreSQL database, not the state
+        directory (the worker gets it in its environment, never on its command line)."""
         self.plans = {plan.binding: plan for plan in plans}
         self.state_dir = Path(state_dir)
+        self._database_url = database_url
         self.command = list(command or [sys.executable, "-m", "orchestrator"])
         self.events: list[LearningEvent] = []
         self._counts = dict.fromkeys(self.plans, 0) | (counted or {})
@@ -165,6 +170,10 @@ class BackgroundLearner:
             str(self._lock_file(plan)),
             "--json",
         ]
+        # `orchestrator distill` reads the traces where this orchestrator records them.
+        env = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
+        if self._database_url:
+            env[DATABASE_URL_ENV] = self._database_url
         try:
             with report.open("w") as out:
                 process = subprocess.Popen(
@@ -173,6 +182,7 @@ class BackgroundLearner:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,  # outlives a one-shot `orchestrator run`
+                    env=env,
                 )
         except OSError as exc:
             self._lock_file(plan).unlink(missing_ok=True)

@@ -341,6 +341,11 @@ class Orchestrator:
                 plans,
                 state_dir=self.state_dir,
                 counted={plan.binding: waiting_labels(plan, store) for plan in plans},
+                database_url=(
+                    database_url(self._database_url)
+                    if self._checkpointer == "postgres" and self._traces_arg in (True, None)
+                    else None
+                ),
             )
         recorder = TraceRecorder(
             store, self.spec.specialists, self._learner.taught if self._learner else None

@@ -6,6 +6,7 @@ promoted version."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sys
 import time
@@ -254,3 +255,32 @@ def test_one_distillation_per_artifact_at_a_time(tmp_path: Path) -> None:
     # No store, no artifact: the worker says so and the learner records the failure.
     assert learner.events[-1].kind == "failed"
     assert not (tmp_path / "store" / ".demo.distilling").exists()
+
+
+def test_the_distillation_worker_reads_the_traces_where_they_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PostgreSQL the worker gets the database in its environment (never on its command
+    line, which any user of the machine can read); without it, a URL set around the
+    orchestrator does not leak into the worker."""
+    script = tmp_path / "show.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "print(json.dumps({'argv': sys.argv[1:], 'url': os.environ.get("
+        "'ORCHESTRATOR_DATABASE_URL')}))\n"
+    )
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", "postgresql://elsewhere/db")
+    seen = []
+    for url in ("postgresql://u:secret@127.0.0.1:5/traces", None):
+        plan = LearningPlan("intent", "demo", tmp_path / "store", every=1)
+        learner = BackgroundLearner(
+            [plan], state_dir=tmp_path, command=[sys.executable, str(script)], database_url=url
+        )
+        learner.taught("intent", 1)
+        assert learner.wait(60)
+        report = next((tmp_path / "learning").glob("demo-*.json"))
+        seen.append(json.loads(report.read_text()))
+        report.unlink()
+    assert seen[0]["url"] == "postgresql://u:secret@127.0.0.1:5/traces"
+    assert not any("secret" in arg for arg in seen[0]["argv"])
+    assert seen[1]["url"] is None

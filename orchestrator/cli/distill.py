@@ -18,6 +18,7 @@ from rich.table import Table
 from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
 from orchestrator._orchestrator import DEFAULT_STATE_DIR
+from orchestrator._postgres import DATABASE_URL_ENV
 from orchestrator.cli._output import err, out
 from orchestrator.specialists.artifacts import DEFAULT_STORE
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
@@ -277,9 +278,12 @@ TracesDatabaseOpt = Annotated[
     typer.Option(
         "--database-url",
         metavar="URL",
+        envvar=DATABASE_URL_ENV,
+        show_envvar=False,
         show_default=False,
         help="Read the trace store of this PostgreSQL database (runs with --checkpointer "
-        "postgres keep their traces there) instead of the state directory's.",
+        f"postgres keep their traces there) instead of the state directory's; default: the "
+        f"{DATABASE_URL_ENV} variable, when set.",
     ),
 ]
 
