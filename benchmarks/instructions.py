@@ -43,6 +43,8 @@ def workload(source: Path, runs: int, kind: str) -> None:
 
     from orchestrator import Orchestrator
 
+    # Only what every version's overhead.py has (noop_registry, inprocess_spec, open_saver),
+    # so that older checkouts can be counted too.
     async def main() -> None:
         registry = overhead.noop_registry()
         spec = overhead.inprocess_spec(registry)
