@@ -334,6 +334,11 @@ def distill(
     """Train a candidate from the base data plus the teacher labels in the trace store,
     compare it with the current version, and promote it only if it is better."""
     try:
+        # The user's mistakes first, before a trace store is opened (or created).
+        if min_labels < 1:
+            raise ConfigurationError(f"--min-labels {min_labels}: give at least 1")
+        if (data is None) != (format is None):
+            raise ConfigurationError("give --data and --format together")
         traces = _trace_store(state_dir, database_url, must_exist=False)
         try:
             return _distill(
@@ -367,11 +372,7 @@ def _distill(
 
         require_torch()  # before any data loads: the message names the extra
         settings = FinetuneConfig()
-    if min_labels < 1:
-        raise ConfigurationError(f"--min-labels {min_labels}: give at least 1")
     start = parse_since(since) if since else None
-    if (data is None) != (format is None):
-        raise ConfigurationError("give --data and --format together")
     with err.status(f"distilling {name}…"):
         report = distill_from_traces(
             name,

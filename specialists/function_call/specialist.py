@@ -500,7 +500,7 @@ class FunctionCallSpecialist(
         if self._tool_caller is not None:
             return f"{self.name}:{self._tool_caller.model_id}+tools"
         if self.filler == "tools":
-            return f"{self.name}:bundled-gguf+tools"
+            return f"{self.name}:{self.options.model_path or 'bundled-gguf'}+tools"
         encoder = self._encoder.model_id if self._encoder else "bundled-encoder"
         if self.filler == "extract":
             return f"{self.name}:{encoder}+reader"
