@@ -42,9 +42,9 @@ def main() -> int:
     rows: list[tuple[list[float], bool, str]] = []
 
     def score(source: str, request: FunctionCallInput, right: Any) -> None:
-        raw = reader.answer(request)  # the answer with the gate's probability
+        raw, certainty = reader.read_answer(request)  # with the gate's probability
         calls = [{c.name: c.arguments} for c in raw.output.calls]
-        rows.append((reader.confidence_inputs(request, raw), right(calls), source))
+        rows.append((reader.confidence_inputs(request, raw, certainty), right(calls), source))
 
     for category in BFCL:
         for item in select_part(load_bfcl(args.data, category), "tune", None):

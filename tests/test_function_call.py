@@ -756,7 +756,9 @@ def test_argument_readers() -> None:
     assert "Berlin, Germany" in places and "Portland, OR" in places
     assert "Paris, Rome" not in [m.value for m in mentions_in("in Paris, Rome and Oslo")[1]]
     split = {"city": {"type": "string"}, "state": {"type": "string"}}
-    read = assign_arguments("sales tax in Chicago, Illinois", split, ["city", "state"])
+    read = assign_arguments(
+        "sales tax in Chicago, Illinois", split, ["city", "state"], ["city", "state"]
+    )
     assert read["city"].value == "Chicago" and read["state"].value == "Illinois"
     whole = {"location": {"type": "string", "description": "The city and state."}}
     read = assign_arguments("a music shop in Chicago, Illinois", whole, ["location"])

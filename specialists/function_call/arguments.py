@@ -12,27 +12,33 @@ generative model choose among the few best candidates.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from orchestrator.specialists.function_call.argument_weights import ARGUMENT_WEIGHTS, share_of
 from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
     "PERIODS",
     "STOP_WORDS",
     "Candidate",
+    "CandidateGroup",
     "Mention",
     "ParameterChoice",
     "assign_arguments",
     "calendar_name",
+    "chosen_probabilities",
     "mentions_in",
     "read_lists",
+    "recorded_candidates",
 ]
 
 #: Words that carry no value of their own (shared with the function chooser).
@@ -655,72 +661,6 @@ def _param(name: str, schema: Mapping[str, Any], required: bool) -> _Param:
     return _Param(name, schema, _kind(schema), name_keys, desc_keys, required)
 
 
-def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.0) -> float:
-    """How well a mention fits a parameter (higher is better); ``meaning`` is the encoder's
-    similarity between the parameter's description and the mention, when known."""
-    score = 2.0 * _near(request, mention, param.name_keys, 5, 3) + _MEANING_WEIGHT * meaning
-    score += 0.8 * _near(request, mention, param.desc_keys, 5, 3)
-    prep = _preposition(request, mention)
-    cues = _ROLE_CUES.get(prep, ())
-    if cues and any(k.startswith(c) or c.startswith(k) for k in param.name_keys for c in cues):
-        score += 1.0
-    if param.kind in ("integer", "number"):
-        if mention.fraction:
-            # "5%" is 0.05 to a rate, 5 to a parameter that asks for a percentage.
-            wants_percent = any(k.startswith("percent") for k in param.name_keys + param.desc_keys)
-            score += -0.4 if wants_percent else 0.4
-        score += _year_or_money(param, mention)
-        following = request.lower[mention.last + 1 : mention.last + 2]
-        unit = bool(following) and any(_same_word(following[0], k) for k in param.name_keys)
-        if mention.spelled:
-            if _counts_following(request, mention):
-                score -= 4.5  # "two numbers, 36 and 48": a count of the values that follow
-            elif not unit:  # "three days" for days is a value, not prose
-                score -= 1.5
-        if mention.text in _PER_YEAR:  # "monthly" is 12 only to a compounding frequency
-            keys = param.name_keys + param.desc_keys
-            frequency = param.name == "n" or any(
-                k.startswith(("compound", "frequen")) or k in ("per", "periods", "times")
-                for k in keys
-            )
-            score += 0.5 if frequency else -3.0
-        return score
-    text = mention.text
-    if param.is_currency:
-        score += 1.5 if currency_code(text) else -0.5
-    if mention.formula:
-        wants = bool(param.name_keys) and param.name_keys[-1] in _FORMULA_PARAMS
-        score += 2.5 if wants else -1.0
-    if mention.echo:
-        score -= 1.0
-    if _is_example(param, text):
-        score += 3.0
-    if _kind_of(request, param, mention):
-        score += 2.5
-    if mention.code:
-        score += 1.5 if any(k in _CODE_PARAMS for k in param.name_keys) else 0.0
-    if mention.quoted:
-        score += 1.2
-    if param.is_name:
-        score += 0.8 if mention.name else -0.4
-    if mention.name and not mention.whole_name and not mention.quoted:
-        score -= 2.0  # part of a longer name ("Yellowstone National" of "... Park")
-    if calendar_name(param.name, text) == text:
-        score += 2.0  # "in December" for a month
-    if DATES.fullmatch(text):
-        is_date = any(k in ("date", "day", "when", "time", "start", "end") for k in param.name_keys)
-        score += (2.0 if parse_date(text) else 1.0) if is_date else -0.5
-    if not mention.name and any(
-        _stem(w) in {_stem(k) for k in param.name_keys} for w in text.lower().split()
-    ):
-        score -= 1.0  # the parameter's own name is a label next to the value, not the value
-    words = len(text.split())
-    if not mention.quoted:
-        # Whole names ("New York City") beat their parts; long word salads lose.
-        score += 0.15 * min(words, 3) if mention.name else -0.25 * (words - 1)
-    return score
-
-
 _MONEY_KEYS = (
     "revenue", "amount", "price", "cost", "income", "salary", "budget", "sales", "profit",
     "capital", "investment", "principal", "loan", "payment", "deposit", "value", "fee", "balance",
@@ -728,27 +668,159 @@ _MONEY_KEYS = (
 _MONEY = re.compile(r"[$€£]|\b(?:dollars?|euros?|pounds?|usd|eur|gbp)\b", re.IGNORECASE)
 
 
-def _year_or_money(param: _Param, mention: Mention) -> float:
+def fit_features(
+    request: _Request, param: _Param, mention: Mention, meaning: float = 0.0
+) -> dict[str, float]:
+    """What speaks for (or against) a mention filling a parameter, as named features; the
+    learned weights (:mod:`.argument_weights`) turn them into a score. ``meaning`` is the
+    encoder's similarity between the parameter's description and the mention, when known."""
+    numeric = param.kind in ("integer", "number")
+    kind = "number" if numeric else "string"
+    features: dict[str, float] = {
+        f"{kind}:near_name": _near(request, mention, param.name_keys, 5, 3),
+        f"{kind}:near_description": _near(request, mention, param.desc_keys, 5, 3),
+    }
+    if meaning:
+        features["meaning"] = meaning
+    prep = _preposition(request, mention)
+    cues = _ROLE_CUES.get(prep, ())
+    if cues and any(k.startswith(c) or c.startswith(k) for k in param.name_keys for c in cues):
+        features[f"{kind}:role_word"] = 1.0
+    if numeric:
+        if mention.fraction:
+            # "5%" is 0.05 to a rate, 5 to a parameter that asks for a percentage.
+            wants_percent = any(k.startswith("percent") for k in param.name_keys + param.desc_keys)
+            fraction = "percent_as_fraction" + ("_for_percent" if wants_percent else "")
+            features[fraction] = 1.0
+        year_or_money = _year_or_money(param, mention)
+        if year_or_money:
+            features[year_or_money] = 1.0
+        following = request.lower[mention.last + 1 : mention.last + 2]
+        unit = bool(following) and any(_same_word(following[0], k) for k in param.name_keys)
+        if mention.spelled:
+            if _counts_following(request, mention):
+                features["spelled_count_of_values"] = 1.0  # "two numbers, 36 and 48"
+            elif not unit:  # "three days" for days is a value, not prose
+                features["spelled_in_prose"] = 1.0
+        if mention.text in _PER_YEAR:  # "monthly" is 12 only to a compounding frequency
+            keys = param.name_keys + param.desc_keys
+            frequency = param.name == "n" or any(
+                k.startswith(("compound", "frequen")) or k in ("per", "periods", "times")
+                for k in keys
+            )
+            features["per_year_for_frequency" if frequency else "per_year_for_other"] = 1.0
+        return features
+    text = mention.text
+    if param.is_currency:
+        features["currency_code" if currency_code(text) else "no_currency_for_currency"] = 1.0
+    if mention.formula:
+        wants = bool(param.name_keys) and param.name_keys[-1] in _FORMULA_PARAMS
+        features["formula_for_formula" if wants else "formula_for_other"] = 1.0
+    if mention.echo:
+        features["echoes_function"] = 1.0
+    if _is_example(param, text):
+        features["description_example"] = 1.0
+    if _kind_of(request, param, mention):
+        features["says_which_kind"] = 1.0
+    if mention.code and any(k in _CODE_PARAMS for k in param.name_keys):
+        features["code_for_code"] = 1.0
+    if mention.quoted:
+        features["quoted"] = 1.0
+    if param.is_name:
+        features["name_for_name" if mention.name else "plain_for_name"] = 1.0
+    if mention.name and not mention.whole_name and not mention.quoted:
+        features["part_of_name"] = 1.0  # "Yellowstone National" of "... Park"
+    if calendar_name(param.name, text) == text:
+        features["month_or_day_name"] = 1.0  # "in December" for a month
+    if DATES.fullmatch(text):
+        is_date = any(k in ("date", "day", "when", "time", "start", "end") for k in param.name_keys)
+        if not is_date:
+            features["date_for_other"] = 1.0
+        else:
+            features["date_for_date" if parse_date(text) else "date_words_for_date"] = 1.0
+    if not mention.name and any(
+        _stem(w) in {_stem(k) for k in param.name_keys} for w in text.lower().split()
+    ):
+        features["holds_parameter_name"] = 1.0  # a label next to the value, not the value
+    words = len(text.split())
+    if not mention.quoted:
+        # Whole names ("New York City") beat their parts; long word salads lose.
+        if mention.name:
+            features["name_words"] = min(words, 3)
+        elif words > 1:
+            features["extra_plain_words"] = words - 1
+    return features
+
+
+def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.0) -> float:
+    """How well a mention fits a parameter (higher is better)."""
+    return float(ARGUMENT_WEIGHTS.score(fit_features(request, param, mention, meaning)))
+
+
+def _calendar_word_for_other(param: _Param, mention: Mention) -> bool:
+    """A bare month or weekday name ("in April") is a value only for a parameter about
+    dates: it is no city, name or topic."""
+    if param.kind != "string" or mention.quoted:
+        return False
+    if not any(pattern.fullmatch(mention.text) for pattern in _CALENDAR.values()):
+        return False
+    dated = ("date", "day", "month", "when", "time", "start", "end", "period", "season")
+    return not any(k.startswith(dated) for k in param.name_keys + param.desc_keys)
+
+
+def _year_or_money(param: _Param, mention: Mention) -> str | None:
     """Years go to year parameters and sums of money to amounts, not the other way round
     ("revenues of $1M in 2019" for year1 and year1_revenue)."""
     money = _MONEY.search(mention.text) is not None
     year_like = isinstance(mention.value, int) and 1000 <= mention.value <= 2999 and not money
     wants_money = any(k.startswith(m) for k in param.name_keys for m in _MONEY_KEYS)
     wants_year = any(k.startswith("year") for k in param.name_keys) and not wants_money
-    score = 0.0
     if wants_year:
-        score += 0.8 if year_like else -1.0 if money else 0.0
-    elif wants_money:
-        score += 0.8 if money else -0.8 if year_like else 0.0
-    return score
+        return "year_for_year" if year_like else "money_for_year" if money else None
+    if wants_money:
+        return "money_for_money" if money else "year_for_money" if year_like else None
+    return None
 
 
-_MEANING_WEIGHT = 1.0
-_ORDER_WEIGHT = 0.3
-#: Score of leaving a parameter without a value: a required one almost always gets one; an
-#: optional one only from a mention with some evidence (a keyword nearby, a role, a type).
-_LEFT_OUT = {True: -3.0, False: 0.6}
 _NOTHING = Mention(None, "", -1, -1)
+
+
+@dataclass(frozen=True)
+class CandidateGroup:
+    """One parameter's candidates as the reader scored them: each option's value in the
+    parameter's form (``None``: left out) and its features."""
+
+    function: str
+    parameter: str
+    options: list[tuple[Any, dict[str, float]]]
+
+
+_T = TypeVar("_T")
+_RECORDED: ContextVar[list[CandidateGroup] | None] = ContextVar("_RECORDED", default=None)
+_CHOSEN: ContextVar[list[float] | None] = ContextVar("_CHOSEN", default=None)
+
+
+@contextlib.contextmanager
+def _collected(into: ContextVar[list[_T] | None]) -> Iterator[list[_T]]:
+    items: list[_T] = []
+    token = into.set(items)
+    try:
+        yield items
+    finally:
+        into.reset(token)
+
+
+def chosen_probabilities() -> contextlib.AbstractContextManager[list[float]]:
+    """Collects, for every parameter the reader settles inside the block, the probability
+    that the value it chose (or leaving the parameter out) is right: a softmax over the
+    parameter's options under the learned weights."""
+    return _collected(_CHOSEN)
+
+
+def recorded_candidates() -> contextlib.AbstractContextManager[list[CandidateGroup]]:
+    """Collects every parameter's candidates that the reader scores inside the block: the
+    rows the argument weights are fitted on."""
+    return _collected(_RECORDED)
 
 
 def _assign(
@@ -756,6 +828,7 @@ def _assign(
     params: list[_Param],
     mentions: list[Mention],
     meaning: Mapping[tuple[str, str], float] | None = None,
+    function: str = "",
 ) -> dict[str, list[Candidate]]:
     """Ranked candidates per parameter; the first of each is the best joint assignment."""
     ranked: dict[str, list[Candidate]] = {}
@@ -765,13 +838,33 @@ def _assign(
         for m, mention in enumerate(mentions):
             if param.kind == "integer" and not float(mention.value).is_integer():
                 continue
+            if _calendar_word_for_other(param, mention):
+                continue
             similar = meaning.get((param.name, mention.text), 0.0) if meaning else 0.0
             score = _fit(request, param, mention, similar)
             scores[(p, m)] = score
             row.append(Candidate(mention, score))
         row.sort(key=lambda c: -c.score)
         ranked[param.name] = row
+    groups = _RECORDED.get()
+    if groups is not None:
+        for p, param in enumerate(params):
+            left_out = "left_out_" + ("required" if param.required else "optional")
+            options = [(None, {left_out: 1.0})]
+            for m, mention in enumerate(mentions):
+                if (p, m) in scores:
+                    similar = meaning.get((param.name, mention.text), 0.0) if meaning else 0.0
+                    features = fit_features(request, param, mention, similar)
+                    options.append((_as_parameter_value(param, mention.value), features))
+            groups.append(CandidateGroup(function, param.name, options))
     best = _best_assignment(params, mentions, scores)
+    chosen_record = _CHOSEN.get()
+    if chosen_record is not None:
+        for p, param in enumerate(params):
+            nothing = ARGUMENT_WEIGHTS.left_out(param.required)
+            scored = [scores[(p, m)] for m in range(len(mentions)) if (p, m) in scores]
+            picked = scores[(p, best[p])] if p in best else nothing
+            chosen_record.append(share_of(picked, [nothing, *scored]))
     for p, param in enumerate(params):
         if p not in best:
             ranked[param.name] = [Candidate(_NOTHING, 0.0), *ranked[param.name]]
@@ -797,6 +890,7 @@ def _best_assignment(
     for o in options:
         total_combinations *= len(o) + 1
     if total_combinations <= 20000:
+        order = ARGUMENT_WEIGHTS.order
         best: dict[int, int] = {}
         best_score = float("-inf")
         for combo in itertools.product(*[[*o, -1] for o in options]):
@@ -804,13 +898,13 @@ def _best_assignment(
             if any(a.overlaps(b) for a, b in itertools.combinations(used, 2)):
                 continue
             total = sum(
-                scores[(p, m)] if m >= 0 else _LEFT_OUT[params[p].required]
+                scores[(p, m)] if m >= 0 else ARGUMENT_WEIGHTS.left_out(params[p].required)
                 for p, m in enumerate(combo)
             )
             # Requests tend to give values in the order the function lists its parameters.
             placed = [(p, mentions[m].first) for p, m in enumerate(combo) if m >= 0]
             for (p1, w1), (p2, w2) in itertools.combinations(placed, 2):
-                total += _ORDER_WEIGHT if (p1 < p2) == (w1 < w2) else -_ORDER_WEIGHT
+                total += order if (p1 < p2) == (w1 < w2) else -order
             if total > best_score:
                 best_score = total
                 best = {p: m for p, m in enumerate(combo) if m >= 0}
@@ -820,7 +914,7 @@ def _best_assignment(
     for p, m in pairs:
         if p in chosen or any(mentions[m].overlaps(mentions[o]) for o in chosen.values()):
             continue
-        if scores[(p, m)] > _LEFT_OUT[params[p].required]:
+        if scores[(p, m)] > ARGUMENT_WEIGHTS.left_out(params[p].required):
             chosen[p] = m
     return chosen
 
@@ -842,6 +936,7 @@ def assign_arguments(
     ``function_text`` (the function's name and description: "population" for
     ``estimate_population``) describe the call rather than fill it."""
     request = _Request.of(text)
+    function = function_text.split(" ")[0]
     numbers, strings = mentions_in(text)
     if any(_REGION_PARAM.search(name) for name in parameters):
         # A function that takes the region apart ("city", "state") gets the two halves.
@@ -851,7 +946,7 @@ def assign_arguments(
     textual = [p for p in params if p.kind == "string"]
     ranked: dict[str, list[Candidate]] = {}
     if numeric:
-        ranked.update(_assign(request, numeric, numbers))
+        ranked.update(_assign(request, numeric, numbers, function=function))
     if textual:
         taken = [c[0].mention for c in ranked.values() if c]
         free = [s for s in strings if not any(s.overlaps(t) for t in taken)] or strings
@@ -890,7 +985,7 @@ def assign_arguments(
             for i, param in enumerate(textual):
                 for j, candidate in enumerate(texts):
                     meaning[(param.name, candidate)] = float(matrix[i][j])
-        ranked.update(_assign(request, textual, free, meaning))
+        ranked.update(_assign(request, textual, free, meaning, function))
     result: dict[str, ParameterChoice] = {}
     for param in params:
         row = ranked.get(param.name, [])
@@ -905,19 +1000,24 @@ def assign_arguments(
             (c.score for c in row[1:] if c.mention.value != top.mention.value), default=None
         )
         confident = runner is None or top.score - runner >= margin
-        value = top.mention.value
-        if param.kind == "number" and isinstance(value, int):
-            value = float(value)
-        if param.kind == "string":
-            value = str(value)
-            if param.is_currency:
-                value = currency_code(value) or value
-            fmt = date_format(str(param.schema.get("description", "")))
-            date = parse_date(value) if fmt else None
-            if fmt and date:
-                value = format_date(date, fmt)
+        value = _as_parameter_value(param, top.mention.value)
         result[param.name] = ParameterChoice(param.name, value, confident, row)
     return result
+
+
+def _as_parameter_value(param: _Param, value: Any) -> Any:
+    """A mention's value in the form the parameter takes: a float for a number, an ISO code
+    for a currency, a date in the form the description asks for."""
+    if param.kind == "number" and isinstance(value, int):
+        return float(value)
+    if param.kind != "string":
+        return value
+    value = str(value)
+    if param.is_currency:
+        value = currency_code(value) or value
+    fmt = date_format(str(param.schema.get("description", "")))
+    date = parse_date(value) if fmt else None
+    return format_date(date, fmt) if fmt and date else value
 
 
 # -- lists ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ one, however many values it shares with the call before.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from orchestrator.specialists.function_call.schema import FunctionSpec
 
@@ -29,6 +30,16 @@ _GOES_ON = re.compile(
 def goes_on(text: str) -> bool:
     """The turn reads as a change to the request before it."""
     return len(text.split()) <= MAX_ELLIPTIC_WORDS or _GOES_ON.search(text.strip()) is not None
+
+
+def joined_turns(texts: Iterable[str]) -> str:
+    """Turns as one text, each ending its sentence: a name at the end of one turn does not
+    run on into the first word of the next ("... to Kyoto in April" + "Nice!")."""
+    return "\n".join(
+        t if t.endswith((".", "?", "!", ":", ";")) else t + "."
+        for t in (t.strip() for t in texts)
+        if t
+    )
 
 
 def earlier_turns(turns: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -58,6 +58,7 @@ from orchestrator.specialists.function_call.arguments import (
     STOP_WORDS,
     assign_arguments,
     calendar_name,
+    chosen_probabilities,
     date_format,
     parse_date,
     read_lists,
@@ -72,6 +73,7 @@ from orchestrator.specialists.function_call.follow_ups import (
     all_optional,
     earlier_turns,
     goes_on,
+    joined_turns,
 )
 from orchestrator.specialists.function_call.grounding import Conversation, grounding_problems
 from orchestrator.specialists.function_call.native import (
@@ -173,7 +175,7 @@ class FunctionCallInput(BaseModel):
         """All user text, which argument values may be taken from."""
         if isinstance(self.request, str):
             return self.request
-        return "\n".join(t.content for t in self.request if t.role == "user")
+        return joined_turns(t.content for t in self.request if t.role == "user")
 
     def conversation(self) -> str:
         """Every turn's text: what verification traces argument values to."""
@@ -339,8 +341,8 @@ _GENERIC = frozenset(
 )
 #: Confidence model over confidence_inputs() (weights, bias) and the acceptance threshold;
 #: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
-_CONFIDENCE = (-1.0558, 2.6342, -0.196, 0.9451, -3.4135, -0.7412)
-_ACCEPT = 0.763
+_CONFIDENCE = (-1.7234, 2.6353, 0.0673, 1.5207, -2.9207, 1.6008, -1.2638)
+_ACCEPT = 0.825
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
@@ -1242,22 +1244,38 @@ class FunctionCallSpecialist(
         self.ensure_loaded()
         if self._tool_caller is not None:
             return self.called(item, self._tool_caller)
-        raw = self.answer(item)
+        raw, certainty = self.read_answer(item)
         *weights, bias = _CONFIDENCE
-        z = float(np.dot(weights, self.confidence_inputs(item, raw))) + bias
+        z = float(np.dot(weights, self.confidence_inputs(item, raw, certainty))) + bias
         return Prediction(raw.output, float(1.0 / (1.0 + np.exp(-z))), raw.tokens)
 
+    def read_answer(self, item: FunctionCallInput) -> tuple[Prediction[FunctionCallOutput], float]:
+        """:meth:`answer`, and how sure the reading of its values is: the lowest probability
+        (under the learned argument weights) of the value chosen for any parameter read from
+        the text; 1.0 when no value had to be chosen."""
+        with chosen_probabilities() as chosen:
+            raw = self.answer(item)
+        return raw, min(chosen, default=1.0)
+
     def confidence_inputs(
-        self, item: FunctionCallInput, raw: Prediction[FunctionCallOutput]
+        self, item: FunctionCallInput, raw: Prediction[FunctionCallOutput], certainty: float = 1.0
     ) -> list[float]:
         """What the confidence weighs: the gate's probability that a function applies,
         whether the answer passes verification, whether it makes several calls, whether it
-        makes none, and the gate's probability again for a no-call."""
+        makes none, the gate's probability again for a no-call, and for calls the
+        ``certainty`` of the values read (:meth:`read_answer`)."""
         calls = bool(raw.output.calls)
         applies = raw.confidence if calls else 1.0 - raw.confidence
         verified = not self.verify(item, raw.output)
         several = len(raw.output.calls) > 1
-        return [applies, float(verified), float(several), float(not calls), (not calls) * applies]
+        return [
+            applies,
+            float(verified),
+            float(several),
+            float(not calls),
+            (not calls) * applies,
+            calls * certainty,
+        ]
 
     @property
     def acceptance_threshold(self) -> float | None:
@@ -1326,7 +1344,7 @@ class FunctionCallSpecialist(
         if not before:
             return self.reweigh(item, answer, gate)
         earlier = item.model_copy(update={"request": [ChatTurn.model_validate(t) for t in before]})
-        history = "\n".join(t["content"] for t in before)
+        history = joined_turns(t["content"] for t in before)
         if answer.output.calls:
             completed = self._completed(answer, specs, history, item.moment())
             answer = self.reweigh(item, completed, gate)

@@ -1,0 +1,81 @@
+"""The learned argument weights: what they were fitted on, the probabilities they give, and the
+candidates the reader records for fitting them."""
+
+from __future__ import annotations
+
+import math
+
+from orchestrator.specialists.function_call.argument_weights import (
+    ARGUMENT_WEIGHTS,
+    ArgumentWeights,
+    share_of,
+)
+from orchestrator.specialists.function_call.arguments import (
+    assign_arguments,
+    chosen_probabilities,
+    recorded_candidates,
+)
+
+TRIANGLE = {
+    "base": {"type": "integer", "description": "The base of the triangle."},
+    "height": {"type": "integer", "description": "The height of the triangle."},
+}
+
+
+def test_the_shipped_weights_say_what_they_were_fitted_on() -> None:
+    fitted = ARGUMENT_WEIGHTS.fitted_on
+    assert fitted["data"] and all("first half" in d or "tune part" in d for d in fitted["data"])
+    assert ARGUMENT_WEIGHTS.left_out_required < 0 < ARGUMENT_WEIGHTS.left_out_optional
+    # A parameter's own name just before a value is evidence for it.
+    assert ARGUMENT_WEIGHTS.features["number:near_name"] > 0
+    again = ArgumentWeights.from_json(ARGUMENT_WEIGHTS.to_json())
+    assert again == ARGUMENT_WEIGHTS
+
+
+def test_share_of_is_a_softmax_share() -> None:
+    assert math.isclose(share_of(1.0, [1.0, 1.0]), 0.5)
+    assert share_of(5.0, [5.0, 0.0, -1.0]) > 0.95
+    assert math.isclose(sum(share_of(s, [2.0, 0.5, -3.0]) for s in (2.0, 0.5, -3.0)), 1.0)
+
+
+def test_every_scored_option_is_recorded_with_its_features() -> None:
+    text = "the area of a triangle with a base of 10 and a height of 5"
+    with recorded_candidates() as groups:
+        read = assign_arguments(text, TRIANGLE, ["base", "height"], ["base", "height"])
+    assert read["base"].value == 10 and read["height"].value == 5
+    by_param = {g.parameter: g for g in groups}
+    assert set(by_param) == {"base", "height"}
+    values = [v for v, _ in by_param["base"].options]
+    assert values[0] is None and {10, 5} <= set(values)  # leaving it out is an option
+    features = dict(by_param["base"].options)[10]
+    assert features["number:near_name"] == 0.5  # "base of 10": the name two words before
+
+
+def test_the_chosen_values_get_probabilities() -> None:
+    clear = "a base of 10 and a height of 5"
+    vague = "a triangle with 10 and 5"
+    with chosen_probabilities() as sure:
+        assign_arguments(clear, TRIANGLE, ["base", "height"], ["base", "height"])
+    with chosen_probabilities() as unsure:
+        assign_arguments(vague, TRIANGLE, ["base", "height"], ["base", "height"])
+    assert len(sure) == len(unsure) == 2
+    assert all(0.0 <= p <= 1.0 for p in sure + unsure)
+    # Labelled values are surer than bare ones whose order alone decides.
+    assert min(sure) > min(unsure)
+    assert not _recording_leaks()
+
+
+def _recording_leaks() -> bool:
+    with chosen_probabilities() as outer:
+        pass
+    assign_arguments("a base of 3", TRIANGLE, ["base"], ["base"])
+    return bool(outer)
+
+
+def test_a_month_name_is_no_value_for_a_place() -> None:
+    place = {"city": {"type": "string", "description": "City of the hotel."}}
+    read = assign_arguments("I want to go to Kyoto in April.", place, ["city"], ["city"])
+    assert read["city"].value == "Kyoto"
+    month = {"month": {"type": "string", "description": "Month of travel."}}
+    read = assign_arguments("I want to go to Kyoto in April.", month, ["month"], ["month"])
+    assert read["month"].value == "April"
