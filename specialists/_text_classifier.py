@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeVar
 
@@ -180,10 +181,13 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
     ) -> OutputT:
         raise NotImplementedError
 
-    def decide(self, ranked: list[LabelScore], trained: Artifact) -> tuple[str, float, bool]:
-        """The answer, its confidence, and whether it clears the artifact's threshold."""
+    def decide(
+        self, ranked: list[LabelScore], trained: Artifact, *, in_scope: bool = True
+    ) -> tuple[str, float, bool]:
+        """The answer, its confidence, and whether it is accepted: it clears the artifact's
+        threshold and the artifact's out-of-scope detector did not refuse it (``in_scope``)."""
         top = ranked[0]
-        return top.label, top.score, top.score >= trained.threshold
+        return top.label, top.score, in_scope and top.score >= trained.threshold
 
     def fewshot_head(self, encoder: TextEncoder) -> FewShotHead:
         """The head used without an artifact: fitted on the label specs as it loads."""
@@ -204,19 +208,24 @@ class TextClassifier(Specialist[TextInput, OutputT, OptionsT]):
         texts = [i.text for i in inputs]
         features = self._encode(texts)
         trained = self.artifact
+        refused = np.zeros(len(texts), dtype=bool)
         if trained is not None:
             probs = trained.probabilities(features)
             names = tuple(self.rename(label, trained) for label in trained.labels)
+            if trained.out_of_scope is not None:
+                refused = trained.out_of_scope.refuses(features, probs)
         else:
             assert self._head is not None
             probs, names = self._head.probabilities_of(features), self._head.labels
         tokens = self._encoder.count_tokens(texts)
         results: list[Prediction[OutputT]] = []
-        for row, count in zip(probs, tokens, strict=True):
+        for row, count, out in zip(probs, tokens, refused, strict=True):
             order = row.argsort()[::-1]
             ranked = [LabelScore(label=names[i], score=float(row[i])) for i in order]
             label, confidence, accepted = (
-                self.decide(ranked, trained) if trained else self.decide_fewshot(ranked)
+                self.decide(ranked, trained, in_scope=not out)
+                if trained
+                else self.decide_fewshot(ranked)
             )
             output = self.make_output(ranked[: self.options.top_k], label=label, accepted=accepted)
             results.append(Prediction(output, confidence, count))

@@ -4,6 +4,7 @@ Layout of ``<store>/<name>/``::
 
     artifact.json    what the specialist needs: kind, labels, encoder, calibration, threshold
     head.npz         the head's weights
+    out_of_scope.npz the out-of-scope detector's arrays, when it has one
     model_card.json  data source, metrics, the exact command (machine-readable)
     model_card.md    the same for people
 
@@ -30,6 +31,7 @@ from orchestrator.specialists.backends.encoder import (
 )
 from orchestrator.specialists.calibration import Calibrator
 from orchestrator.specialists.heads import Head
+from orchestrator.specialists.out_of_scope import OutOfScopeDetector
 from orchestrator.specialists.versions import VersionStore, parse_version_ref
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
 ARTIFACT_FORMAT = 1
 DEFAULT_STORE = Path(".orchestrator") / "specialists"
 Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -64,6 +67,9 @@ class Artifact:
     encoder_file: str | None = None
     """A fine-tuned encoder inside the artifact (ONNX, with ``tokenizer.json`` beside it);
     ``None`` means the bundled encoder."""
+    out_of_scope: OutOfScopeDetector | None = None
+    """Refuses answers to questions unlike the in-scope training data; ``None`` (artifacts
+    trained without an out-of-scope label, or before detectors existed): no such refusal."""
 
     @property
     def version(self) -> int | None:
@@ -84,6 +90,19 @@ class Artifact:
         """Calibrated probabilities over :attr:`labels`."""
         return self.calibrator.probabilities(self.head.logits(features))
 
+    def accepted(self, features: Floats) -> tuple[Ints, Floats, npt.NDArray[np.bool_]]:
+        """Predicted class indices, the score answers are accepted by (calibrated confidence;
+        -1 for an answer with the out-of-scope class or refused by the out-of-scope detector,
+        which is never accepted), and which answers clear the threshold."""
+        p = self.probabilities(features)
+        pred = p.argmax(axis=1).astype(np.int64)
+        score = p.max(axis=1).astype(np.float32)
+        if self.oos_label is not None:
+            score[pred == self.labels.index(self.oos_label)] = -1.0
+        if self.out_of_scope is not None:
+            score[self.out_of_scope.refuses(features, p)] = -1.0
+        return pred, score, score >= self.threshold
+
     def manifest(self) -> dict[str, Any]:
         return {
             "format": ARTIFACT_FORMAT,
@@ -96,7 +115,10 @@ class Artifact:
             "head": self.head.state(),
             "calibration": self.calibrator.to_json(),
             "threshold": self.threshold,
-        } | ({"encoder_file": self.encoder_file} if self.encoder_file else {})
+        } | (
+            ({"encoder_file": self.encoder_file} if self.encoder_file else {})
+            | ({"out_of_scope": self.out_of_scope.to_json()} if self.out_of_scope else {})
+        )
 
 
 def resolve_artifact(name_or_path: str | Path, store: str | Path | None = None) -> Path:
@@ -128,6 +150,8 @@ def load_artifact(name_or_path: str | Path, store: str | Path | None = None) -> 
             head = Head.from_state(raw["head"], {k: arrays[k] for k in arrays.files})
         card_file = path / "model_card.json"
         card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+        detector = raw.get("out_of_scope")
+        out_of_scope = OutOfScopeDetector.from_json(detector, path) if detector else None
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigurationError(f"{path}: unreadable artifact ({exc}); train it again") from None
     if raw.get("format") != ARTIFACT_FORMAT:
@@ -148,6 +172,7 @@ def load_artifact(name_or_path: str | Path, store: str | Path | None = None) -> 
         card=card,
         path=path,
         encoder_file=raw.get("encoder_file"),
+        out_of_scope=out_of_scope,
     )
 
 

@@ -183,9 +183,11 @@ class IntentSpecialist(TextClassifier[IntentOutput, IntentOptions]):
     def rename(self, label: str, trained: Artifact) -> str:
         return self._oos if label == trained.oos_label else label
 
-    def decide(self, ranked: list[LabelScore], trained: Artifact) -> tuple[str, float, bool]:
+    def decide(
+        self, ranked: list[LabelScore], trained: Artifact, *, in_scope: bool = True
+    ) -> tuple[str, float, bool]:
         top = ranked[0]
-        if top.label != self._oos and top.score >= trained.threshold:
+        if in_scope and top.label != self._oos and top.score >= trained.threshold:
             return top.label, top.score, True
         # Refusing is the answer here; its confidence is how unlikely every intent is.
         best_intent = next((r.score for r in ranked if r.label != self._oos), 0.0)

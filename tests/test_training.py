@@ -102,6 +102,7 @@ def test_train_writes_an_artifact_with_a_model_card_and_no_leftovers(trained: Pa
         "head.npz",
         "model_card.json",
         "model_card.md",
+        "out_of_scope.npz",  # the data has an out-of-scope label
     }
     assert [p.name for p in (trained / "store").iterdir()] == ["demo"]  # no temp dirs
     card = json.loads((folder / "model_card.json").read_text())

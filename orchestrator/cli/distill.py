@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +63,13 @@ def eval_distill(
     target_precision: Annotated[
         float, typer.Option(help="Precision of accepted answers the thresholds aim for.")
     ] = 0.97,
+    max_oos_accepted: Annotated[
+        float | None,
+        typer.Option(
+            help="Data with an out-of-scope label: at most this share of the validation "
+            "split's out-of-scope questions may be accepted with an intent (default 0.03)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the examples drawn and the order.")] = 0,
     prices: Annotated[
         Path | None, typer.Option(help="Price table (YAML) for the cost per 1,000 requests.")
@@ -101,6 +109,8 @@ def eval_distill(
         target_precision=target_precision,
         frontier_model=model,
     )
+    if max_oos_accepted is not None:
+        config = replace(config, max_oos_accepted=max_oos_accepted)
     if teacher != "gold" and teacher_noise:
         raise ConfigurationError("--teacher-noise applies to --teacher gold only")
     recorded = RecordedTeacher.from_file(teacher) if teacher != "gold" else None

@@ -380,6 +380,15 @@ def eval_cascade(
                 f"{label:<17} {mark.threshold:.3f}: {mark.escalated_share:.1%} escalated,"
                 f" accepted answers {mark.accepted_accuracy:.2%} accurate"
             )
+    oos = report.out_of_scope
+    if oos is not None:
+        accuracy = oos["accepted_accuracy_all_items"]
+        out.print(
+            f"out of scope      {oos['accepted']} of {oos['items']} answered with an intent "
+            f"({oos['refused_share']:.1%} refused); accepted answers "
+            + ("-" if accuracy is None else f"{accuracy:.2%}")
+            + " accurate counting them"
+        )
     frontier_info = report.frontier
     if frontier_info.get("reached"):
         out.print(

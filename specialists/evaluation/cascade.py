@@ -52,6 +52,8 @@ class CascadeReport:
     at_stored_threshold: CascadePoint
     at_10_percent: CascadePoint | None
     frontier: dict[str, Any] = field(default_factory=dict)
+    #: Data with an out-of-scope label: its items at the stored threshold.
+    out_of_scope: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class CascadeReport:
             "at_stored_threshold": vars(self.at_stored_threshold),
             "at_10_percent_escalated": vars(self.at_10_percent) if self.at_10_percent else None,
             "frontier": self.frontier,
+            "out_of_scope": self.out_of_scope,
             "points": [vars(p) for p in self.points],
         }
 
@@ -82,6 +85,22 @@ def _point(
         accepted_accuracy=accuracy,
         accepted=int(accepted.sum()),
     )
+
+
+def _out_of_scope_figures(
+    accepted: np.ndarray, correct: np.ndarray, in_scope: np.ndarray
+) -> dict[str, Any]:
+    """At the stored threshold: how many out-of-scope items are answered with an intent, and
+    the accepted answers' accuracy when those count as errors."""
+    out = ~in_scope
+    return {
+        "items": int(out.sum()),
+        "accepted": int((accepted & out).sum()),
+        "refused_share": float(1 - (accepted & out).sum() / out.sum()),
+        "accepted_accuracy_all_items": float((correct & in_scope)[accepted].mean())
+        if accepted.any()
+        else None,
+    }
 
 
 def ask_frontier(
@@ -132,9 +151,9 @@ def evaluate_cascade(
     `frontier_limit`, at the artifact's stored threshold) to the frontier model."""
     encoder = bundled_encoder()
     features = embed_texts(encoder, split.texts, cache_dir=cache_dir, progress=progress)
-    probabilities = artifact.probabilities(features)
-    best = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
+    # Answers with the out-of-scope class or refused by the artifact's out-of-scope detector
+    # score -1: they escalate at every threshold.
+    best, confidence, _ = artifact.accepted(features)
     labels = np.array(artifact.labels)
     predicted = labels[best]
     truth = np.array(split.labels)
@@ -164,6 +183,10 @@ def evaluate_cascade(
         at_stored_threshold=stored,
         at_10_percent=ten,
     )
+    if oos is not None and (~scored).any():
+        report.out_of_scope = _out_of_scope_figures(
+            confidence >= artifact.threshold, correct, scored
+        )
     escalated = np.flatnonzero(confidence < artifact.threshold)
     if answerer is None:
         report.frontier = {

@@ -167,9 +167,8 @@ def evaluate_artifact(
     argmax = labels[cal.argmax(axis=1)]
     conf = cal.max(axis=1)
     model_oos = artifact.oos_label
-    refused = conf < artifact.threshold
-    if model_oos is not None:
-        refused |= argmax == model_oos
+    # Refused: under the threshold, the out-of-scope class, or the out-of-scope detector's.
+    refused = ~artifact.accepted(x)[2]
     answer = np.where(refused, oos_label or "", argmax) if model_oos is not None else argmax
     metrics: dict[str, Any] = {"examples": len(split)}
     metrics.update(classification_metrics(list(truth), list(argmax), sorted(set(truth))))

@@ -44,6 +44,11 @@ from orchestrator.specialists.training.distill import (
     held_out,
 )
 from orchestrator.specialists.training.embeddings import split_embedder
+from orchestrator.specialists.training.out_of_scope import (
+    DEFAULT_MAX_OOS_ACCEPTED,
+    OutOfScopeSetting,
+    card_section,
+)
 from orchestrator.specialists.training.train import (
     FittedClassifier,
     StepProgress,
@@ -166,6 +171,10 @@ class ReplayConfig:
     """Priced for escalations and the all-frontier counterfactual (default: the table's)."""
     timing_sample: int = 64
     """Requests per round timed through the encoder at batch 1 for the specialist's cost."""
+    max_oos_accepted: float = DEFAULT_MAX_OOS_ACCEPTED
+    """Data with an out-of-scope label: at most this share of the validation split's
+    out-of-scope questions may be accepted with an intent (the out-of-scope detector's
+    threshold, :mod:`~orchestrator.specialists.training.out_of_scope`)."""
 
     def __post_init__(self) -> None:
         if self.shots < 2:
@@ -175,6 +184,10 @@ class ReplayConfig:
         if not 0.5 <= self.target_precision < 1.0:
             raise DataError(
                 f"--target-precision {self.target_precision}: give a precision in [0.5, 1)"
+            )
+        if not 0.0 <= self.max_oos_accepted <= 1.0:
+            raise DataError(
+                f"--max-oos-accepted {self.max_oos_accepted}: give a share in [0, 1], e.g. 0.03"
             )
         if not 0.0 < self.held_out_share < 1.0:
             raise DataError(f"held-out share {self.held_out_share}: give a share in (0, 1)")
@@ -198,6 +211,8 @@ class RoundReport:
     test_accuracy: float
     #: Accepted answers to in-scope test queries only (data with an out-of-scope label).
     accepted_in_scope_accuracy: float | None
+    #: Share of the out-of-scope test queries not accepted with an intent (None: no such label).
+    out_of_scope_refused: float | None
     #: The distillation after this round: the candidate and the gate's verdict.
     distilled: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, float] = field(default_factory=dict)
@@ -253,6 +268,8 @@ class _Scores:
     #: The accepted answers to in-scope queries only (eval-cascade's measure); None without
     #: an out-of-scope label.
     accepted_in_scope_accuracy: float | None = None
+    #: Share of the out-of-scope queries not accepted (None without an out-of-scope label).
+    out_of_scope_refused: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,6 +288,9 @@ def _score_test(artifact: Artifact, x: Floats, truth: Ints) -> _Scores:
         accuracy=float(correct[in_scope].mean()),
         accepted_in_scope_accuracy=(
             float(correct[kept].mean()) if oos is not None and kept.any() else None
+        ),
+        out_of_scope_refused=(
+            float((~accepts[~in_scope]).mean()) if (~in_scope).any() else None
         ),
     )
 
@@ -414,6 +434,7 @@ def run_replay(
             oos_index=index[oos] if oos is not None else None,
             target_precision=config.target_precision,
             lower_bound=config.lower_bound,
+            out_of_scope=OutOfScopeSetting(max_accepted=config.max_oos_accepted),
         )
 
     def as_artifact(fitted: FittedClassifier, artifact_name: str) -> Artifact:
@@ -474,6 +495,7 @@ def run_replay(
             test_coverage=scores.coverage,
             test_accuracy=scores.accuracy,
             accepted_in_scope_accuracy=scores.accepted_in_scope_accuracy,
+            out_of_scope_refused=scores.out_of_scope_refused,
         )
         taught.add(new_rows, new_ys, key=f"{dataset.name}:train")
         data = DistillData(
@@ -611,6 +633,7 @@ def _first_card(
             "coverage": threshold.coverage,
             "reached": threshold.reached,
         },
+        "out_of_scope": card_section(artifact.out_of_scope),
         "metrics": {"validation": fitted.val_metrics},
         "command": f"orchestrator eval-distill {name} --shots {config.shots}",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),

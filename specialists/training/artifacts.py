@@ -20,6 +20,7 @@ import numpy as np
 
 from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.clause_model import ClauseModel
+from orchestrator.specialists.out_of_scope import OUT_OF_SCOPE_FILE
 from orchestrator.specialists.versions import VersionStore
 
 __all__ = [
@@ -91,6 +92,7 @@ def _card_markdown(card: dict[str, Any]) -> str:
         f"{card['threshold']['precision']:.4f} at coverage {card['threshold']['coverage']:.4f}"
         + ("" if card["threshold"]["reached"] else "; target NOT reached")
         + ")",
+        *_out_of_scope_markdown(card),
         *_trained_and_data(card, "| split | examples |", "|---|---:|"),
     ]
     lines += [f"| {k} | {v} |" for k, v in card["data"]["splits"].items()]
@@ -110,6 +112,24 @@ def _card_markdown(card: dict[str, Any]) -> str:
                     else f"| {key} | {value} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _out_of_scope_markdown(card: dict[str, Any]) -> list[str]:
+    section = card.get("out_of_scope")
+    if not section:
+        return []
+    val = section.get("validation", {})
+    return [
+        f"- **Out-of-scope detector:** {' + '.join(section['signals'])} (standardised), "
+        f"refuses above {section['threshold']:.3f}; rule: {section.get('rule', '-')}"
+        + ("" if section.get("met", True) else " (NOT met)")
+        + (
+            f"; on validation AUROC {val['auroc']:.4f}, out-of-scope questions accepted "
+            f"{val['out_of_scope_accepted']:.1%}"
+            if val
+            else ""
+        )
+    ]
 
 
 def _lineage_markdown(card: dict[str, Any]) -> list[str]:
@@ -158,6 +178,8 @@ def write_artifact(
             json.dumps(artifact.manifest(), indent=2) + "\n", encoding="utf-8"
         )
         np.savez(folder / "head.npz", **artifact.head.params)  # type: ignore[arg-type]
+        if artifact.out_of_scope is not None and artifact.out_of_scope.arrays():
+            np.savez(folder / OUT_OF_SCOPE_FILE, **artifact.out_of_scope.arrays())  # type: ignore[arg-type]
         _write_card(folder, card)
 
     atomic_dir(target, fill)

@@ -24,6 +24,7 @@ from orchestrator.specialists.artifacts import Artifact
 from orchestrator.specialists.calibration import Method
 from orchestrator.specialists.heads import HeadConfig
 from orchestrator.specialists.training.calibration import Threshold
+from orchestrator.specialists.training.out_of_scope import card_section, setting_of
 from orchestrator.specialists.training.train import FittedClassifier, fit_classifier
 
 __all__ = [
@@ -87,6 +88,7 @@ def classifier_artifact(
         encoder_id=like.encoder_id if like else encoder_id,
         oos_label=like.oos_label if like else oos_label,
         variant=like.variant if like else None,
+        out_of_scope=fitted.out_of_scope,
     )
 
 
@@ -123,15 +125,9 @@ class GateDecision:
 
 
 def accepted_ranking(artifact: Artifact, x: Floats) -> tuple[Ints, Floats, npt.NDArray[np.bool_]]:
-    """Predicted class indices, the score answers are accepted by (calibrated confidence;
-    -1 for the out-of-scope class, which is never an accepted answer), and which answers the
-    artifact accepts at its threshold."""
-    p = artifact.probabilities(x)
-    pred = p.argmax(axis=1).astype(np.int64)
-    score = p.max(axis=1).astype(np.float32)
-    if artifact.oos_label is not None:
-        score[pred == artifact.labels.index(artifact.oos_label)] = -1.0
-    return pred, score, score >= artifact.threshold
+    """Predicted class indices, the score answers are accepted by, and which answers the
+    artifact accepts (:meth:`Artifact.accepted`)."""
+    return artifact.accepted(x)
 
 
 def selective_accuracy(
@@ -293,6 +289,7 @@ def distill_candidate(
         target_precision=target_precision,
         lower_bound=lower_bound,
         heads=heads,
+        out_of_scope=setting_of(current.out_of_scope),
     )
     candidate = classifier_artifact(current, fitted)
     names = np.asarray(current.labels)
@@ -368,8 +365,10 @@ def lineage_card(
             "coverage": threshold.coverage,
             "reached": threshold.reached,
             "rule": "lowest threshold whose one-sided lower confidence bound of the "
-            "validation precision reaches the target",
+            "validation precision reaches the target"
+            + (" (chosen with the out-of-scope threshold)" if fitted.out_of_scope else ""),
         },
+        "out_of_scope": card_section(fitted.out_of_scope),
         "metrics": {"validation": fitted.val_metrics},
         "lineage": lineage(
             current,

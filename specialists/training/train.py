@@ -27,6 +27,7 @@ from orchestrator.specialists.evaluation.datasets import (
     stratified_split,
 )
 from orchestrator.specialists.heads import Head, HeadConfig
+from orchestrator.specialists.out_of_scope import OutOfScopeDetector
 from orchestrator.specialists.training.artifacts import write_artifact
 from orchestrator.specialists.training.calibration import (
     Threshold,
@@ -36,6 +37,12 @@ from orchestrator.specialists.training.calibration import (
 )
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, split_embedder
 from orchestrator.specialists.training.heads import accuracy, fit_head, macro_recall
+from orchestrator.specialists.training.out_of_scope import (
+    OutOfScopeSetting,
+    card_section,
+    choose_thresholds,
+    fit_detector,
+)
 
 __all__ = [
     "SPECIALIST_OF_FORMAT",
@@ -93,6 +100,9 @@ class FittedClassifier:
     tried: list[dict[str, Any]]
     #: accuracy, macro_recall, ece_before, ece_after on the validation data.
     val_metrics: dict[str, Any]
+    #: Refuses questions unlike the in-scope training data (data with an out-of-scope label
+    #: and out-of-scope validation questions to set its threshold on; else ``None``).
+    out_of_scope: OutOfScopeDetector | None = None
 
 
 def fit_classifier(
@@ -110,6 +120,7 @@ def fit_classifier(
     lower_bound: float | None = None,
     heads: Sequence[HeadConfig] | None = None,
     refit_on_all: bool = False,
+    out_of_scope: OutOfScopeSetting | None = None,
     progress: StepProgress = _no_progress,
 ) -> FittedClassifier:
     """Pick a head on the validation features, calibrate it and choose its threshold there.
@@ -120,6 +131,11 @@ def fit_classifier(
     (:func:`~orchestrator.specialists.calibration.threshold_for_precision`). ``refit_on_all``
     refits the chosen head on the fit and validation features together for the epochs that
     early stopping picked (when the validation data was carved from the training data).
+
+    With ``oos_index`` and out-of-scope validation questions an out-of-scope detector is fitted
+    too, and its threshold is chosen with the confidence threshold by the rule of
+    :mod:`~orchestrator.specialists.training.out_of_scope` (``out_of_scope``: its setting,
+    default :class:`OutOfScopeSetting`).
     """
     score = macro_recall if macro else accuracy
     candidates = list(heads or default_heads(balanced=macro))
@@ -152,16 +168,33 @@ def fit_classifier(
     if oos_index is not None:
         # An out-of-scope example answered with an intent is an error; refusing it is right.
         correct = correct & eligible
-    threshold = threshold_for_precision(
-        cal.max(axis=1), correct, target_precision, eligible=eligible, lower_bound=lower_bound
-    )
+    detector = None
+    val_oos = y_val == oos_index if oos_index is not None else np.zeros(len(y_val), dtype=bool)
+    if oos_index is None or not val_oos.any():
+        threshold = threshold_for_precision(
+            cal.max(axis=1), correct, target_precision, eligible=eligible, lower_bound=lower_bound
+        )
+    else:
+        setting = out_of_scope or OutOfScopeSetting()
+        raw_detector = fit_detector(x_fit, y_fit, oos_index, x_val, cal, ~val_oos, setting)
+        threshold, detector = choose_thresholds(
+            raw_detector,
+            raw_detector.scores(x_val, cal),
+            cal.max(axis=1),
+            correct,
+            eligible,
+            val_oos,
+            target=target_precision,
+            lower_bound=lower_bound,
+            setting=setting,
+        )
     val_metrics: dict[str, Any] = {
         "accuracy": accuracy(y_val, pred),
         "macro_recall": macro_recall(y_val, pred),
         "ece_before": expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y_val),
         "ece_after": expected_calibration_error(cal.max(axis=1), pred == y_val),
     }
-    return FittedClassifier(head, config, calibrator, threshold, tried, val_metrics)
+    return FittedClassifier(head, config, calibrator, threshold, tried, val_metrics, detector)
 
 
 def _apply_variant(dataset: TextDataset, specialist: str, variant: str | None) -> str | None:
@@ -202,6 +235,7 @@ def train_artifact(
     progress: StepProgress = _no_progress,
     encoder_files: dict[str, Path] | None = None,
     card_extra: dict[str, Any] | None = None,
+    out_of_scope: OutOfScopeSetting | None = None,
 ) -> TrainResult:
     """Train, calibrate and write one artifact to `target` (atomically).
 
@@ -211,6 +245,9 @@ def train_artifact(
     validation data.
 
     ``lower_bound`` asks the threshold for a lower confidence bound of the precision
+    (:func:`fit_classifier`).
+
+    ``out_of_scope`` sets up the out-of-scope detector of data with an out-of-scope label
     (:func:`fit_classifier`).
 
     ``encoder_files`` ship a fine-tuned `encoder` inside the artifact: ``encoder.onnx`` (or the
@@ -263,6 +300,7 @@ def train_artifact(
         lower_bound=lower_bound,
         heads=heads,
         refit_on_all=carved,
+        out_of_scope=out_of_scope,
         progress=progress,
     )
     calibrator, threshold, val_metrics = fitted.calibrator, fitted.threshold, fitted.val_metrics
@@ -278,6 +316,7 @@ def train_artifact(
         oos_label=oos,
         variant=variant,
         encoder_file=next((f for f in encoder_files or {} if f.endswith(".onnx")), None),
+        out_of_scope=fitted.out_of_scope,
     )
     card: dict[str, Any] = {
         "name": name,
@@ -309,6 +348,7 @@ def train_artifact(
             "coverage": threshold.coverage,
             "reached": threshold.reached,
         },
+        "out_of_scope": card_section(fitted.out_of_scope),
         "metrics": {"validation": val_metrics},
         "command": command,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
