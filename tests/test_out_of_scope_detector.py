@@ -199,7 +199,7 @@ def test_an_artifact_written_before_detectors_loads_without_one(
 
 
 def test_a_distilled_candidate_keeps_its_parents_setting(fitted: FittedClassifier) -> None:
-    setting = OutOfScopeSetting(max_accepted=0.1, shrinkage=0.5)
+    setting = OutOfScopeSetting(max_accepted=0.1, shrinkage=0.7)
     x, y = _draw(5, 4, seed=1)
     x_val, y_val = _draw(60, 40, seed=2)
     first = fit_classifier(
