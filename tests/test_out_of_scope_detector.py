@@ -166,7 +166,8 @@ def test_fitting_writing_and_loading_round_trip(fitted: FittedClassifier, tmp_pa
     artifact = _artifact(fitted)
     folder = _write(fitted, tmp_path / "demo")
     assert (folder / OUT_OF_SCOPE_FILE).is_file()
-    assert "Out-of-scope detector:** mahalanobis + oos_probability" in (
+    signals = " + ".join(OutOfScopeSetting().signals)
+    assert f"Out-of-scope detector:** {signals} (standardised)" in (
         folder / "model_card.md"
     ).read_text()
     manifest = json.loads((folder / "artifact.json").read_text())
@@ -199,7 +200,9 @@ def test_an_artifact_written_before_detectors_loads_without_one(
 
 
 def test_a_distilled_candidate_keeps_its_parents_setting(fitted: FittedClassifier) -> None:
-    setting = OutOfScopeSetting(max_accepted=0.1, shrinkage=0.7)
+    setting = OutOfScopeSetting(
+        max_accepted=0.1, shrinkage=0.7, signals=("mahalanobis", "oos_probability")
+    )
     x, y = _draw(5, 4, seed=1)
     x_val, y_val = _draw(60, 40, seed=2)
     first = fit_classifier(
