@@ -4,10 +4,11 @@ The reader scores every value the request mentions for every parameter from name
 parameter's name or description words nearby, a preposition that marks the role, a capitalised
 name for a name parameter, quotes, a date for a date...; ``arguments.fit_features``). This script
 learns their weights: for each parameter of each expected call, the options are the values the
-reader found (and leaving the parameter out); a softmax over their scores is fitted so that the
-right options get the probability (multinomial logistic regression with an L2 penalty, chosen by
-5-fold cross-validation over questions). The weights are then log-odds, so a parameter's
-candidates give the probability that each is its value.
+reader found and leaving the parameter out (whose features say whether it is required, whether
+the request uses a word of its name and whether it has a default); a softmax over their scores
+is fitted so that the right options get the probability (multinomial logistic regression with an
+L2 penalty, chosen by 5-fold cross-validation over questions). The weights are then log-odds,
+so a parameter's candidates give the probability that each is its value.
 
 Fitted only on tuning data: the first halves of BFCL's simple_python, multiple, parallel,
 parallel_multiple, live_simple and live_multiple files and the ``tune`` part of the project's

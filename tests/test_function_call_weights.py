@@ -106,3 +106,28 @@ def test_named_entities_say_which_value_a_parameter_takes() -> None:
     assert options["lawyer_name"]["lawyer Maria Lopez"]["entity_and_more_words"] == 1.0
     without = assign_arguments(text, lawyer, names, names)
     assert without["lawyer_name"].value == "Maria Lopez"  # the reader works without them too
+
+
+def test_leaving_a_parameter_out_is_weighed_like_its_values() -> None:
+    hotel = {
+        "city": {"type": "string", "description": "City of the hotel."},
+        "nights": {"type": "integer", "description": "Number of nights."},
+        "guests": {"type": "integer", "description": "Number of guests."},
+        "rooms": {"type": "integer", "description": "Rooms to book.", "default": 1},
+    }
+    names = list(hotel)
+    text = "a hotel in Kyoto for 4 nights for 2 guests"
+    with recorded_candidates() as groups:
+        read = assign_arguments(text, hotel, names, ["city", "nights"])
+    assert {n: read[n].value for n in names} == {
+        "city": "Kyoto",
+        "nights": 4,
+        "guests": 2,  # optional, but the request names it and gives its value
+        "rooms": None,  # optional with a default, and not spoken of
+    }
+    left_out = {g.parameter: g.options[0] for g in groups}
+    assert left_out["guests"] == (None, {"left_out_optional": 1.0, "omitted_though_named": 1.0})
+    assert left_out["rooms"] == (None, {"left_out_optional": 1.0, "omitted_with_default": 1.0})
+    assert left_out["city"] == (None, {"left_out_required": 1.0})
+    # What a default says is learned, not set: leaving such a parameter out scores higher.
+    assert ARGUMENT_WEIGHTS.features["omitted_with_default"] > 0

@@ -943,22 +943,22 @@ def _assign(
             row.append(Candidate(mention, score))
         row.sort(key=lambda c: -c.score)
         ranked[param.name] = row
+    omitted = [_omission_score(request, param) for param in params]
     groups = _RECORDED.get()
     if groups is not None:
         for p, param in enumerate(params):
-            left_out = "left_out_" + ("required" if param.required else "optional")
-            options = [(None, {left_out: 1.0})]
+            options = [(None, omission_features(request, param))]
             for m, mention in enumerate(mentions):
                 if (p, m) in scores:
                     similar = meaning.get((param.name, mention.text), 0.0) if meaning else 0.0
                     features = fit_features(request, param, mention, similar)
                     options.append((_as_parameter_value(param, mention.value), features))
             groups.append(CandidateGroup(function, param.name, options))
-    best = _best_assignment(params, mentions, scores)
+    best = _best_assignment(params, mentions, scores, omitted)
     chosen_record = _CHOSEN.get()
     if chosen_record is not None:
-        for p, param in enumerate(params):
-            nothing = ARGUMENT_WEIGHTS.left_out(param.required)
+        for p in range(len(params)):
+            nothing = omitted[p]
             scored = [scores[(p, m)] for m in range(len(mentions)) if (p, m) in scores]
             picked = scores[(p, best[p])] if p in best else nothing
             chosen_record.append(share_of(picked, [nothing, *scored]))
@@ -972,8 +972,30 @@ def _assign(
     return ranked
 
 
+def omission_features(request: _Request, param: _Param) -> dict[str, float]:
+    """What speaks for or against leaving a parameter out: whether it is required, whether
+    the request uses a word of its name ("for 2 *guests*"), and whether it has a default."""
+    features = {"left_out_" + ("required" if param.required else "optional"): 1.0}
+    if any(_same_word(word, key) for key in param.name_keys for word in request.lower):
+        features["omitted_though_named"] = 1.0
+    if "default" in param.schema:
+        features["omitted_with_default"] = 1.0
+    return features
+
+
+def _omission_score(request: _Request, param: _Param) -> float:
+    """The score of leaving ``param`` out, on the scale of its candidates' scores."""
+    features = omission_features(request, param)
+    features.pop("left_out_required", None)
+    features.pop("left_out_optional", None)
+    return ARGUMENT_WEIGHTS.left_out(param.required) + ARGUMENT_WEIGHTS.score(features)
+
+
 def _best_assignment(
-    params: list[_Param], mentions: list[Mention], scores: dict[tuple[int, int], float]
+    params: list[_Param],
+    mentions: list[Mention],
+    scores: dict[tuple[int, int], float],
+    omitted: Sequence[float],
 ) -> dict[int, int]:
     """Parameter -> mention, maximising the total score with no mention (or overlapping pair of
     mentions) used twice. Exhaustive for small problems, greedy beyond."""
@@ -994,10 +1016,7 @@ def _best_assignment(
             used = [mentions[m] for m in combo if m >= 0]
             if any(a.overlaps(b) for a, b in itertools.combinations(used, 2)):
                 continue
-            total = sum(
-                scores[(p, m)] if m >= 0 else ARGUMENT_WEIGHTS.left_out(params[p].required)
-                for p, m in enumerate(combo)
-            )
+            total = sum(scores[(p, m)] if m >= 0 else omitted[p] for p, m in enumerate(combo))
             # Requests tend to give values in the order the function lists its parameters.
             placed = [(p, mentions[m].first) for p, m in enumerate(combo) if m >= 0]
             for (p1, w1), (p2, w2) in itertools.combinations(placed, 2):
@@ -1011,7 +1030,7 @@ def _best_assignment(
     for p, m in pairs:
         if p in chosen or any(mentions[m].overlaps(mentions[o]) for o in chosen.values()):
             continue
-        if scores[(p, m)] > ARGUMENT_WEIGHTS.left_out(params[p].required):
+        if scores[(p, m)] > omitted[p]:
             chosen[p] = m
     return chosen
 

@@ -342,8 +342,8 @@ _GENERIC = frozenset(
 )
 #: Confidence model over confidence_inputs() (weights, bias) and the acceptance threshold;
 #: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
-_CONFIDENCE = (-1.4963, 2.7312, 0.1448, 1.5876, -3.005, 1.421, -1.4806)
-_ACCEPT = 0.808
+_CONFIDENCE = (-1.3984, 2.7852, -0.0065, 1.5774, -3.0812, 1.4165, -1.5316)
+_ACCEPT = 0.82
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
