@@ -94,3 +94,21 @@ def test_dates_and_times_take_the_form_their_parameter_asks_for(
     )
     (call,) = _calls(open_gate, reminder, "set_reminder")
     assert call["set_reminder"]["datetime"] == "2026-03-15T20:00"
+
+
+def test_the_words_of_a_moment_join_no_other_value(reader: FunctionCallSpecialist) -> None:
+    from orchestrator.specialists.function_call.dates import moment_spans
+
+    text = "Book Chez Panisse tonight at 8:30pm for 3, and a meeting 'Retro' on Friday at 16:00"
+    assert [text[a:b] for a, b in sorted(set(moment_spans(text)))] == [
+        "tonight",
+        "at 8:30pm",
+        "on Friday",
+        "at 16:00",
+    ]
+    (booking,) = _calls(reader, "Book Chez Panisse tonight at 8:30pm for 3", "book_restaurant")
+    assert booking["book_restaurant"]["restaurant"] == "Chez Panisse"  # not "Chez Panisse at"
+    assert booking["book_restaurant"]["time"] == "20:30"
+    request = "Put 'Retro' in my calendar on Friday at 16:00 for 30 minutes"
+    (event,) = _calls(reader, request, "create_calendar_event")
+    assert event["create_calendar_event"]["title"] == "Retro"  # not "Retro' on at"

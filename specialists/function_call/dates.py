@@ -161,7 +161,20 @@ def moment_spans(text: str) -> list[tuple[int, int]]:
     patterns = [DATES, _MONTH_DAY, _DAY_MONTH, _CLOCK, _IN_PERIOD, _WEEKDAY_WORDS]
     spans = [m.span() for pattern in patterns for m in pattern.finditer(low)]
     spans += [m.span(1) for m in _AT_HOUR.finditer(low)]
+    # The word that introduces a moment belongs to it ("at" of "at 7pm", "on" of "on
+    # Saturday"): left behind, it would join the words around it into one value ("Zuni Cafe
+    # at" of "Zuni Cafe tonight at 6:45pm").
+    spans = [(_introduced_at(low, start), end) for start, end in spans]
     return sorted(spans)
+
+
+_INTRODUCER = re.compile(r"\b(?:at|on|by|from|until|till|before|after)\s+$")
+
+
+def _introduced_at(low: str, start: int) -> int:
+    """Where the moment that starts at ``start`` begins with the word that introduces it."""
+    found = _INTRODUCER.search(low, max(0, start - 12), start)
+    return found.start() if found else start
 
 
 def first_moment(text: str, now: datetime) -> tuple[date | None, time | None]:
