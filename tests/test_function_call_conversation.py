@@ -112,3 +112,26 @@ def test_the_words_of_a_moment_join_no_other_value(reader: FunctionCallSpecialis
     request = "Put 'Retro' in my calendar on Friday at 16:00 for 30 minutes"
     (event,) = _calls(reader, request, "create_calendar_event")
     assert event["create_calendar_event"]["title"] == "Retro"  # not "Retro' on at"
+
+
+def test_an_and_that_opens_a_request_of_its_own_splits_it(reader: FunctionCallSpecialist) -> None:
+    assert reader.clauses("Lock the garage door and switch off the porch lights") == [
+        "Lock the garage door",
+        "switch off the porch lights",
+    ]
+    assert reader.clauses("What's on my calendar on Monday, and what's the weather in Oslo?") == [
+        "What's on my calendar on Monday",
+        "what's the weather in Oslo?",
+    ]
+    # Two verbs that share their object, and a list of values, stay one request.
+    assert reader.clauses("I want to compare and rank the offers") == [
+        "I want to compare and rank the offers"
+    ]
+    assert reader.clauses("weather in Paris and Berlin") == ["weather in Paris and Berlin"]
+    request = (
+        "Find flights from Rome to Oslo on May 3 and book a hotel in Oslo from May 3 for 2 nights"
+    )
+    assert _calls(reader, request, "search_flights", "book_hotel") == [
+        {"search_flights": {"origin": "Rome", "destination": "Oslo", "date": "2026-05-03"}},
+        {"book_hotel": {"city": "Oslo", "check_in": "2026-05-03", "nights": 2}},
+    ]

