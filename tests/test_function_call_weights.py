@@ -131,3 +131,21 @@ def test_leaving_a_parameter_out_is_weighed_like_its_values() -> None:
     assert left_out["city"] == (None, {"left_out_required": 1.0})
     # What a default says is learned, not set: leaving such a parameter out scores higher.
     assert ARGUMENT_WEIGHTS.features["omitted_with_default"] > 0
+
+
+def test_the_recognizer_answers_threads_as_it_answers_one_caller() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.specialists.backends.entities import EntityRecognizer
+
+    texts = [
+        f"Book a table for {n} at Nopa in San Francisco and call Maria Lopez" for n in range(40)
+    ]
+    alone = [tuple(EntityRecognizer()(t)) for t in texts[:3]]
+    shared = EntityRecognizer()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        spans = list(pool.map(lambda t: tuple(shared(t)), texts))
+        breaks = list(pool.map(shared.clause_breaks, texts))
+    assert spans[:3] == alone
+    assert all({label for *_, label in s} >= {"GPE", "PERSON"} for s in spans)
+    assert all(b == (texts[i].index(" and call") + 1,) for i, b in enumerate(breaks))

@@ -30,12 +30,16 @@ _CLAUSE_CONTINUERS = frozenset({"VB", "VBP", "VBZ", "VBD", "VBG", "VBN", "TO", "
 
 
 class EntityRecognizer:
-    """``recognizer(text)`` gives the entity spans of a text; loads the pipeline on first use
+    """``recognizer(text)`` gives the entity spans of a text and :meth:`clause_breaks` where
+    it goes on with a new request; loads the pipeline on first use, runs one text at a time,
     and keeps the last texts' answers (the reader asks for one text several times)."""
 
     def __init__(self) -> None:
         self._nlp: Any = None
         self._lock = threading.Lock()
+        # spaCy adds the strings it meets to a shared vocabulary, which is not safe to do from
+        # several threads at once (a served specialist answers requests in parallel).
+        self._run_lock = threading.Lock()
         self._cached = lru_cache(maxsize=256)(self._analysed)
 
     def _load(self) -> Any:
@@ -55,16 +59,18 @@ class EntityRecognizer:
         return self._nlp
 
     def _analysed(self, text: str) -> tuple[tuple[Span, ...], tuple[int, ...]]:
-        doc = self._load()(text)
-        spans = tuple((e.start_char, e.end_char, str(e.label_)) for e in doc.ents)
-        tokens = [t for t in doc if not t.is_punct]
-        breaks = []
-        for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
-            # "... the back door and turn off the lights", "... tomorrow, and what's ...":
-            # "and" between a clause that has its own words and a verb or question word.
-            opens = word.lower_ == "and" and after.tag_ in _CLAUSE_OPENERS
-            if opens and before.tag_ not in _CLAUSE_CONTINUERS:
-                breaks.append(word.idx)
+        nlp = self._load()
+        with self._run_lock:
+            doc = nlp(text)
+            spans = tuple((e.start_char, e.end_char, str(e.label_)) for e in doc.ents)
+            tokens = [t for t in doc if not t.is_punct]
+            breaks = []
+            for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):
+                # "... the back door and turn off the lights", "... tomorrow, and what's
+                # ...": "and" between a clause with its own words and a verb or question word.
+                opens = word.lower_ == "and" and after.tag_ in _CLAUSE_OPENERS
+                if opens and before.tag_ not in _CLAUSE_CONTINUERS:
+                    breaks.append(word.idx)
         return spans, tuple(breaks)
 
     def _spans(self, text: str) -> tuple[Span, ...]:
