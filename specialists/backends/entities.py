@@ -43,6 +43,8 @@ class EntityRecognizer:
         self._cached = lru_cache(maxsize=256)(self._analysed)
 
     def _load(self) -> Any:
+        if self._nlp is not None:
+            return self._nlp
         with self._lock:
             if self._nlp is None:
                 try:
@@ -73,9 +75,6 @@ class EntityRecognizer:
                     breaks.append(word.idx)
         return spans, tuple(breaks)
 
-    def _spans(self, text: str) -> tuple[Span, ...]:
-        return self._cached(text)[0]
-
     def clause_breaks(self, text: str) -> tuple[int, ...]:
         """Where a request goes on with a request of its own: the offsets of each "and"
         that joins a clause to a new one opening with a verb in the base form or a question
@@ -88,4 +87,4 @@ class EntityRecognizer:
         self._load()
 
     def __call__(self, text: str) -> Sequence[Span]:
-        return self._spans(text)
+        return self._cached(text)[0]

@@ -984,10 +984,9 @@ def omission_features(request: _Request, param: _Param) -> dict[str, float]:
 
 
 def _omission_score(request: _Request, param: _Param) -> float:
-    """The score of leaving ``param`` out, on the scale of its candidates' scores."""
+    """The score of leaving ``param`` out, on the scale of its candidates' scores (the
+    ``left_out_*`` features weigh through :meth:`ArgumentWeights.left_out`)."""
     features = omission_features(request, param)
-    features.pop("left_out_required", None)
-    features.pop("left_out_optional", None)
     return ARGUMENT_WEIGHTS.left_out(param.required) + ARGUMENT_WEIGHTS.score(features)
 
 
