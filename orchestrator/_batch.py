@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator._contracts import RunRequest, RunResult
-from orchestrator._errors import ConfigurationError
+from orchestrator._errors import ConfigurationError, OrchestratorError
 from orchestrator._queue import QueuedRun, job_states, requeue_stalled, submit_runs
 
 if TYPE_CHECKING:
@@ -189,8 +189,13 @@ async def run_batch(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     stalled_after_s: float = 10.0,
     poll_s: float = 0.5,
+    workers_alive: Callable[[], bool] | None = None,
 ) -> BatchSummary:
-    """Submit the requests not yet written, and write each result as its run finishes."""
+    """Submit the requests not yet written, and write each result as its run finishes.
+
+    ``workers_alive`` says whether any worker the batch started still runs: once none does
+    and requests are left, the batch stops with an error instead of waiting for ever (with
+    workers elsewhere, ``None``, it waits for them)."""
     started = time.perf_counter()
     graph = orc.spec.name
     summary = BatchSummary(items=len(items))
@@ -246,6 +251,12 @@ async def run_batch(
             summary.requeued += await requeue_stalled(app, graph, stalled_after_s)
             last_sweep = time.monotonic()
         if pending and not lines:
+            if workers_alive is not None and not workers_alive():
+                raise OrchestratorError(
+                    f"every worker of the batch stopped with {len(pending)} request(s) not "
+                    "written (their errors are above); fix the cause and run the same batch "
+                    "again: it goes on where it stopped"
+                )
             await asyncio.sleep(poll_s)
     summary.elapsed_s = time.perf_counter() - started
     return summary

@@ -70,6 +70,8 @@ def schema_lock_sync(conn: Any) -> Iterator[None]:
         yield
     finally:
         conn.execute(_UNLOCK, (SCHEMA_LOCK_KEY,))
+
+
 _WHERE = f"--database-url (SDK: database_url=; or the {DATABASE_URL_ENV} variable)"
 
 

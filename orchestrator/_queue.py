@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,13 +81,14 @@ class WorkerSettings:
 
 
 async def _ensure_schema(url: str) -> None:
-    """Create procrastinate's tables once per database (they stay across versions of this
-    package; procrastinate's own migrations upgrade them)."""
+    """Create procrastinate's tables once per database. They stay across versions of this
+    package; a procrastinate release that changes them needs its migrations applied by hand
+    (procrastinate's documentation lists them), which nothing here does."""
     import psycopg
     from procrastinate.schema import SchemaManager
 
     try:
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise postgres.unreachable(url, exc) from None
     async with conn, postgres.schema_lock(conn):
@@ -137,9 +138,17 @@ async def requeue_stalled(app: procrastinate.App, graph: str, stalled_after_s: f
     stalled = await app.job_manager.get_stalled_jobs(
         queue=queue_name(graph), seconds_since_heartbeat=stalled_after_s
     )
+    from procrastinate.exceptions import ConnectorException
+
     count = 0
     for job in stalled:
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+        except ConnectorException:
+            # Another sweeper (a worker, the batch) put it back first: it is no longer
+            # running, and procrastinate refuses to retry it twice.
+            log.debug("a stalled job is already back in the queue", job=job.id)
+            continue
         log.warning(
             "a job of a dead worker is back in the queue",
             job=job.id,
@@ -149,12 +158,10 @@ async def requeue_stalled(app: procrastinate.App, graph: str, stalled_after_s: f
     return count
 
 
-async def watch_stalled(
-    app: procrastinate.App, graph: str, stalled_after_s: float, every_s: float | None = None
-) -> None:
-    """:func:`requeue_stalled` every few seconds, until cancelled."""
+async def watch_stalled(app: procrastinate.App, graph: str, stalled_after_s: float) -> None:
+    """:func:`requeue_stalled` every half of ``stalled_after_s``, until cancelled."""
     while True:
-        await asyncio.sleep(every_s or stalled_after_s / 2)
+        await asyncio.sleep(stalled_after_s / 2)
         try:
             await requeue_stalled(app, graph, stalled_after_s)
         except Exception as exc:  # the database went away for a moment: try again later
@@ -204,8 +211,3 @@ async def run_worker(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-
-
-def threads_of(states: dict[int, tuple[str, str]], statuses: Iterable[str]) -> set[str]:
-    wanted = set(statuses)
-    return {thread for thread, status in states.values() if status in wanted}

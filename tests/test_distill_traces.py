@@ -143,3 +143,21 @@ def test_traces_kept_in_postgresql_are_exported_and_distilled(
     report = json.loads(capsys.readouterr().out)
     assert report["teacher_labels"] == 480 and report["promoted"], report["reason"]
     assert VersionStore(store).versions("demo") == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        ["--since", "not-a-time"],
+        ["--min-labels", "0"],
+        ["--data", "somewhere"],
+        ["--database-url", "mysql://db.example/x"],
+    ],
+)
+def test_a_mistake_in_distill_is_refused_before_any_trace_store_is_made(
+    tmp_path: Path, mistake: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    assert main(["distill", "demo", "--state-dir", str(state), *mistake]) == 3
+    assert not state.exists()
+    assert capsys.readouterr().err.count("\n") == 1  # one line, no traceback

@@ -88,8 +88,10 @@ def test_submit_puts_a_run_in_the_queue_and_a_worker_runs_it(
 ) -> None:
     graph, specs, _, _, _ = _setup(tmp_path, runs=1)
     env = {**os.environ, DATABASE_URL_ENV: database_url}
+    (tmp_path / "request.txt").write_text("hello")  # --input @FILE, as run takes it
+    request = f"@{tmp_path / 'request.txt'}"
     submitted = _run(
-        specs, env, "submit", str(graph), "--input", "hello", "--thread", "t-1", "--json"
+        specs, env, "submit", str(graph), "--input", request, "--thread", "t-1", "--json"
     )
     assert submitted.returncode == 0, submitted.stderr
     assert json.loads(submitted.stdout)["thread_id"] == "t-1"
@@ -171,6 +173,35 @@ def test_a_worker_killed_mid_run_loses_no_run_and_reruns_no_finished_subtask(
     assert len(counts) == 3 * runs
     assert killed_at < 3 * runs  # the kill landed inside the batch
     assert summary["written"] == runs
+
+
+def test_a_batch_whose_workers_all_stopped_says_so_instead_of_waiting(
+    tmp_path: Path, database_url: str
+) -> None:
+    import runpy
+
+    from orchestrator._batch import run_batch
+    from orchestrator._errors import OrchestratorError
+    from orchestrator._queue import open_queue
+    from orchestrator.cli.queue import _orchestrator
+
+    graph, specs, inp, out, _ = _setup(tmp_path, runs=2)
+    runpy.run_path(str(specs))  # registers the scripted specialist in this process
+    orc = _orchestrator(str(graph), database_url, inprocess=True)
+    output = BatchOutput(out)
+
+    async def go() -> None:
+        async with open_queue(database_url) as app:
+            await run_batch(
+                orc, app, read_items(inp), output, poll_s=0.05, workers_alive=lambda: False
+            )
+
+    try:
+        with pytest.raises(OrchestratorError, match="every worker of the batch stopped with 2"):
+            asyncio.run(go())
+    finally:
+        output.close()
+    assert out.read_text() == ""  # nothing written as done; a rerun goes on with both
 
 
 def test_bad_input_lines_are_named_with_the_fix(tmp_path: Path) -> None:

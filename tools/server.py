@@ -442,6 +442,9 @@ def _forced_exit_after_interrupt() -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # started to ignore Ctrl-C (in the background): keep it so
+        yield
+        return
 
     def interrupted(signum: int, frame: Any) -> None:
         timer = threading.Timer(INTERRUPT_GRACE_S, os._exit, args=(130,))

@@ -11,7 +11,7 @@ import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,11 +19,14 @@ from rich.table import Table
 from orchestrator._errors import ConfigurationError
 from orchestrator._ledger import PriceTable
 from orchestrator._orchestrator import DEFAULT_STATE_DIR
-from orchestrator._postgres import DATABASE_URL_ENV
+from orchestrator._postgres import DATABASE_URL_ENV, database_url
 from orchestrator.cli._output import err, out
 from orchestrator.specialists.artifacts import DEFAULT_STORE
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR
 from orchestrator.specialists.versions import VersionStore
+
+if TYPE_CHECKING:
+    from orchestrator.specialists.training.finetune import FinetuneConfig
 
 __all__ = [
     "distill",
@@ -298,13 +301,14 @@ TracesDatabaseOpt = Annotated[
 ]
 
 
-def _trace_store(state_dir: Path, database_url: str | None, *, must_exist: bool) -> Any:
+def _trace_store(state_dir: Path, url: str | None, *, must_exist: bool) -> Any:
     """The trace store to read: the database's when a URL is given, else the state
     directory's SQLite file (which `must_exist` for reading only)."""
-    if database_url:
+    if url:
         from orchestrator._traces_postgres import PostgresTraceStore
 
-        return PostgresTraceStore(database_url)
+        # Checked as every other --database-url is, and its password masked from here on.
+        return PostgresTraceStore(database_url(url))
     from orchestrator._traces import TRACES_FILE, open_trace_store
 
     if must_exist and not (state_dir / TRACES_FILE).is_file():
@@ -349,10 +353,19 @@ def distill(
             raise ConfigurationError(f"--min-labels {min_labels}: give at least 1")
         if (data is None) != (format is None):
             raise ConfigurationError("give --data and --format together")
+        from orchestrator._traces import parse_since
+
+        start = parse_since(since) if since else None
+        settings = None
+        if finetune:
+            from orchestrator.specialists.training.finetune import FinetuneConfig, require_torch
+
+            require_torch()  # before any data loads: the message names the extra
+            settings = FinetuneConfig()
         traces = _trace_store(state_dir, database_url, must_exist=False)
         try:
             return _distill(
-                name, store, traces, min_labels, since, data, format, finetune, cache_dir, as_json
+                name, store, traces, min_labels, start, data, format, settings, cache_dir, as_json
             )
         finally:
             traces.close()
@@ -366,23 +379,15 @@ def _distill(
     store: Path,
     traces: Any,
     min_labels: int,
-    since: str | None,
+    start: float | None,
     data: Path | None,
     format: str | None,
-    finetune: bool,
+    settings: FinetuneConfig | None,
     cache_dir: Path,
     as_json: bool,
 ) -> int:
-    from orchestrator._traces import parse_since
     from orchestrator.specialists.training.from_traces import distill_from_traces
 
-    settings = None
-    if finetune:
-        from orchestrator.specialists.training.finetune import FinetuneConfig, require_torch
-
-        require_torch()  # before any data loads: the message names the extra
-        settings = FinetuneConfig()
-    start = parse_since(since) if since else None
     with err.status(f"distilling {name}…"):
         report = distill_from_traces(
             name,

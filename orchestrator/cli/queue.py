@@ -51,7 +51,10 @@ def _orchestrator(graph: str, url: str | None, inprocess: bool) -> Orchestrator:
 
 def submit(
     graph: GraphArg,
-    input: Annotated[str, typer.Option("--input", "-i", help="The request text.")],
+    input: Annotated[
+        str,
+        typer.Option("--input", "-i", help="The request text, @FILE to read it, @- for stdin."),
+    ],
     thread: Annotated[
         str | None, typer.Option(help="Thread id (default: a new one). Its result is kept there.")
     ] = None,
@@ -64,7 +67,9 @@ def submit(
     """Put a run in the graph's queue for a worker to take; print its thread."""
     from orchestrator._contracts import RunRequest
     from orchestrator._queue import QueuedRun, open_queue, submit_runs
+    from orchestrator.cli.run import _read_input
 
+    input = _read_input(input) or ""
     if not has_visible_text(input):
         raise ConfigurationError("--input is empty: give the text of the request")
     extra = _metadata(metadata)
@@ -181,8 +186,11 @@ def batch(
     async def go() -> BatchSummary:
         async with open_queue(url) as app:
             spawned = _workers(graph, workers, concurrency, url, inprocess, modules)
-            with spawned, _bar(not as_json) as bar:
-                return await run_batch(orc, app, items, output, on_progress=bar)
+            with spawned as procs, _bar(not as_json) as bar:
+                alive = (lambda: any(p.poll() is None for p in procs)) if procs else None
+                return await run_batch(
+                    orc, app, items, output, on_progress=bar, workers_alive=alive
+                )
 
     try:
         summary = asyncio.run(go())
