@@ -207,7 +207,8 @@ async def run_batch(
     summary.skipped = len(items) - len(pending)
     on_progress(summary.skipped, len(items))
     # Requests of an earlier run of this batch that are still queued or running keep their
-    # job; the others (never queued, failed, or finished but not written) are submitted.
+    # job; the others (never queued, or whose job ended before its line was written) are
+    # submitted. A failed request has its line written, so a rerun skips it.
     jobs = {
         thread: job
         for job, (thread, status) in (await job_states(app, graph)).items()
