@@ -2,8 +2,8 @@
 the best function, the share of that function's specific name words the request uses,
 whether the request holds enough numbers for its numeric parameters, the share of the words
 the request asks about that the function's name or description holds, how far the function
-stands out from the runner-up, and whether the answer passes verification
-(``FunctionCallSpecialist.gate_inputs``).
+stands out from the runner-up and (with three or more functions) from all the others in their
+spread, and whether the answer passes verification (``FunctionCallSpecialist.gate_inputs``).
 
 Fitted only on tuning data: the first half of BFCL's simple_python, multiple, parallel and
 irrelevance files and the ``tune`` part of the project's assistant requests, each source

@@ -4,11 +4,13 @@ argument schema built from the request, and one real call through the bundled GG
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -85,6 +87,20 @@ def test_openai_and_anthropic_shapes() -> None:
     anthropic = {"name": "s", "description": "d", "input_schema": params}
     specs = [normalize_function(x) for x in (openai, flat, anthropic)]
     assert all(s.name == "s" and s.required == ["q"] for s in specs)
+
+
+def test_a_definition_is_normalised_once_and_a_bad_one_every_time() -> None:
+    from orchestrator.specialists.function_call import schema
+
+    again = json.loads(json.dumps(WEATHER))  # an equal definition in another object
+    assert normalize_function(again) is normalize_function(WEATHER)
+    bad = {"name": "f", "parameters": {"type": "string"}}
+    for where in ("functions[0]", "functions[3]"):  # not kept: each error names its place
+        with pytest.raises(ValueError, match=rf"{re.escape(where)}\.parameters"):
+            normalize_function(bad, where)
+    for n in range(schema._KEPT_SPECS + 5):
+        normalize_function({"name": f"f{n}", "parameters": {"type": "object", "properties": {}}})
+    assert len(schema._SPECS) <= schema._KEPT_SPECS
 
 
 def test_bad_function_definitions_name_the_field() -> None:
@@ -1535,7 +1551,9 @@ def test_the_city_table_does_not_rewrite_a_generated_answer() -> None:
 def test_a_call_the_request_does_not_back_is_weighed_down_to_no_call(
     reader: FunctionCallSpecialist,
 ) -> None:
-    item = FunctionCallInput(request="What's the weather in Paris?", functions=[WEATHER])
+    item = FunctionCallInput(
+        request="What is the weather like in Paris today?", functions=[WEATHER]
+    )
     gate = reader.gate_features(item)
     threshold = reader.options.relevance_threshold
     # The request passes the gate with an answer that verifies, and not with one that fails.
@@ -1550,6 +1568,39 @@ def test_a_call_the_request_does_not_back_is_weighed_down_to_no_call(
     assert weighed.output.no_call and not weighed.output.calls
     assert "'get_weather', scores" in weighed.output.reason
     assert "Berlin" in weighed.output.reason  # the verification problem that sank it
+
+
+def test_the_gate_reads_how_far_the_best_function_stands_out_from_the_others() -> None:
+    from orchestrator.specialists.function_call.specialist import _standing
+
+    # With one or two functions the margin says all there is; the standout needs three.
+    assert _standing(np.array([0.4]))[1:] == (0.0, 0.0)
+    assert _standing(np.array([0.4, 0.1]))[2] == 0.0
+    # A low similarity far above a tight crowd stands out; the same best among close ones
+    # does not, and a crowd of equals gives the same standout at any level.
+    clear = _standing(np.array([0.26, 0.08, 0.07, 0.06, 0.05, 0.07]))
+    crowded = _standing(np.array([0.26, 0.25, 0.12, 0.24, 0.05, 0.2]))
+    assert clear[0] == crowded[0] == pytest.approx(0.26)
+    assert clear[2] > 2 * crowded[2] > 0
+    shifted = _standing(np.array([0.56, 0.38, 0.37, 0.36, 0.35, 0.37]))
+    assert shifted[2] == pytest.approx(clear[2])
+
+
+def test_a_short_request_among_many_tools_passes_the_gate_on_its_standout(
+    reader: FunctionCallSpecialist,
+) -> None:
+    from orchestrator.specialists.evaluation.assistant import assistant_tools
+
+    tools = assistant_tools()
+    item = FunctionCallInput(request="Is it sunny in Madrid today?", functions=tools)
+    inputs = reader.gate_features(item)
+    standout = inputs[-2]
+    assert standout > 0.3
+    threshold = reader.options.relevance_threshold
+    assert reader.gate_probability([*inputs[:-2], 0.0, inputs[-1]]) < threshold
+    assert reader.gate_probability(inputs) >= threshold
+    (call,) = reader.answer(item).output.calls
+    assert call.name == "get_weather" and call.arguments["location"] == "Madrid"
 
 
 def test_an_unrelated_question_gets_no_call(reader: FunctionCallSpecialist) -> None:

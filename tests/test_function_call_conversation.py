@@ -86,7 +86,7 @@ def test_dates_and_times_take_the_form_their_parameter_asks_for(
         }
     ]
     reminder = "Remind me to pack on Sunday at 8pm"
-    # It shares few words with set_reminder and falls under the gate (0.74 < 0.79), a refusal
+    # It shares few words with set_reminder and falls under the gate (0.55 < 0.63), a refusal
     # RESULTS reports; with the gate open its moment is read in the parameter's form.
     assert _calls(reader, reminder, "set_reminder") == []
     open_gate = default_registry().create(

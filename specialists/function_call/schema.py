@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,8 +152,31 @@ def normalize_schema(schema: Any, where: str = "parameters") -> dict[str, Any]:
     return out
 
 
+#: Normalised functions by their definition's JSON, kept: the reader asks for a request's
+#: functions many times, and an agent sends the same tools with every request.
+_SPECS: dict[str, FunctionSpec] = {}
+_KEPT_SPECS = 1024
+_SPECS_LOCK = threading.Lock()
+
+
 def normalize_function(raw: Any, where: str = "function") -> FunctionSpec:
-    """One function definition in any accepted shape, as a :class:`FunctionSpec`."""
+    """One function definition in any accepted shape, as a :class:`FunctionSpec`. The spec
+    is shared with later calls for the same definition: read it, do not change it."""
+    try:
+        key = json.dumps(raw, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON (a set, an object): normalise it every time
+        return _normalized_function(raw, where)
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = _normalized_function(raw, where)  # a bad definition raises, and is not kept
+        with _SPECS_LOCK:
+            if len(_SPECS) >= _KEPT_SPECS:
+                _SPECS.pop(next(iter(_SPECS)))
+            _SPECS[key] = spec
+    return spec
+
+
+def _normalized_function(raw: Any, where: str) -> FunctionSpec:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected an object with 'name' and 'parameters'")
     body: Mapping[str, Any] = raw

@@ -206,7 +206,7 @@ class FunctionCallOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     relevance_threshold: float = Field(
-        default=0.79,
+        default=0.63,
         ge=0.0,
         le=1.0,
         description="Probability (of the relevance gate) below which no function applies; "
@@ -342,12 +342,12 @@ _GENERIC = frozenset(
 )
 #: Confidence model over confidence_inputs() (weights, bias) and the acceptance threshold;
 #: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
-_CONFIDENCE = (-1.3984, 2.7852, -0.0065, 1.5774, -3.0812, 1.4165, -1.5316)
+_CONFIDENCE = (-0.1798, 2.7101, -0.1241, 2.2939, -2.8629, 1.57, -2.6702)
 _ACCEPT = 0.82
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
-_GATE = (4.9096, 2.4512, 2.0491, 0.8379, 3.4633, 2.0269, -5.8536)
+_GATE = (4.9724, 2.0839, 1.933, 1.7278, 2.19, 2.2043, 1.6934, -6.3451)
 
 
 def _words(text: str) -> set[str]:
@@ -363,10 +363,26 @@ def _name_words(name: str) -> set[str]:
     return {p.lower() for p in parts if len(p) > 2 and p.lower() not in _STOP}
 
 
-def _best_and_margin(row: np.ndarray) -> tuple[float, float]:
-    """The best similarity of a row and how far it stands above the runner-up (0 alone)."""
+#: Functions needed before the best one's standing among the others is read (with two the
+#: margin says it all).
+_STANDOUT_FUNCTIONS = 3
+#: Scale of the standout: how many standard deviations of the others' similarities.
+_STANDOUT_SCALE = 5.0
+
+
+def _standing(row: np.ndarray) -> tuple[float, float, float]:
+    """The best similarity of a row, how far it stands above the runner-up (0 alone), and how
+    far above the others it stands in their own spread (0 with fewer than three functions).
+    The last needs no absolute level: a short request ("is it sunny in Madrid?") has low
+    similarities with every function, yet one of them stands far above the rest."""
     ordered = np.sort(row)[::-1]
-    return float(ordered[0]), float(ordered[0] - ordered[1]) if len(ordered) > 1 else 0.0
+    margin = float(ordered[0] - ordered[1]) if len(ordered) > 1 else 0.0
+    standout = 0.0
+    if len(ordered) >= _STANDOUT_FUNCTIONS:
+        others = ordered[1:]
+        spread = float(others.std()) + 1e-6
+        standout = float(ordered[0] - others.mean()) / spread / _STANDOUT_SCALE
+    return float(ordered[0]), margin, standout
 
 
 def _asked_words(text: str, count: int = 3) -> list[str]:
@@ -593,6 +609,7 @@ class FunctionCallSpecialist(
         similarity: float,
         *,
         margin: float = 0.0,
+        standout: float = 0.0,
         verified: bool = True,
     ) -> list[float]:
         """What the relevance gate weighs: the encoder similarity of the request and the
@@ -600,9 +617,10 @@ class FunctionCallSpecialist(
         whether the request holds enough numbers for the numeric required parameters; the
         share of the first words the request asks about ("the *standard deviation* of ...")
         that the function's name or description holds; how far the function stands out from
-        the runner-up among several (``margin``, 0 with one function); and whether the answer
-        it gives passes verification (every value traced to the request, valid against the
-        schema)."""
+        the runner-up among several (``margin``, 0 with one function) and above all the others
+        in their spread (``standout``, 0 with fewer than three); and whether the answer it
+        gives passes verification (every value traced to the request, valid against the
+        schema). Verification comes last: it is the input weighed again once known."""
         text_words = _words(text)
         name_words = _name_words(spec.name)
         specific = [w for w in name_words if w not in _GENERIC] or list(name_words)
@@ -614,7 +632,7 @@ class FunctionCallSpecialist(
         asked = _asked_words(text)
         own = name_words | _words(spec.description)
         named = float(np.mean([_stem_in(w, own) for w in asked])) if asked else 0.0
-        return [similarity, overlap, coverage, named, margin, float(verified)]
+        return [similarity, overlap, coverage, named, margin, standout, float(verified)]
 
     @staticmethod
     def gate_probability(inputs: Sequence[float]) -> float:
@@ -624,12 +642,17 @@ class FunctionCallSpecialist(
         return float(1.0 / (1.0 + np.exp(-z)))
 
     def relevance(
-        self, text: str, spec: FunctionSpec, similarity: float, margin: float = 0.0
+        self,
+        text: str,
+        spec: FunctionSpec,
+        similarity: float,
+        margin: float = 0.0,
+        standout: float = 0.0,
     ) -> float:
         """The probability that ``spec`` serves the request, before its answer is known:
         the larger of the gate's probabilities with and without a verified answer, so that a
         request is dropped early only when no answer could lift it over the threshold."""
-        inputs = self.gate_inputs(text, spec, similarity, margin=margin)
+        inputs = self.gate_inputs(text, spec, similarity, margin=margin, standout=standout)
         return max(self.gate_probability(inputs), self.gate_probability([*inputs[:-1], 0.0]))
 
     def _gate(
@@ -642,19 +665,21 @@ class FunctionCallSpecialist(
         clauses = self.clauses(text)
         sims = self.similarities([text, *clauses], specs)
         best = int(sims[0].argmax())
-        similarity, margin = _best_and_margin(sims[0])
-        relevance = self.relevance(text, specs[best], similarity, margin)
-        inputs = self.gate_inputs(text, specs[best], similarity, margin=margin)
+        similarity, margin, standout = _standing(sims[0])
+        relevance = self.relevance(text, specs[best], similarity, margin, standout)
+        inputs = self.gate_inputs(text, specs[best], similarity, margin=margin, standout=standout)
         # A request of several parts applies when one part does: a long preamble ("I am
         # planning a trip ...") dilutes the whole request's similarity, not the part's.
         if len(clauses) > 1:
             for c, clause in enumerate(clauses, start=1):
                 f = int(sims[c].argmax())
-                similarity, margin = _best_and_margin(sims[c])
-                part = self.relevance(clause, specs[f], similarity, margin)
+                similarity, margin, standout = _standing(sims[c])
+                part = self.relevance(clause, specs[f], similarity, margin, standout)
                 if part > relevance:
                     relevance, best = part, f
-                    inputs = self.gate_inputs(clause, specs[f], similarity, margin=margin)
+                    inputs = self.gate_inputs(
+                        clause, specs[f], similarity, margin=margin, standout=standout
+                    )
         return relevance, best, clauses, sims, inputs
 
     def gate_features(self, item: FunctionCallInput) -> list[float]:
