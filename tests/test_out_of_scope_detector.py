@@ -71,7 +71,9 @@ def _far(n: int, seed: int) -> Floats:
 @pytest.fixture(scope="module")
 def fitted() -> FittedClassifier:
     x, y = _draw(40, 12, seed=1)
-    x_val, y_val = _draw(60, 40, seed=2)
+    # 80 out-of-scope questions: with none accepted, the 90% upper bound is 2.0% (40 would
+    # leave the 3% cap out of reach: 3.9% with none accepted).
+    x_val, y_val = _draw(60, 80, seed=2)
     return fit_classifier(
         x, y, x_val, y_val, len(LABELS), oos_index=OOS, target_precision=0.95, lower_bound=0.9
     )
@@ -127,12 +129,32 @@ def test_the_thresholds_keep_the_cap_on_out_of_scope_questions_on_validation(
     assert fitted.out_of_scope is not None and fitted.out_of_scope.fit is not None
     fit = fitted.out_of_scope.fit
     assert fit["met"] is True and fit["max_accepted"] == 0.03
-    assert fit["validation"]["out_of_scope_accepted"] <= 0.03
-    assert fit["validation"]["out_of_scope"] == 40 and fit["validation"]["auroc"] > 0.9
-    x_val, y_val = _draw(60, 40, seed=2)
+    # The cap holds the upper bound, not the share seen: here nothing gets through.
+    assert fit["validation"]["out_of_scope_accepted_upper_bound"] <= 0.03
+    assert fit["validation"]["out_of_scope_accepted"] == 0.0
+    assert fit["validation"]["out_of_scope"] == 80 and fit["validation"]["auroc"] > 0.9
+    x_val, y_val = _draw(60, 80, seed=2)
     _, _, accepts = _artifact(fitted).accepted(x_val)
-    assert (accepts & (y_val == OOS)).sum() <= 0.03 * 40
+    assert not (accepts & (y_val == OOS)).any()
     assert fitted.threshold.reached
+
+
+def test_a_cap_too_few_questions_can_show_is_kept_as_nearly_as_it_can_be() -> None:
+    from orchestrator.specialists.training.out_of_scope import oos_upper_bound
+
+    assert oos_upper_bound(0.0, 40, 0.9) > 0.03 > oos_upper_bound(0.0, 80, 0.9)
+    assert oos_upper_bound(0.05, 40, None) == 0.05
+    x, y = _draw(40, 12, seed=1)
+    x_val, y_val = _draw(60, 40, seed=2)
+    got = fit_classifier(
+        x, y, x_val, y_val, len(LABELS), oos_index=OOS, target_precision=0.95, lower_bound=0.9
+    )
+    assert got.out_of_scope is not None and got.out_of_scope.fit is not None
+    fit = got.out_of_scope.fit
+    # Out of reach with 40: not met, said so, and the fewest possible are accepted.
+    assert fit["met"] is False
+    assert fit["validation"]["out_of_scope_accepted"] == 0.0
+    assert got.threshold.reached
 
 
 def test_a_strict_cap_accepts_no_out_of_scope_question_and_answers_less() -> None:

@@ -69,8 +69,9 @@ def eval_distill(
     max_oos_accepted: Annotated[
         float | None,
         typer.Option(
-            help="Data with an out-of-scope label: at most this share of the validation "
-            "split's out-of-scope questions may be accepted with an intent (default 0.03)."
+            help="Data with an out-of-scope label: the one-sided 95% upper bound of the "
+            "share of the validation split's out-of-scope questions accepted with an intent "
+            "may be at most this (default 0.03)."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the examples drawn and the order.")] = 0,

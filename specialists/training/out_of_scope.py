@@ -11,7 +11,9 @@ out of scope in validation, 18% in test):
 1. the accepted answers reach the target precision (the same one-sided lower bound as
    without a detector), and
 2. at most :attr:`OutOfScopeSetting.max_accepted` of the validation split's out-of-scope
-   questions are answered with an in-scope intent;
+   questions are answered with an in-scope intent; when the precision is held by a one-sided
+   lower bound, this share is held by the upper bound at the same confidence (a few accepted
+   out of a hundred say little about the rate on new questions);
 
 among the pairs of thresholds that meet both, the one that answers the most validation
 questions wins (the loosest out-of-scope threshold on ties).
@@ -27,7 +29,11 @@ import numpy.typing as npt
 
 from orchestrator.specialists.heads import Floats, Ints
 from orchestrator.specialists.out_of_scope import OutOfScopeDetector, Signal
-from orchestrator.specialists.training.calibration import Threshold, threshold_for_precision
+from orchestrator.specialists.training.calibration import (
+    Threshold,
+    threshold_for_precision,
+    wilson_lower_bound,
+)
 
 __all__ = [
     "DEFAULT_MAX_OOS_ACCEPTED",
@@ -36,6 +42,7 @@ __all__ = [
     "card_section",
     "choose_thresholds",
     "fit_detector",
+    "oos_upper_bound",
     "setting_of",
     "whitening",
 ]
@@ -75,9 +82,9 @@ class OutOfScopeSetting:
         return (
             "the pair of thresholds (confidence, out-of-scope score) that accepts the most "
             "validation questions while the one-sided lower bound of the accepted answers' "
-            "precision reaches the target and at most "
-            f"{self.max_accepted:.1%} of the validation split's out-of-scope questions are "
-            "accepted with an in-scope intent"
+            "precision reaches the target and the one-sided upper bound of the share of the "
+            "validation split's out-of-scope questions accepted with an in-scope intent is at "
+            f"most {self.max_accepted:.1%} (the share itself when no bound is asked for)"
         )
 
 
@@ -148,6 +155,15 @@ def auroc(in_scope: Floats, out_of_scope: Floats) -> float:
     return float(u / (len(in_scope) * n_out))
 
 
+def oos_upper_bound(share: float, n: int, confidence: float | None) -> float:
+    """The share of out-of-scope questions accepted, as the cap holds it: its one-sided Wilson
+    upper bound at ``confidence``, or the share itself without one."""
+    if confidence is None:
+        return share
+    complement = np.array([1.0 - share])
+    return float(1.0 - wilson_lower_bound(complement, np.array([float(n)]), confidence)[0])
+
+
 def choose_thresholds(
     detector: OutOfScopeDetector,
     oos_scores: Floats,
@@ -179,14 +195,16 @@ def choose_thresholds(
         )
         accepted = kept & (confidence >= threshold.value)
         oos_share = float((accepted & val_out_of_scope).sum()) / n_oos
-        capped = oos_share <= setting.max_accepted
-        # Both rules met first; then the most answers; then the fewest out-of-scope accepted.
-        key = (capped and threshold.reached, threshold.reached, float(accepted.mean()))
-        rank = (*key, -oos_share, cut)
+        excess = max(0.0, oos_upper_bound(oos_share, n_oos, lower_bound) - setting.max_accepted)
+        # Both rules met first; then the precision; then the cap as nearly as it can be kept
+        # (too few out-of-scope questions can leave it out of reach); then the most answers;
+        # then the fewest out-of-scope accepted.
+        met = excess == 0.0 and threshold.reached
+        rank = (met, threshold.reached, -excess, float(accepted.mean()), -oos_share, cut)
         if best is None or rank > best[0]:
             best = (rank, cut, threshold)
     assert best is not None, "no validation answer is eligible"
-    (met, _, coverage, neg_share, _), cut, threshold = best
+    (met, _, _, coverage, neg_share, _), cut, threshold = best
     refused = eligible & (oos_scores > cut)
     fit: dict[str, Any] = {
         "rule": setting.describe(),
@@ -200,6 +218,7 @@ def choose_thresholds(
             "out_of_scope": int(val_out_of_scope.sum()),
             "auroc": auroc(oos_scores[~val_out_of_scope], oos_scores[val_out_of_scope]),
             "out_of_scope_accepted": -neg_share,
+            "out_of_scope_accepted_upper_bound": oos_upper_bound(-neg_share, n_oos, lower_bound),
             "refused_by_detector": {
                 "out_of_scope": float((refused & val_out_of_scope).sum()) / n_oos,
                 "in_scope": float((refused & ~val_out_of_scope).mean()),
