@@ -58,6 +58,23 @@ def test_a_new_question_is_no_follow_up(reader: FunctionCallSpecialist) -> None:
     assert not goes_on("Who invented the pound coin in Britain?")
 
 
+def test_a_follow_up_naming_another_of_the_same_kind_replaces_that_value(
+    reader: FunctionCallSpecialist,
+) -> None:
+    lights = _chat(
+        "Turn off the kitchen lights", "The kitchen lights are off.", "and the bedroom too"
+    )
+    assert _calls(reader, lights, "control_lights", "set_thermostat") == [
+        {"control_lights": {"state": "off", "room": "bedroom"}}
+    ]
+    weather = _chat("What's the weather in Paris?", "Sunny, 21°C.", "what about Berlin?")
+    assert _calls(reader, weather, "get_weather") == [{"get_weather": {"location": "Berlin"}}]
+    # Words far in meaning from every value replace none ("tomorrow" is no place).
+    later = _chat("What's the weather in Lisbon?", "Sunny, 18°C.", "and for tomorrow?")
+    (call,) = _calls(reader, later, "get_weather")
+    assert call["get_weather"]["location"] == "Lisbon"
+
+
 def test_a_value_missing_from_the_last_turn_comes_from_earlier_turns(
     reader: FunctionCallSpecialist,
 ) -> None:

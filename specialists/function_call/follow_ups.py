@@ -2,7 +2,10 @@
 Miami?", "make it 4 people") rather than asking for something new.
 
 Such a turn names only what changes. The specialist answers the conversation before it, then
-keeps that answer's last call and puts in the values the follow-up gives. A turn is read as a
+keeps that answer's last call and puts in the values the follow-up gives: those it names for a
+parameter (a choice, a date, a number, a word of the parameter's name), and a word close in
+meaning to a free-text value of the call, which it replaces ("kitchen" -> "and the bedroom
+too"). A turn is read as a
 follow-up only when it is short or goes on from the last one (starts with "and", "what
 about", "only", "actually", "now"...); a new question ("Who invented the pound coin?") is not
 one, however many values it shares with the call before.

@@ -344,6 +344,11 @@ _GENERIC = frozenset(
 #: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
 _CONFIDENCE = (-0.1798, 2.7101, -0.1241, 2.2939, -2.8629, 1.57, -2.6702)
 _ACCEPT = 0.82
+#: How close in meaning (the encoder's cosine) a word of a follow-up must be to a value of the
+#: call before it to replace it: "bedroom" for "kitchen" scores 0.55, "Berlin" for "Paris"
+#: 0.56, while the words of follow-ups that change something else score at most 0.27 against
+#: the values they leave alone (the tune part's conversations).
+_ANALOGUE = 0.45
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
@@ -1411,9 +1416,32 @@ class FunctionCallSpecialist(
         values, _ = self.read_arguments(spoken, text, params, schema, now)
         values = self.coerce(spec, values)
         new = {k: v for k, v in values.items() if call.arguments.get(k) != v}
+        new.update(self._analogues(spec, call, text, skip=new))
         if not new:
             return None
         return ToolCall(name=call.name, arguments={**call.arguments, **new})
+
+    def _analogues(
+        self, spec: FunctionSpec, call: ToolCall, text: str, *, skip: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """Free-text values of ``call`` that the follow-up names another of the same kind
+        for ("kitchen" -> "and the *bedroom* too", "Paris" -> "what about *Berlin*?"): the
+        follow-up's words closest in meaning to the old value, when close enough."""
+        spans = [s for s in spans_in(text) if not re.search(r"\d", s)]
+        found: dict[str, str] = {}
+        for name, old in call.arguments.items():
+            schema = spec.properties.get(name, {})
+            free = schema.get("type", "string") == "string" and not schema.get("enum")
+            if name in skip or not isinstance(old, str) or not free or moment_kind(schema):
+                continue
+            others = [s for s in spans if s.lower() != old.lower()]
+            if not others:
+                continue
+            closeness = self._similarity([old], others)[0]
+            best = int(np.argmax(closeness))
+            if closeness[best] >= _ANALOGUE:
+                found[name] = others[best]
+        return found
 
     def _completed(
         self,
