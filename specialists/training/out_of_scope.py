@@ -185,7 +185,7 @@ def choose_thresholds(
     loosest = float(oos_scores.max()) + 1.0
     levels = np.quantile(oos_scores, np.linspace(0.5, 1.0, setting.candidates))
     candidates = sorted({*(float(v) for v in levels), loosest}, reverse=True)
-    best: tuple[tuple[bool, bool, float, float, float], float, Threshold] | None = None
+    best: tuple[tuple[bool, bool, float, float, float, float], float, Threshold] | None = None
     for cut in candidates:
         kept = eligible & (oos_scores <= cut)
         if not kept.any():
