@@ -349,6 +349,8 @@ _ACCEPT = 0.82
 #: 0.56, while the words of follow-ups that change something else score at most 0.27 against
 #: the values they leave alone (the tune part's conversations).
 _ANALOGUE = 0.45
+#: Values of at most this many words are swapped for an analogue ("living room", "New York").
+_ANALOGUE_WORDS = 3
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
@@ -1433,6 +1435,8 @@ class FunctionCallSpecialist(
             schema = spec.properties.get(name, {})
             free = schema.get("type", "string") == "string" and not schema.get("enum")
             if name in skip or not isinstance(old, str) or not free or moment_kind(schema):
+                continue
+            if len(old.split()) > _ANALOGUE_WORDS:  # a message or a title is not swapped
                 continue
             others = [s for s in spans if s.lower() != old.lower()]
             if not others:
