@@ -95,6 +95,10 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
                 raise _KeepRefs
             if len(node) > 1:
                 raise _KeepRefs
+            if isinstance(defs[name], bool):
+                # jsonschema reports a false schema reached directly without the path to it,
+                # and through a reference with it: kept, the messages stay the same.
+                raise _KeepRefs
             return walk(defs[name], (*seen, name))
         out = {k: v for k, v in node.items() if k != "$defs"}
         for key in _ONE:

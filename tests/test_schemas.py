@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -124,6 +124,10 @@ def _reference(schema: Any) -> Draft202012Validator:
 
 @pytest.mark.fuzz
 @given(schemas(), json_values())
+@example(  # a reference to a false schema: the error keeps the path to it
+    {"$defs": {"D": False}, "multipleOf": 1, "properties": {"a": {"$ref": "#/$defs/D"}}},
+    {"a": None},
+)
 def test_the_schema_check_agrees_with_jsonschema(schema: Any, value: Any) -> None:
     checker, tool = _checker(schema)
     expected = sorted(
