@@ -660,6 +660,10 @@ class FunctionCallSpecialist(
         the larger of the gate's probabilities with and without a verified answer, so that a
         request is dropped early only when no answer could lift it over the threshold."""
         inputs = self.gate_inputs(text, spec, similarity, margin=margin, standout=standout)
+        return self._before_answer(inputs)
+
+    def _before_answer(self, inputs: Sequence[float]) -> float:
+        """:meth:`relevance` from the gate's inputs already known."""
         return max(self.gate_probability(inputs), self.gate_probability([*inputs[:-1], 0.0]))
 
     def _gate(
@@ -673,20 +677,20 @@ class FunctionCallSpecialist(
         sims = self.similarities([text, *clauses], specs)
         best = int(sims[0].argmax())
         similarity, margin, standout = _standing(sims[0])
-        relevance = self.relevance(text, specs[best], similarity, margin, standout)
         inputs = self.gate_inputs(text, specs[best], similarity, margin=margin, standout=standout)
+        relevance = self._before_answer(inputs)
         # A request of several parts applies when one part does: a long preamble ("I am
         # planning a trip ...") dilutes the whole request's similarity, not the part's.
         if len(clauses) > 1:
             for c, clause in enumerate(clauses, start=1):
                 f = int(sims[c].argmax())
                 similarity, margin, standout = _standing(sims[c])
-                part = self.relevance(clause, specs[f], similarity, margin, standout)
+                part_inputs = self.gate_inputs(
+                    clause, specs[f], similarity, margin=margin, standout=standout
+                )
+                part = self._before_answer(part_inputs)
                 if part > relevance:
-                    relevance, best = part, f
-                    inputs = self.gate_inputs(
-                        clause, specs[f], similarity, margin=margin, standout=standout
-                    )
+                    relevance, best, inputs = part, f, part_inputs
         return relevance, best, clauses, sims, inputs
 
     def gate_features(self, item: FunctionCallInput) -> list[float]:
@@ -1430,21 +1434,24 @@ class FunctionCallSpecialist(
         for ("kitchen" -> "and the *bedroom* too", "Paris" -> "what about *Berlin*?"): the
         follow-up's words closest in meaning to the old value, when close enough."""
         spans = [s for s in spans_in(text) if not re.search(r"\d", s)]
-        found: dict[str, str] = {}
+        swappable: dict[str, str] = {}
         for name, old in call.arguments.items():
             schema = spec.properties.get(name, {})
             free = schema.get("type", "string") == "string" and not schema.get("enum")
             if name in skip or not isinstance(old, str) or not free or moment_kind(schema):
                 continue
-            if len(old.split()) > _ANALOGUE_WORDS:  # a message or a title is not swapped
-                continue
-            others = [s for s in spans if s.lower() != old.lower()]
-            if not others:
-                continue
-            closeness = self._similarity([old], others)[0]
-            best = int(np.argmax(closeness))
-            if closeness[best] >= _ANALOGUE:
-                found[name] = others[best]
+            if len(old.split()) <= _ANALOGUE_WORDS:  # a message or a title is not swapped
+                swappable[name] = old
+        if not spans or not swappable:
+            return {}
+        closeness = self._similarity(list(swappable.values()), spans)  # one encoder call
+        found: dict[str, str] = {}
+        for row, (name, old) in zip(closeness, swappable.items(), strict=True):
+            same = old.lower()
+            others = [(float(c), w) for c, w in zip(row, spans, strict=True) if w.lower() != same]
+            score, word = max(others, default=(0.0, ""))
+            if score >= _ANALOGUE:
+                found[name] = word
         return found
 
     def _completed(

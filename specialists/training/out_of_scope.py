@@ -16,7 +16,9 @@ out of scope in validation, 18% in test):
    out of a hundred say little about the rate on new questions);
 
 among the pairs of thresholds that meet both, the one that answers the most validation
-questions wins (the loosest out-of-scope threshold on ties).
+questions wins (the loosest out-of-scope threshold on ties). When none can (too few
+out-of-scope questions to promise the cap), the pair that keeps the precision and comes
+closest to the cap wins, and the fit says ``met: false``.
 """
 
 from __future__ import annotations
