@@ -7,7 +7,6 @@ Needs the ``train`` extra (torch, onnx); skipped without it, except the error me
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,65 +16,17 @@ from orchestrator._errors import ConfigurationError
 from orchestrator.cli.main import main
 from orchestrator.specialists import TextInput
 from orchestrator.specialists.artifacts import load_artifact
-from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder, _bundled_paths
+from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder
 from orchestrator.specialists.evaluation.datasets import Split, TextDataset
 from orchestrator.specialists.intent import IntentSpecialist
-from orchestrator.specialists.training.finetune import (
-    read_safetensors,
-    resolve_init,
-    write_safetensors,
-)
+from orchestrator.specialists.training.finetune import read_safetensors, resolve_init
+from tests.tiny_encoder import tiny_checkpoint
 
 TOPICS = {
     "weather": ["the weather in {c}", "will it rain in {c}", "how hot is it in {c} today"],
     "flights": ["book a flight to {c}", "flights from here to {c}", "cheap plane ticket to {c}"],
 }
 CITIES = ["paris", "tokyo", "lima", "oslo", "cairo", "rome", "delhi", "quito", "accra", "seoul"]
-TINY = {
-    "vocab_size": 30522,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "max_position_embeddings": 128,
-    "type_vocab_size": 2,
-}
-
-
-def _tiny_checkpoint(folder: Path) -> Path:
-    """A random 2-layer BERT in the checkpoint layout of all-MiniLM-L6-v2, plus its tokenizer."""
-    rng = np.random.default_rng(0)
-    h, inner = TINY["hidden_size"], TINY["intermediate_size"]
-    tensors = {
-        "embeddings.word_embeddings.weight": rng.normal(0, 0.5, (TINY["vocab_size"], h)),
-        "embeddings.position_embeddings.weight": rng.normal(0, 0.02, (128, h)),
-        "embeddings.token_type_embeddings.weight": rng.normal(0, 0.02, (2, h)),
-        "embeddings.LayerNorm.weight": np.ones(h),
-        "embeddings.LayerNorm.bias": np.zeros(h),
-    }
-    shapes = {
-        "attention.self.query": (h, h),
-        "attention.self.key": (h, h),
-        "attention.self.value": (h, h),
-        "attention.output.dense": (h, h),
-        "intermediate.dense": (inner, h),
-        "output.dense": (h, inner),
-    }
-    for layer in range(TINY["num_hidden_layers"]):
-        prefix = f"encoder.layer.{layer}"
-        for module, shape in shapes.items():
-            tensors[f"{prefix}.{module}.weight"] = rng.normal(0, 0.1, shape)
-            tensors[f"{prefix}.{module}.bias"] = np.zeros(shape[0])
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            tensors[f"{prefix}.{norm}.weight"] = np.ones(h)
-            tensors[f"{prefix}.{norm}.bias"] = np.zeros(h)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_safetensors(
-        folder / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in tensors.items()}
-    )
-    (folder / "config.json").write_text(json.dumps(TINY), encoding="utf-8")
-    (folder / "tokenizer.json").write_bytes(_bundled_paths()[1].read_bytes())
-    return folder
 
 
 def _dataset() -> TextDataset:
@@ -106,7 +57,7 @@ def test_export_matches_torch_and_int8_stays_close(tmp_path: Path) -> None:
     from orchestrator.specialists.training.finetune import load_pretrained
     from orchestrator.specialists.training.onnx_export import export_encoder, quantize_int8
 
-    folder = _tiny_checkpoint(tmp_path / "tiny")
+    folder = tiny_checkpoint(tmp_path / "tiny")
     model = load_pretrained(folder, dropout=0.0).eval()
     fp32 = export_encoder(model, tmp_path / "fp32.onnx")
     int8 = quantize_int8(fp32, tmp_path / "int8.onnx")
@@ -134,7 +85,7 @@ def test_tiny_finetune_exports_loads_and_predicts(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from orchestrator.specialists.training.finetune import FinetuneConfig, finetune_artifact
 
-    folder = _tiny_checkpoint(tmp_path / "tiny")
+    folder = tiny_checkpoint(tmp_path / "tiny")
     config = FinetuneConfig(
         epochs=3, learning_rate=1e-3, head_learning_rate=1e-2, batch_size=8, max_length=16
     )
@@ -211,7 +162,7 @@ def test_a_soup_averages_its_members_weights(tmp_path: Path) -> None:
         finetune_encoder,
     )
 
-    folder = _tiny_checkpoint(tmp_path / "tiny")
+    folder = tiny_checkpoint(tmp_path / "tiny")
     split = _dataset().split("train")
     labels = sorted(set(split.labels))
     y = [labels.index(label) for label in split.labels]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from orchestrator.cli.main import main
@@ -111,6 +112,7 @@ def test_replay_with_recorded_teacher_answers(
         (["--teacher", "nope.jsonl"], "--teacher nope.jsonl: no such file"),
         (["--rounds", "0"], "--rounds 0"),
         (["--format", "sst2"], "--format 'sst2': the replay reads"),
+        (["--epochs", "5"], "--epochs, --lr, --max-length and --threads need --finetune"),
     ],
 )
 def test_replay_mistakes_are_one_line(
@@ -120,3 +122,60 @@ def test_replay_mistakes_are_one_line(
     assert main([*base, "--cache-dir", str(tmp_path / "cache"), *args]) == 3
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_replay_with_fine_tuned_candidates_reads_through_the_promoted_encoder(
+    data: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from orchestrator.specialists.evaluation.datasets import load_dataset
+    from orchestrator.specialists.evaluation.replay import GoldTeacher, ReplayConfig, run_replay
+    from orchestrator.specialists.training.finetune import FinetuneConfig
+    from tests.tiny_encoder import tiny_checkpoint
+
+    dataset = load_dataset(data, "jsonl")
+    store = tmp_path / "store"
+    report = run_replay(
+        dataset,
+        "demo",
+        teacher=GoldTeacher(dataset.label_set()),
+        config=ReplayConfig(shots=2, rounds=3),
+        store=store,
+        cache_dir=tmp_path / "cache",
+        finetune=FinetuneConfig(
+            epochs=8, learning_rate=1e-3, head_learning_rate=1e-2, batch_size=16, max_length=16
+        ),
+        pretrained=tiny_checkpoint(tmp_path / "tiny"),
+    )
+    assert report.config["finetune"]["epochs"] == 8
+    assert report.rounds[0].version == "demo@1"
+    first = load_artifact("demo@1", store)
+    assert first.encoder_file is None  # the first version: a head over the bundled encoder
+    for number in (2, 3, 4):
+        candidate = load_artifact(f"demo@{number}", store)
+        # Each candidate carries its own encoder and records how it was made.
+        assert candidate.encoder_file == "encoder.onnx"
+        assert candidate.encoder_id.startswith("finetuned:demo@")
+        assert candidate.card["finetune"]["train_examples"] > 8
+        assert candidate.card["lineage"]["base_examples"] == 8
+        assert candidate.card["version"] == number
+    outcomes = [r.distilled for r in report.rounds]
+    assert all(o["cpu_seconds"] > 0 and "held_out_accuracy" in o["gate"] for o in outcomes)
+    # The tiny encoder learns the four intents: a fine-tuned candidate is promoted, and the
+    # round after it is served by it, read through its own encoder (it escalates less).
+    promoted = [i for i, o in enumerate(outcomes) if o["promoted"]]
+    assert promoted and promoted[0] < 2
+    after = report.rounds[promoted[0] + 1]
+    assert after.version == outcomes[promoted[0]]["candidate"]
+    assert after.frontier_share < report.rounds[0].frontier_share / 2
+    final = load_artifact("demo", store)
+    assert final.ref == report.final["version"] and final.encoder_file
+    # Scoring the test split again through the final version's own encoder gives the same.
+    from orchestrator.specialists.artifacts import artifact_encoder
+    from orchestrator.specialists.training.embeddings import embed_texts
+
+    test = dataset.split("test")
+    x = embed_texts(artifact_encoder(final), test.texts, cache_dir=None)
+    pred = np.asarray(final.labels)[final.accepted(x)[0]]
+    assert report.final["accuracy"] == pytest.approx(float((pred == test.labels).mean()))

@@ -87,6 +87,18 @@ def eval_distill(
     plot: Annotated[
         Path | None, typer.Option(help="Write frontier share and accuracy by round as a PNG.")
     ] = None,
+    finetune: Annotated[
+        bool,
+        typer.Option(
+            "--finetune",
+            help="Every candidate fine-tunes the encoder too (the `train` extra; minutes per "
+            "round); the first version stays a head over the bundled encoder.",
+        ),
+    ] = False,
+    epochs: Annotated[int, typer.Option(help="--finetune: passes over the data.")] = 3,
+    lr: Annotated[float, typer.Option(help="--finetune: encoder learning rate.")] = 8e-5,
+    max_length: Annotated[int, typer.Option(help="--finetune: tokens per text.")] = 48,
+    threads: Annotated[int | None, typer.Option(help="--finetune: torch CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
     """Replay a dataset's training split as traffic: escalations get the teacher's label, a
@@ -117,6 +129,21 @@ def eval_distill(
         config = replace(config, max_oos_accepted=max_oos_accepted)
     if teacher != "gold" and teacher_noise:
         raise ConfigurationError("--teacher-noise applies to --teacher gold only")
+    tuning = None
+    if finetune:
+        from orchestrator.specialists.training.finetune import FinetuneConfig, require_torch
+
+        require_torch()  # before any data loads: the message names the extra
+        if epochs < 1 or max_length < 8 or lr <= 0:
+            raise ConfigurationError(
+                f"--epochs {epochs}, --max-length {max_length}, --lr {lr}: give at least 1 "
+                "epoch, at least 8 tokens and a positive learning rate"
+            )
+        tuning = FinetuneConfig(
+            epochs=epochs, learning_rate=lr, max_length=max_length, threads=threads, seed=seed
+        )
+    elif (epochs, lr, max_length, threads) != (3, 8e-5, 48, None):
+        raise ConfigurationError("--epochs, --lr, --max-length and --threads need --finetune")
     recorded = RecordedTeacher.from_file(teacher) if teacher != "gold" else None
     dataset = load_dataset(data, format)
     for split in ("train", "test"):
@@ -134,6 +161,7 @@ def eval_distill(
                 store=where,
                 prices=table,
                 cache_dir=cache_dir,
+                finetune=tuning,
             )
         if store is None:
             report.store = None

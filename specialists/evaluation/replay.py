@@ -19,16 +19,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from orchestrator._ledger import PriceTable, estimated_frontier_tokens
-from orchestrator.specialists.artifacts import Artifact
-from orchestrator.specialists.backends.encoder import OnnxSentenceEncoder, bundled_encoder
+from orchestrator.specialists.artifacts import Artifact, artifact_encoder
+from orchestrator.specialists.backends.encoder import (
+    OnnxSentenceEncoder,
+    TextEncoder,
+    bundled_encoder,
+)
 from orchestrator.specialists.evaluation.datasets import (
     DataError,
+    Split,
     TextDataset,
     read_jsonl_objects,
     stratified_split,
@@ -41,9 +46,10 @@ from orchestrator.specialists.training.distill import (
     accepted_ranking,
     classifier_artifact,
     distill_candidate,
+    finetuned_candidate,
     held_out,
 )
-from orchestrator.specialists.training.embeddings import split_embedder
+from orchestrator.specialists.training.embeddings import embed_texts, split_embedder
 from orchestrator.specialists.training.out_of_scope import (
     DEFAULT_MAX_OOS_ACCEPTED,
     OutOfScopeSetting,
@@ -55,6 +61,9 @@ from orchestrator.specialists.training.train import (
     fit_classifier,
 )
 from orchestrator.specialists.versions import VersionStore
+
+if TYPE_CHECKING:
+    from orchestrator.specialists.training.finetune import FinetuneConfig
 
 __all__ = [
     "GoldTeacher",
@@ -275,6 +284,15 @@ class _Scores:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Served:
+    """The serving version's embeddings of the stream's pool, validation and test split."""
+
+    pool: Floats
+    val: Floats
+    test: Floats
+
+
 def _score_test(artifact: Artifact, x: Floats, truth: Ints) -> _Scores:
     pred, _, accepts = accepted_ranking(artifact, x)
     correct = pred == truth
@@ -289,9 +307,7 @@ def _score_test(artifact: Artifact, x: Floats, truth: Ints) -> _Scores:
         accepted_in_scope_accuracy=(
             float(correct[kept].mean()) if oos is not None and kept.any() else None
         ),
-        out_of_scope_refused=(
-            float((~accepts[~in_scope]).mean()) if (~in_scope).any() else None
-        ),
+        out_of_scope_refused=(float((~accepts[~in_scope]).mean()) if (~in_scope).any() else None),
     )
 
 
@@ -362,7 +378,7 @@ class _Pricing:
         return self.table.local_cost(seconds * 1000)
 
 
-def _time_requests(encoder: OnnxSentenceEncoder, artifact: Artifact, texts: list[str]) -> float:
+def _time_requests(encoder: TextEncoder, artifact: Artifact, texts: list[str]) -> float:
     """CPU seconds per request through the encoder and the head at batch 1 (as served)."""
     encoder.encode(texts[:1])  # warm-up: the first call allocates onnxruntime buffers
     started = time.process_time()
@@ -381,9 +397,20 @@ def run_replay(
     prices: PriceTable | None = None,
     cache_dir: str | Path | None = None,
     progress: StepProgress = _no_progress,
+    finetune: FinetuneConfig | None = None,
+    pretrained: str | Path | None = None,
 ) -> ReplayReport:
     """Run the replay; every version (the first, and each round's candidate) is written to
-    `store` as ``NAME@N``, and the promoted ones are promoted there."""
+    `store` as ``NAME@N``, and the promoted ones are promoted there.
+
+    With ``finetune`` every candidate fine-tunes the encoder too (the ``train`` extra), from
+    ``pretrained`` (default all-MiniLM-L6-v2) on the base examples and the teacher labels; the
+    first version stays a head over the bundled encoder. Once a fine-tuned version is
+    promoted, the requests, the validation and the test split are read through its encoder."""
+    if finetune is not None:
+        from orchestrator.specialists.training.finetune import require_torch
+
+        require_torch()  # before any data loads: the message names the extra
     pricing = _Pricing(prices or PriceTable.load(), config.frontier_model)
     versions = VersionStore(store)
     if versions.versions(name):
@@ -457,12 +484,14 @@ def run_replay(
     versions.promote(name, 1, reason=f"the first version, trained on {config.shots} per class")
     progress_rounds(1)
 
-    timer = OnnxSentenceEncoder.bundled()  # fresh: no cached encodings in the timing
+    timer: TextEncoder = OnnxSentenceEncoder.bundled()  # fresh: no cached encodings
     taught = _TeacherLabels(config.held_out_share)
     reports: list[RoundReport] = []
+    # What the serving version reads: the bundled encoder's embeddings until a fine-tuned
+    # version is promoted, its own after that.
+    served = _Served(x_pool, x_val, x_test)
     for number, rows in enumerate(rounds, 1):
-        _, _, accepts = accepted_ranking(current, x_pool[rows])
-        pred = accepted_ranking(current, x_pool[rows])[0]
+        pred, _, accepts = accepted_ranking(current, served.pool[rows])
         truth = y_pool[rows]
         escalated = [r for r, ok in zip(rows, accepts, strict=True) if not ok]
         new_rows: list[int] = []
@@ -480,7 +509,7 @@ def run_replay(
             new_ys.append(index[answer.label])
         sample = [pool.texts[r] for r in rows[: config.timing_sample]]
         per_request = _time_requests(timer, current, sample)
-        scores = _score_test(current, x_test, y_test)
+        scores = _score_test(current, served.test, y_test)
         stream_acc = float((pred[accepts] == truth[accepts]).mean()) if accepts.any() else None
         report = RoundReport(
             round=number,
@@ -498,40 +527,85 @@ def run_replay(
             out_of_scope_refused=scores.out_of_scope_refused,
         )
         taught.add(new_rows, new_ys, key=f"{dataset.name}:train")
-        data = DistillData(
-            base_x=x_pool[seed],
-            base_y=y_pool[seed],
-            val_x=x_val,
-            val_y=y_val,
-            teacher_x=x_pool[taught.train_rows],
-            teacher_y=np.asarray(taught.train_ys, dtype=np.int64),
-            held_x=x_pool[taught.held_rows],
-            held_y=np.asarray(taught.held_ys, dtype=np.int64),
-            teacher_note={"source": teacher.description, "rounds": number},
-        )
-        outcome = distill_candidate(
-            current,
-            data,
-            rule=config.rule,
-            target_precision=config.target_precision,
-            lower_bound=config.lower_bound,
-            command=f"orchestrator eval-distill {name} (round {number})",
-        )
-        version = write_version(versions, outcome.candidate, outcome.card)
-        if outcome.decision.promote:
-            versions.promote(name, version, reason=outcome.decision.reason)
-            current = outcome.candidate
+        command = f"orchestrator eval-distill {name} (round {number})"
+        if finetune is None:
+            outcome = distill_candidate(
+                current,
+                DistillData(
+                    base_x=served.pool[seed],
+                    base_y=y_pool[seed],
+                    val_x=served.val,
+                    val_y=y_val,
+                    teacher_x=served.pool[taught.train_rows],
+                    teacher_y=np.asarray(taught.train_ys, dtype=np.int64),
+                    held_x=served.pool[taught.held_rows],
+                    held_y=np.asarray(taught.held_ys, dtype=np.int64),
+                    teacher_note={"source": teacher.description, "rounds": number},
+                ),
+                rule=config.rule,
+                target_precision=config.target_precision,
+                lower_bound=config.lower_bound,
+                command=command,
+            )
+            version = write_version(versions, outcome.candidate, outcome.card)
+            decision, candidate = outcome.decision, outcome.candidate
+            cpu_seconds = outcome.cpu_seconds
+        else:
+            tuned = finetuned_candidate(
+                current,
+                Split(
+                    [pool.texts[r] for r in [*seed, *taught.train_rows]],
+                    [labels[y] for y in [*y_pool[seed].tolist(), *taught.train_ys]],
+                ),
+                val,
+                Split(
+                    [pool.texts[r] for r in taught.held_rows],
+                    [labels[y] for y in taught.held_ys],
+                ),
+                current_held_x=served.pool[taught.held_rows],
+                current_val_x=served.val,
+                versions=versions,
+                config=finetune,
+                rule=config.rule,
+                target_precision=config.target_precision,
+                lower_bound=config.lower_bound,
+                teacher={"source": teacher.description, "rounds": number},
+                base_examples=len(seed),
+                source=dataset.source,
+                fmt=dataset.format,
+                pretrained=pretrained,
+                out_of_scope=OutOfScopeSetting(max_accepted=config.max_oos_accepted)
+                if oos is not None
+                else None,
+                command=command,
+            )
+            version, decision, candidate = tuned.version, tuned.decision, tuned.candidate
+            if candidate.labels != labels:  # the seed holds every label, so it cannot differ
+                raise DataError(f"{candidate.ref}: labels differ from the replay's")
+            cpu_seconds = tuned.cpu_seconds
+        if decision.promote:
+            versions.promote(name, version, reason=decision.reason)
+            if candidate.encoder_id != current.encoder_id:
+                # Everything later is read through the promoted version's own encoder.
+                read = artifact_encoder(candidate)
+                served = _Served(
+                    embed_texts(read, pool.texts, cache_dir=None),
+                    embed_texts(read, val.texts, cache_dir=None),
+                    embed_texts(read, test.texts, cache_dir=None),
+                )
+                timer = artifact_encoder(candidate, fresh=True)
+            current = candidate
             taught.release()
         report.distilled = {
             "candidate": f"{name}@{version}",
-            "promoted": outcome.decision.promote,
-            "reason": outcome.decision.reason,
-            "gate": outcome.decision.numbers,
-            "cpu_seconds": outcome.cpu_seconds,
+            "promoted": decision.promote,
+            "reason": decision.reason,
+            "gate": decision.numbers,
+            "cpu_seconds": cpu_seconds,
         }
         all_frontier = sum(pricing.frontier(pool.texts[r], pool.labels[r]) for r in rows)
         specialist_usd = pricing.cpu(per_request * len(rows))
-        distill_usd = pricing.cpu(outcome.cpu_seconds)
+        distill_usd = pricing.cpu(cpu_seconds)
         total = frontier_usd + specialist_usd + distill_usd
         report.cost = {
             "frontier_usd": frontier_usd,
@@ -546,8 +620,8 @@ def run_replay(
 
     final = {
         "version": current.ref,
-        "validation_accuracy": _score_test(current, x_val, y_val).accuracy,
-        **_score_test(current, x_test, y_test).to_json(),
+        "validation_accuracy": _score_test(current, served.val, y_val).accuracy,
+        **_score_test(current, served.test, y_test).to_json(),
     }
     gold_fit = fit(seed + stream, y_pool[seed + stream])
     reference = as_artifact(gold_fit, f"{name}-all-gold")
@@ -565,6 +639,7 @@ def run_replay(
         config={
             **{k: v for k, v in asdict(config).items() if k != "rule"},
             "rule": config.rule.describe(),
+            "finetune": finetune.describe() if finetune is not None else None,
         },
         splits={
             "seed": len(seed),

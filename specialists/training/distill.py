@@ -15,27 +15,41 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.specialists.artifacts import Artifact
+from orchestrator.specialists.artifacts import Artifact, artifact_encoder, load_artifact
 from orchestrator.specialists.calibration import Method
+from orchestrator.specialists.evaluation.datasets import Split, TextDataset
 from orchestrator.specialists.heads import HeadConfig
+from orchestrator.specialists.training.artifacts import rewrite_model_card
 from orchestrator.specialists.training.calibration import Threshold
-from orchestrator.specialists.training.out_of_scope import card_section, setting_of
+from orchestrator.specialists.training.embeddings import embed_texts
+from orchestrator.specialists.training.out_of_scope import (
+    OutOfScopeSetting,
+    card_section,
+    setting_of,
+)
 from orchestrator.specialists.training.train import FittedClassifier, fit_classifier
+from orchestrator.specialists.versions import VersionStore
+
+if TYPE_CHECKING:
+    from orchestrator.specialists.training.finetune import FinetuneConfig
 
 __all__ = [
     "NEVER_ACCEPT",
     "DistillData",
     "DistillOutcome",
+    "FinetunedCandidate",
     "GateDecision",
     "PromotionRule",
     "accepted_ranking",
     "classifier_artifact",
     "distill_candidate",
+    "finetuned_candidate",
     "held_out",
     "lineage",
     "promotion_gate",
@@ -307,6 +321,109 @@ def distill_candidate(
     card = lineage_card(current, fitted, decision, data, command=command)
     candidate.card = card
     return DistillOutcome(candidate, fitted, decision, card, cpu)
+
+
+@dataclass
+class FinetunedCandidate:
+    """A fine-tuned candidate written into the store as ``NAME@version``, and the verdict."""
+
+    version: int
+    candidate: Artifact
+    decision: GateDecision
+    #: CPU seconds of the fine-tuning, export, head and gate (all threads).
+    cpu_seconds: float
+
+    def features(self, texts: list[str]) -> Floats:
+        """Embeddings of `texts` through the candidate's own encoder."""
+        return embed_texts(artifact_encoder(self.candidate), texts, cache_dir=None)
+
+
+def finetuned_candidate(
+    current: Artifact,
+    train: Split,
+    val: Split,
+    judged: Split,
+    *,
+    current_held_x: Floats,
+    current_val_x: Floats,
+    versions: VersionStore,
+    config: FinetuneConfig,
+    rule: PromotionRule,
+    target_precision: float,
+    lower_bound: float | None,
+    teacher: dict[str, Any],
+    base_examples: int,
+    source: str = "",
+    fmt: str = "",
+    pretrained: str | Path | None = None,
+    out_of_scope: OutOfScopeSetting | None = None,
+    command: str = "",
+) -> FinetunedCandidate:
+    """Fine-tune an encoder and head on `train` (base examples then teacher labels), calibrate
+    them on `val`, judge the candidate on its own embeddings against `current` (on its
+    embeddings of `judged` and `val`), and write it as the next version of `current`.
+
+    Needs the ``train`` extra; ``pretrained`` is the checkpoint to start from (default
+    all-MiniLM-L6-v2)."""
+    from orchestrator.specialists.training.finetune import finetune_artifact
+
+    started = time.process_time()
+    staging = versions.staging(current.name)
+    dataset = TextDataset(
+        name=current.name,
+        format=fmt,
+        source=source,
+        splits={"train": train, "val": val},
+        oos_label=current.oos_label,
+    )
+    options: dict[str, Any] = {"out_of_scope": out_of_scope} if out_of_scope else {}
+    result = finetune_artifact(
+        dataset,
+        current.name,
+        staging,
+        specialist=current.specialist,
+        variant=current.variant,
+        config=config,
+        pretrained=pretrained,
+        target_precision=target_precision,
+        lower_bound=lower_bound,
+        cache_dir=None,  # a candidate's embeddings are worth nothing once it is judged
+        command=command,
+        **options,
+    )
+    candidate = result.artifact
+    own = artifact_encoder(candidate, fresh=True)
+    threshold = Threshold(**{k: v for k, v in result.card["threshold"].items() if k != "rule"})
+    decision = promotion_gate(
+        current,
+        candidate,
+        held_x=current_held_x,
+        held_y=judged.labels,
+        val_x=current_val_x,
+        val_y=val.labels,
+        candidate_held_x=embed_texts(own, judged.texts, cache_dir=None),
+        candidate_val_x=embed_texts(own, val.texts, cache_dir=None),
+        rule=rule,
+        candidate_threshold=threshold,
+    )
+    card = result.card | {
+        "lineage": lineage(
+            current,
+            decision,
+            base=base_examples,
+            trained=len(train) - base_examples,
+            held=len(judged),
+            teacher=teacher,
+        )
+    }
+
+    def stamp(folder: Path, version: int) -> None:
+        rewrite_model_card(folder, {**card, "version": version})
+
+    version = versions.add(current.name, staging, stamp)
+    # Loaded again from where the version now lives (the staging folder is gone).
+    candidate = load_artifact(versions.path(current.name, version))
+    return FinetunedCandidate(version, candidate, decision, time.process_time() - started)
 
 
 def lineage(

@@ -29,20 +29,16 @@ from orchestrator.specialists.artifacts import (
 from orchestrator.specialists.backends.encoder import TextEncoder
 from orchestrator.specialists.evaluation.datasets import (
     Split,
-    TextDataset,
     load_dataset,
     stratified_split,
 )
-from orchestrator.specialists.training.artifacts import rewrite_model_card, write_version
-from orchestrator.specialists.training.calibration import Threshold
+from orchestrator.specialists.training.artifacts import write_version
 from orchestrator.specialists.training.distill import (
     DistillData,
-    GateDecision,
     PromotionRule,
     distill_candidate,
+    finetuned_candidate,
     held_out,
-    lineage,
-    promotion_gate,
 )
 from orchestrator.specialists.training.embeddings import DEFAULT_CACHE_DIR, embed_texts
 from orchestrator.specialists.versions import VersionStore
@@ -266,21 +262,26 @@ def distill_from_traces(
         number = write_version(versions, outcome.candidate, outcome.card)
         decision = outcome.decision
     else:
-        number, decision = _finetuned_version(
+        finetuned = finetuned_candidate(
             current,
-            base,
-            taught,
+            Split(base.train.texts + taught.texts, base.train.labels + taught.labels),
+            base.val,
             judged,
-            features,
-            versions,
+            current_held_x=features(judged.texts),
+            current_val_x=features(base.val.texts),
+            versions=versions,
             config=finetune,
-            pretrained=pretrained,
             rule=rule or PromotionRule(),
-            target=target,
+            target_precision=target,
             lower_bound=lower_bound,
-            note=note,
+            teacher=note,
+            base_examples=len(base.train),
+            source=base.source,
+            fmt=base.format,
+            pretrained=pretrained,
             command=command,
         )
+        number, decision = finetuned.version, finetuned.decision
     if decision.promote:
         versions.promote(current.name, number, reason=decision.reason)
     report.distilled = True
@@ -305,78 +306,3 @@ class _Features:
 
     def __call__(self, texts: list[str]) -> Floats:
         return embed_texts(self.encoder, texts, cache_dir=self.cache_dir)
-
-
-def _finetuned_version(
-    current: Artifact,
-    base: _Base,
-    taught: Split,
-    judged: Split,
-    features: _Features,
-    versions: VersionStore,
-    *,
-    config: FinetuneConfig,
-    pretrained: str | Path | None,
-    rule: PromotionRule,
-    target: float,
-    lower_bound: float,
-    note: dict[str, Any],
-    command: str,
-) -> tuple[int, GateDecision]:
-    """Fine-tune an encoder and head on base + teacher labels, judge the candidate on its own
-    embeddings, and write it as the next version."""
-    from orchestrator.specialists.training.finetune import finetune_artifact
-
-    staging = versions.staging(current.name)
-    dataset = TextDataset(
-        name=current.name,
-        format=base.format,
-        source=base.source,
-        splits={
-            "train": Split(base.train.texts + taught.texts, base.train.labels + taught.labels),
-            "val": base.val,
-        },
-        oos_label=current.oos_label,
-    )
-    result = finetune_artifact(
-        dataset,
-        current.name,
-        staging,
-        specialist=current.specialist,
-        variant=current.variant,
-        config=config,
-        pretrained=pretrained,
-        target_precision=target,
-        lower_bound=lower_bound,
-        command=command,
-    )
-    candidate = result.artifact
-    own = _Features(artifact_encoder(candidate, fresh=True), None)
-    threshold = Threshold(**{k: v for k, v in result.card["threshold"].items() if k != "rule"})
-    decision = promotion_gate(
-        current,
-        candidate,
-        held_x=features(judged.texts),
-        held_y=judged.labels,
-        val_x=features(base.val.texts),
-        val_y=base.val.labels,
-        candidate_held_x=own(judged.texts),
-        candidate_val_x=own(base.val.texts),
-        rule=rule,
-        candidate_threshold=threshold,
-    )
-    card = result.card | {
-        "lineage": lineage(
-            current,
-            decision,
-            base=len(base.train),
-            trained=len(taught),
-            held=len(judged),
-            teacher=note,
-        )
-    }
-
-    def stamp(folder: Path, version: int) -> None:
-        rewrite_model_card(folder, {**card, "version": version})
-
-    return versions.add(current.name, staging, stamp), decision
