@@ -179,3 +179,24 @@ def test_replay_with_fine_tuned_candidates_reads_through_the_promoted_encoder(
     x = embed_texts(artifact_encoder(final), test.texts, cache_dir=None)
     pred = np.asarray(final.labels)[final.accepted(x)[0]]
     assert report.final["accuracy"] == pytest.approx(float((pred == test.labels).mean()))
+
+
+def test_self_labels_train_candidates_on_the_accepted_answers(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    report = _run(data, tmp_path, capsys, "--store", str(store), "--self-labels")
+    assert report["config"]["self_labels"] is True  # type: ignore[index]
+    rounds = report["rounds"]
+    assert isinstance(rounds, list)
+    accepted = 0
+    for number, row in enumerate(rounds, start=2):
+        accepted += row["requests"] - row["escalated"]
+        # Every answer the serving versions accepted so far is trained on, beside the
+        # teacher labels, and the card says how many.
+        assert row["distilled"]["own_answers"] == accepted
+        lineage = load_artifact(f"demo@{number}", store).card["lineage"]
+        assert lineage["own_answers_trained"] == accepted
+    # Without the switch no candidate trains on its own answers.
+    plain = _run(data, tmp_path / "plain", capsys)
+    assert all(r["distilled"]["own_answers"] == 0 for r in plain["rounds"])  # type: ignore[union-attr]

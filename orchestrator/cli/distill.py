@@ -87,6 +87,14 @@ def eval_distill(
     plot: Annotated[
         Path | None, typer.Option(help="Write frontier share and accuracy by round as a PNG.")
     ] = None,
+    self_labels: Annotated[
+        bool,
+        typer.Option(
+            "--self-labels",
+            help="Candidates also train on the serving versions' accepted answers "
+            "(self-training); held-out teacher labels still judge them.",
+        ),
+    ] = False,
     finetune: Annotated[
         bool,
         typer.Option(
@@ -124,6 +132,7 @@ def eval_distill(
         seed=seed,
         target_precision=target_precision,
         frontier_model=model,
+        self_labels=self_labels,
     )
     if max_oos_accepted is not None:
         config = replace(config, max_oos_accepted=max_oos_accepted)

@@ -184,6 +184,10 @@ class ReplayConfig:
     """Data with an out-of-scope label: at most this share of the validation split's
     out-of-scope questions may be accepted with an intent (the out-of-scope detector's
     threshold, :mod:`~orchestrator.specialists.training.out_of_scope`)."""
+    self_labels: bool = False
+    """Candidates also train on the serving versions' accepted answers (self-training): the
+    requests they answered, labelled as they answered them. The held-out teacher labels and
+    the validation split still judge every candidate."""
 
     def __post_init__(self) -> None:
         if self.shots < 2:
@@ -351,6 +355,19 @@ class _TeacherLabels:
         self.held_rows, self.held_ys = [], []
 
 
+@dataclass
+class _OwnAnswers:
+    """The serving versions' accepted answers so far (stream positions and the class each
+    answered), for candidates that self-train."""
+
+    rows: list[int] = field(default_factory=list)
+    ys: list[int] = field(default_factory=list)
+
+    def add(self, rows: Sequence[int], ys: Sequence[int] | Ints) -> None:
+        self.rows += list(rows)
+        self.ys += [int(y) for y in ys]
+
+
 class _Pricing:
     """What a request costs: the frontier model (escalations, and every request in the
     all-frontier counterfactual), the specialist's CPU time, and distillation CPU time."""
@@ -490,9 +507,12 @@ def run_replay(
     # What the serving version reads: the bundled encoder's embeddings until a fine-tuned
     # version is promoted, its own after that.
     served = _Served(x_pool, x_val, x_test)
+    own = _OwnAnswers()
     for number, rows in enumerate(rounds, 1):
         pred, _, accepts = accepted_ranking(current, served.pool[rows])
         truth = y_pool[rows]
+        if config.self_labels:
+            own.add([r for r, ok in zip(rows, accepts, strict=True) if ok], pred[accepts])
         escalated = [r for r, ok in zip(rows, accepts, strict=True) if not ok]
         new_rows: list[int] = []
         new_ys: list[int] = []
@@ -541,6 +561,8 @@ def run_replay(
                     held_x=served.pool[taught.held_rows],
                     held_y=np.asarray(taught.held_ys, dtype=np.int64),
                     teacher_note={"source": teacher.description, "rounds": number},
+                    own_x=served.pool[own.rows] if config.self_labels else None,
+                    own_y=np.asarray(own.ys, dtype=np.int64) if config.self_labels else None,
                 ),
                 rule=config.rule,
                 target_precision=config.target_precision,
@@ -554,8 +576,8 @@ def run_replay(
             tuned = finetuned_candidate(
                 current,
                 Split(
-                    [pool.texts[r] for r in [*seed, *taught.train_rows]],
-                    [labels[y] for y in [*y_pool[seed].tolist(), *taught.train_ys]],
+                    [pool.texts[r] for r in [*seed, *taught.train_rows, *own.rows]],
+                    [labels[y] for y in [*y_pool[seed].tolist(), *taught.train_ys, *own.ys]],
                 ),
                 val,
                 Split(
@@ -571,6 +593,7 @@ def run_replay(
                 lower_bound=config.lower_bound,
                 teacher={"source": teacher.description, "rounds": number},
                 base_examples=len(seed),
+                own_answers=len(own.rows),
                 source=dataset.source,
                 fmt=dataset.format,
                 pretrained=pretrained,
@@ -602,6 +625,7 @@ def run_replay(
             "reason": decision.reason,
             "gate": decision.numbers,
             "cpu_seconds": cpu_seconds,
+            "own_answers": len(own.rows),
         }
         all_frontier = sum(pricing.frontier(pool.texts[r], pool.labels[r]) for r in rows)
         specialist_usd = pricing.cpu(per_request * len(rows))

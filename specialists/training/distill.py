@@ -264,6 +264,16 @@ class DistillData:
     held_y: Ints
     #: What the teacher labels were (for the card): counts, sources, time range.
     teacher_note: dict[str, Any] = field(default_factory=dict)
+    #: The serving versions' own accepted answers, trained on beside the teacher labels
+    #: (self-training); none unless asked for.
+    own_x: Floats | None = None
+    own_y: Ints | None = None
+
+    def training(self) -> tuple[Floats, Ints]:
+        """What the candidate trains on: base examples, teacher labels, own answers."""
+        xs = [self.base_x, self.teacher_x] + ([self.own_x] if self.own_x is not None else [])
+        ys = [self.base_y, self.teacher_y] + ([self.own_y] if self.own_y is not None else [])
+        return np.concatenate(xs), np.concatenate(ys)
 
 
 @dataclass
@@ -292,8 +302,7 @@ def distill_candidate(
     started = time.process_time()
     oos_index = current.labels.index(current.oos_label) if current.oos_label else None
     fitted = fit_classifier(
-        np.concatenate([data.base_x, data.teacher_x]),
-        np.concatenate([data.base_y, data.teacher_y]),
+        *data.training(),
         data.val_x,
         data.val_y,
         len(current.labels),
@@ -353,13 +362,15 @@ def finetuned_candidate(
     lower_bound: float | None,
     teacher: dict[str, Any],
     base_examples: int,
+    own_answers: int = 0,
     source: str = "",
     fmt: str = "",
     pretrained: str | Path | None = None,
     out_of_scope: OutOfScopeSetting | None = None,
     command: str = "",
 ) -> FinetunedCandidate:
-    """Fine-tune an encoder and head on `train` (base examples then teacher labels), calibrate
+    """Fine-tune an encoder and head on `train` (base examples, teacher labels, then the last
+    `own_answers` of it: the serving versions' own accepted answers, if any), calibrate
     them on `val`, judge the candidate on its own embeddings against `current` (on its
     embeddings of `judged` and `val`), and write it as the next version of `current`.
 
@@ -411,9 +422,10 @@ def finetuned_candidate(
             current,
             decision,
             base=base_examples,
-            trained=len(train) - base_examples,
+            trained=len(train) - base_examples - own_answers,
             held=len(judged),
             teacher=teacher,
+            own=own_answers,
         )
     }
 
@@ -434,6 +446,7 @@ def lineage(
     trained: int,
     held: int,
     teacher: dict[str, Any],
+    own: int = 0,
 ) -> dict[str, Any]:
     """The model card's lineage: the parent version, what was trained on, the gate's verdict."""
     return {
@@ -441,6 +454,7 @@ def lineage(
         "base_examples": base,
         "teacher_labels_trained": trained,
         "teacher_labels_held_out": held,
+        "own_answers_trained": own,
         "teacher": teacher,
         "promotion": decision.to_json(),
     }
@@ -494,6 +508,7 @@ def lineage_card(
             trained=len(data.teacher_y),
             held=len(data.held_y),
             teacher=data.teacher_note,
+            own=0 if data.own_y is None else len(data.own_y),
         ),
         "command": command,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
