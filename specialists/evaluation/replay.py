@@ -764,7 +764,12 @@ def plot_replay(report: ReplayReport, path: Path) -> Path:
     ax.set_xticks(rounds)
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.set_title(f"Distillation replay: {report.dataset}, {report.teacher}", fontsize=9)
+    how = [
+        *(["fine-tuned candidates"] if report.config.get("finetune") else []),
+        *(["self-labels"] if report.config.get("self_labels") else []),
+    ]
+    title = f"Distillation replay: {report.dataset}, {report.teacher}"
+    ax.set_title(title + (f" ({', '.join(how)})" if how else ""), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
