@@ -161,3 +161,40 @@ def test_a_mistake_in_distill_is_refused_before_any_trace_store_is_made(
     assert main(["distill", "demo", "--state-dir", str(state), *mistake]) == 3
     assert not state.exists()
     assert capsys.readouterr().err.count("\n") == 1  # one line, no traceback
+
+
+def test_self_labels_add_the_specialists_accepted_answers(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator._traces import Trace, open_trace_store
+
+    store, state = _fresh(trained, tmp_path)
+    taught = _teach(state)
+    rows = intent_rows(CITIES["train"], BASE)
+    traces = open_trace_store(state)
+    answered = [
+        Trace(
+            id=f"own-{i}-{n}",
+            run_id=f"own-run-{i}-{n}",
+            subtask_id="intent",
+            specialist="intent",
+            artifact="demo",
+            input={"text": row["text"]},
+            answer={"label": row["label"]},
+            confidence=0.95,
+            verdict=verdict,
+            final={"label": row["label"]},
+            source="specialist",
+        )
+        for i, row in enumerate(rows)
+        # An answer that failed verification is no label, even if nobody replaced it.
+        for n, verdict in enumerate(["passed", "confidence 0.40 is below 0.80"][: 1 + i % 2])
+    ]
+    traces.add(answered)
+    traces.close()
+    assert _distill(store, state, trained, "--self-labels") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["teacher_labels"] == taught and report["own_answers"] == len(rows)
+    lineage = load_artifact("demo@2", store).card["lineage"]
+    assert lineage["own_answers_trained"] == len(rows)
+    assert lineage["teacher_labels_trained"] == taught - report["held_out"]

@@ -374,6 +374,14 @@ def distill(
         bool,
         typer.Option(help="Fine-tune the encoder too (the `train` extra; minutes to an hour)."),
     ] = False,
+    self_labels: Annotated[
+        bool,
+        typer.Option(
+            "--self-labels",
+            help="Train on the specialist's own accepted answers in the traces too "
+            "(self-training); held-out teacher labels still judge the candidate.",
+        ),
+    ] = False,
     cache_dir: Annotated[
         Path, typer.Option("--cache-dir", help="Embedding cache directory.")
     ] = DEFAULT_CACHE_DIR,
@@ -403,7 +411,17 @@ def distill(
         traces = _trace_store(state_dir, database_url, must_exist=False)
         try:
             return _distill(
-                name, store, traces, min_labels, start, data, format, settings, cache_dir, as_json
+                name,
+                store,
+                traces,
+                min_labels,
+                start,
+                data,
+                format,
+                settings,
+                cache_dir,
+                as_json,
+                self_labels=self_labels,
             )
         finally:
             traces.close()
@@ -423,6 +441,8 @@ def _distill(
     settings: FinetuneConfig | None,
     cache_dir: Path,
     as_json: bool,
+    *,
+    self_labels: bool = False,
 ) -> int:
     from orchestrator.specialists.training.from_traces import distill_from_traces
 
@@ -438,6 +458,7 @@ def _distill(
             finetune=settings,
             cache_dir=cache_dir,
             command=" ".join(["orchestrator", "distill", name]),
+            self_labels=self_labels,
         )
     if as_json:
         out.print_json(json.dumps(report.to_json()))

@@ -46,7 +46,13 @@ from orchestrator.specialists.versions import VersionStore
 if TYPE_CHECKING:
     from orchestrator.specialists.training.finetune import FinetuneConfig
 
-__all__ = ["DistillReport", "TeacherLabels", "distill_from_traces", "teacher_labels"]
+__all__ = [
+    "DistillReport",
+    "TeacherLabels",
+    "distill_from_traces",
+    "own_answers",
+    "teacher_labels",
+]
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -99,6 +105,23 @@ def teacher_labels(
     return out
 
 
+def own_answers(traces: list[Trace], artifact: Artifact) -> TeacherLabels:
+    """(text, label) pairs from traces the specialist answered itself and verification
+    passed: its accepted answers, for a candidate that self-trains."""
+    out = TeacherLabels()
+    known = set(artifact.labels)
+    for trace in traces:
+        text = trace.input.get("text")
+        label = (trace.final or {}).get("label")
+        accepted = trace.source == "specialist" and trace.verdict == "passed"
+        if accepted and isinstance(text, str) and label in known:
+            out.texts.append(text)
+            out.labels.append(str(label))
+            out.keys.append(trace.id)
+            out.recorded_at.append(trace.recorded_at)
+    return out
+
+
 @dataclass
 class DistillReport:
     name: str
@@ -108,6 +131,7 @@ class DistillReport:
     candidate: str | None = None
     promoted: bool = False
     teacher_labels: int = 0
+    own_answers: int = 0
     held_out: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     gate: dict[str, Any] = field(default_factory=dict)
@@ -175,6 +199,7 @@ def distill_from_traces(
     pretrained: str | Path | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     command: str = "",
+    self_labels: bool = False,
 ) -> DistillReport:
     """Distil a candidate for the artifact `name` from its teacher-labelled traces, put it
     through the promotion gate, and write it as the next version (promoted if it passed).
@@ -182,6 +207,10 @@ def distill_from_traces(
     With ``finetune`` the encoder is fine-tuned too (the `train` extra; ``pretrained`` is the
     checkpoint to start from, default all-MiniLM-L6-v2); otherwise only the head is trained,
     over the current version's encoder.
+
+    With ``self_labels`` the candidate also trains on the specialist's own accepted answers
+    in the traces (verification passed, nobody escalated): self-training. The held-out
+    teacher labels and the base validation split still judge it.
     """
     current = load_artifact(name, store)
     if current.specialist not in ("intent", "sentiment"):
@@ -215,6 +244,8 @@ def distill_from_traces(
         at >= newer and held_out(key, held_out_share)
         for key, at in zip(labels.keys, labels.recorded_at, strict=True)
     ]
+    own = own_answers(traces.traces(current.name, since=since), current) if self_labels else None
+    report.own_answers = len(own) if own is not None else 0
     base = _base_data(current, data, fmt)
     index = {label: i for i, label in enumerate(current.labels)}
     unknown = sorted(set(base.train.labels + base.val.labels) - set(index))
@@ -253,6 +284,8 @@ def distill_from_traces(
                 held_x=features(judged.texts),
                 held_y=_ys(judged.labels, index),
                 teacher_note=note,
+                own_x=features(own.texts) if own else None,
+                own_y=_ys(own.labels, index) if own else None,
             ),
             rule=rule or PromotionRule(),
             target_precision=target,
@@ -264,7 +297,10 @@ def distill_from_traces(
     else:
         finetuned = finetuned_candidate(
             current,
-            Split(base.train.texts + taught.texts, base.train.labels + taught.labels),
+            Split(
+                base.train.texts + taught.texts + (own.texts if own else []),
+                base.train.labels + taught.labels + (own.labels if own else []),
+            ),
             base.val,
             judged,
             current_held_x=features(judged.texts),
@@ -276,6 +312,7 @@ def distill_from_traces(
             lower_bound=lower_bound,
             teacher=note,
             base_examples=len(base.train),
+            own_answers=len(own) if own else 0,
             source=base.source,
             fmt=base.format,
             pretrained=pretrained,
