@@ -52,6 +52,8 @@ class LearningPlan:
     artifact: str
     store: Path
     every: int
+    self_labels: bool = False
+    """The worker runs ``distill --self-labels``."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ class BackgroundLearner:
             "--lock",
             str(self._lock_file(plan)),
             "--json",
+            *(["--self-labels"] if plan.self_labels else []),
         ]
         # `orchestrator distill` reads the traces where this orchestrator records them.
         env = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
@@ -250,7 +253,9 @@ def learning_plans(bindings: Mapping[str, SpecialistBinding]) -> list[LearningPl
                 f"name it without a version (not {name!r}) so that the binding follows them"
             )
         store = Path(str(binding.options.get("store") or DEFAULT_STORE))
-        plans.append(LearningPlan(key, ref.name, store, binding.learn.every))
+        plans.append(
+            LearningPlan(key, ref.name, store, binding.learn.every, binding.learn.self_labels)
+        )
     return plans
 
 

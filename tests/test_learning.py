@@ -18,9 +18,10 @@ import pytest
 
 from orchestrator import GraphSpec, Orchestrator
 from orchestrator._contracts import ModelCall
-from orchestrator._learner import BackgroundLearner, LearningPlan
+from orchestrator._learner import BackgroundLearner, LearningPlan, learning_plans
 from orchestrator._traces import open_trace_store
 from orchestrator.agents._frontier import FrontierModel
+from orchestrator.graph.model import SpecialistBinding
 from orchestrator.graph.spec import FrontierSpec
 from orchestrator.specialists.artifacts import load_artifact
 from orchestrator.specialists.versions import VersionStore
@@ -282,5 +283,21 @@ def test_the_distillation_worker_reads_the_traces_where_they_are_kept(
         seen.append(json.loads(report.read_text()))
         report.unlink()
     assert seen[0]["url"] == "postgresql://u:secret@127.0.0.1:5/traces"
+    assert "--self-labels" not in seen[0]["argv"]
     assert not any("secret" in arg for arg in seen[0]["argv"])
     assert seen[1]["url"] is None
+
+
+def test_a_binding_that_self_trains_runs_the_worker_with_self_labels(tmp_path: Path) -> None:
+    script = tmp_path / "show.py"
+    script.write_text("import json, sys\nprint(json.dumps({'argv': sys.argv[1:]}))\n")
+    spec = {"uses": "intent", "options": {"artifact": "demo"}}
+    spec["learn"] = {"every": 1, "self_labels": True}
+    (plan,) = learning_plans({"intent": SpecialistBinding.model_validate(spec)})
+    assert plan.self_labels and plan.every == 1
+    learner = BackgroundLearner([plan], state_dir=tmp_path, command=[sys.executable, str(script)])
+    learner.taught("intent", 1)
+    assert learner.wait(60)
+    report = json.loads(next((tmp_path / "learning").glob("demo-*.json")).read_text())
+    argv = report["argv"]
+    assert argv[:2] == ["distill", "demo"] and "--self-labels" in argv

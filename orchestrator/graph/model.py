@@ -192,6 +192,11 @@ class LearnSpec(_Spec):
         description="Distil a candidate after this many new teacher labels (escalations a "
         "teacher answered); it replaces the served version only if the promotion gate passes.",
     )
+    self_labels: bool = Field(
+        default=False,
+        description="Train candidates on the specialist's own accepted answers too "
+        "(self-training); held-out teacher labels still decide the promotion.",
+    )
 
 
 class SpecialistBinding(_Spec):
