@@ -200,3 +200,14 @@ def test_self_labels_train_candidates_on_the_accepted_answers(
     # Without the switch no candidate trains on its own answers.
     plain = _run(data, tmp_path / "plain", capsys)
     assert all(r["distilled"]["own_answers"] == 0 for r in plain["rounds"])  # type: ignore[union-attr]
+
+
+def test_the_printed_replay_says_how_its_candidates_learned(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval-distill", "demo", "--data", str(data), "--format", "jsonl", "--shots", "2"]
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--rounds", "2", "--self-labels"]
+    assert main([*args, *cache]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "(self-labels)" in printed and "over the bundled encoder" in printed
+    assert "demo@1" in printed and "$/1k" in printed

@@ -188,9 +188,14 @@ def _pct(value: float | None) -> str:
 
 
 def _print_replay(report: dict[str, Any], plot: Path | None) -> None:
+    config = report["config"]
+    how = [
+        *(["fine-tuned candidates"] if config.get("finetune") else []),
+        *(["self-labels"] if config.get("self_labels") else []),
+    ]
     table = Table(
         title=f"Distillation replay: {report['name']} on {report['dataset']}; teacher: "
-        f"{report['teacher']}",
+        f"{report['teacher']}" + (f" ({', '.join(how)})" if how else ""),
         title_justify="left",
     )
     for column in (
@@ -223,7 +228,8 @@ def _print_replay(report: dict[str, Any], plot: Path | None) -> None:
     out.print(
         f"final {final['version']}: test accuracy {_pct(final['accuracy'])}, accepted "
         f"{_pct(final['accepted_accuracy'])} at {_pct(final['coverage'])} coverage; a head on "
-        f"all {gold['trained_on']} gold labels: {_pct(gold['accuracy'])}"
+        f"all {gold['trained_on']} gold labels over the bundled encoder: "
+        f"{_pct(gold['accuracy'])}"
     )
     for row in report["rounds"]:
         if not row["distilled"]["promoted"]:
