@@ -342,10 +342,6 @@ class FinetunedCandidate:
     #: CPU seconds of the fine-tuning, export, head and gate (all threads).
     cpu_seconds: float
 
-    def features(self, texts: list[str]) -> Floats:
-        """Embeddings of `texts` through the candidate's own encoder."""
-        return embed_texts(artifact_encoder(self.candidate), texts, cache_dir=None)
-
 
 def finetuned_candidate(
     current: Artifact,
