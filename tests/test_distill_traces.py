@@ -152,6 +152,7 @@ def test_traces_kept_in_postgresql_are_exported_and_distilled(
         ["--min-labels", "0"],
         ["--data", "somewhere"],
         ["--database-url", "mysql://db.example/x"],
+        ["--warm-start"],
     ],
 )
 def test_a_mistake_in_distill_is_refused_before_any_trace_store_is_made(

@@ -112,7 +112,8 @@ def test_replay_with_recorded_teacher_answers(
         (["--teacher", "nope.jsonl"], "--teacher nope.jsonl: no such file"),
         (["--rounds", "0"], "--rounds 0"),
         (["--format", "sst2"], "--format 'sst2': the replay reads"),
-        (["--epochs", "5"], "--epochs, --lr, --max-length and --threads need --finetune"),
+        (["--epochs", "5"], "--epochs, --lr, --max-length, --threads and --warm-start need"),
+        (["--warm-start"], "--epochs, --lr, --max-length, --threads and --warm-start need"),
     ],
 )
 def test_replay_mistakes_are_one_line(
@@ -124,8 +125,9 @@ def test_replay_mistakes_are_one_line(
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("warm_start", [False, True], ids=["from-pretrained", "warm-start"])
 def test_replay_with_fine_tuned_candidates_reads_through_the_promoted_encoder(
-    data: Path, tmp_path: Path
+    data: Path, tmp_path: Path, warm_start: bool
 ) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
@@ -147,11 +149,14 @@ def test_replay_with_fine_tuned_candidates_reads_through_the_promoted_encoder(
             epochs=8, learning_rate=1e-3, head_learning_rate=1e-2, batch_size=16, max_length=16
         ),
         pretrained=tiny_checkpoint(tmp_path / "tiny"),
+        warm_start=warm_start,
     )
     assert report.config["finetune"]["epochs"] == 8
+    assert report.config["warm_start"] is warm_start
     assert report.rounds[0].version == "demo@1"
     first = load_artifact("demo@1", store)
     assert first.encoder_file is None  # the first version: a head over the bundled encoder
+    warm_starts = 0
     for number in (2, 3, 4):
         candidate = load_artifact(f"demo@{number}", store)
         # Each candidate carries its own encoder and records how it was made.
@@ -160,6 +165,15 @@ def test_replay_with_fine_tuned_candidates_reads_through_the_promoted_encoder(
         assert candidate.card["finetune"]["train_examples"] > 8
         assert candidate.card["lineage"]["base_examples"] == 8
         assert candidate.card["version"] == number
+        # Where its fine-tuning started: the serving version's encoder once that one is
+        # fine-tuned and the replay warm-starts, else the pretrained checkpoint.
+        parent = candidate.card["lineage"]["parent"]
+        warm = warm_start and parent != "demo@1"
+        warm_starts += warm
+        assert candidate.card["lineage"]["warm_start"] == (parent if warm else None)
+        started = candidate.card["finetune"]["pretrained"]
+        assert started.startswith(f"artifact {parent} (" if warm else "checkpoint ")
+    assert (warm_starts > 0) is warm_start
     outcomes = [r.distilled for r in report.rounds]
     assert all(o["cpu_seconds"] > 0 and "held_out_accuracy" in o["gate"] for o in outcomes)
     # The tiny encoder learns the four intents: a fine-tuned candidate is promoted, and the

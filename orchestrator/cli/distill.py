@@ -107,6 +107,14 @@ def eval_distill(
     lr: Annotated[float, typer.Option(help="--finetune: encoder learning rate.")] = 8e-5,
     max_length: Annotated[int, typer.Option(help="--finetune: tokens per text.")] = 48,
     threads: Annotated[int | None, typer.Option(help="--finetune: torch CPU threads.")] = None,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start",
+            help="--finetune: a candidate goes on from the serving version's fine-tuned "
+            "encoder instead of starting again from all-MiniLM-L6-v2.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
     """Replay a dataset's training split as traffic: escalations get the teacher's label, a
@@ -151,8 +159,10 @@ def eval_distill(
         tuning = FinetuneConfig(
             epochs=epochs, learning_rate=lr, max_length=max_length, threads=threads, seed=seed
         )
-    elif (epochs, lr, max_length, threads) != (3, 8e-5, 48, None):
-        raise ConfigurationError("--epochs, --lr, --max-length and --threads need --finetune")
+    elif (epochs, lr, max_length, threads, warm_start) != (3, 8e-5, 48, None, False):
+        raise ConfigurationError(
+            "--epochs, --lr, --max-length, --threads and --warm-start need --finetune"
+        )
     recorded = RecordedTeacher.from_file(teacher) if teacher != "gold" else None
     dataset = load_dataset(data, format)
     for split in ("train", "test"):
@@ -171,6 +181,7 @@ def eval_distill(
                 prices=table,
                 cache_dir=cache_dir,
                 finetune=tuning,
+                warm_start=warm_start,
             )
         if store is None:
             report.store = None
@@ -191,6 +202,7 @@ def _print_replay(report: dict[str, Any], plot: Path | None) -> None:
     config = report["config"]
     how = [
         *(["fine-tuned candidates"] if config.get("finetune") else []),
+        *(["warm starts"] if config.get("warm_start") else []),
         *(["self-labels"] if config.get("self_labels") else []),
     ]
     table = Table(
@@ -388,6 +400,14 @@ def distill(
             "(self-training); held-out teacher labels still judge the candidate.",
         ),
     ] = False,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start",
+            help="--finetune: go on from the current version's fine-tuned encoder instead "
+            "of starting again from all-MiniLM-L6-v2.",
+        ),
+    ] = False,
     cache_dir: Annotated[
         Path, typer.Option("--cache-dir", help="Embedding cache directory.")
     ] = DEFAULT_CACHE_DIR,
@@ -408,6 +428,8 @@ def distill(
         from orchestrator._traces import parse_since
 
         start = parse_since(since) if since else None
+        if warm_start and not finetune:
+            raise ConfigurationError("--warm-start needs --finetune")
         settings = None
         if finetune:
             from orchestrator.specialists.training.finetune import FinetuneConfig, require_torch
@@ -428,6 +450,7 @@ def distill(
                 cache_dir,
                 as_json,
                 self_labels=self_labels,
+                warm_start=warm_start,
             )
         finally:
             traces.close()
@@ -449,6 +472,7 @@ def _distill(
     as_json: bool,
     *,
     self_labels: bool = False,
+    warm_start: bool = False,
 ) -> int:
     from orchestrator.specialists.training.from_traces import distill_from_traces
 
@@ -465,6 +489,7 @@ def _distill(
             cache_dir=cache_dir,
             command=" ".join(["orchestrator", "distill", name]),
             self_labels=self_labels,
+            warm_start=warm_start,
         )
     if as_json:
         out.print_json(json.dumps(report.to_json()))

@@ -416,6 +416,7 @@ def run_replay(
     progress: StepProgress = _no_progress,
     finetune: FinetuneConfig | None = None,
     pretrained: str | Path | None = None,
+    warm_start: bool = False,
 ) -> ReplayReport:
     """Run the replay; every version (the first, and each round's candidate) is written to
     `store` as ``NAME@N``, and the promoted ones are promoted there.
@@ -423,7 +424,11 @@ def run_replay(
     With ``finetune`` every candidate fine-tunes the encoder too (the ``train`` extra), from
     ``pretrained`` (default all-MiniLM-L6-v2) on the base examples and the teacher labels; the
     first version stays a head over the bundled encoder. Once a fine-tuned version is
-    promoted, the requests, the validation and the test split are read through its encoder."""
+    promoted, the requests, the validation and the test split are read through its encoder.
+    With ``warm_start`` a candidate goes on from the serving version's fine-tuned encoder
+    (once there is one) instead of starting again from ``pretrained``."""
+    if warm_start and finetune is None:
+        raise DataError("a warm start needs fine-tuned candidates (--finetune)")
     if finetune is not None:
         from orchestrator.specialists.training.finetune import require_torch
 
@@ -597,6 +602,7 @@ def run_replay(
                 source=dataset.source,
                 fmt=dataset.format,
                 pretrained=pretrained,
+                warm_start=warm_start,
                 out_of_scope=OutOfScopeSetting(max_accepted=config.max_oos_accepted)
                 if oos is not None
                 else None,
@@ -664,6 +670,7 @@ def run_replay(
             **{k: v for k, v in asdict(config).items() if k != "rule"},
             "rule": config.rule.describe(),
             "finetune": finetune.describe() if finetune is not None else None,
+            "warm_start": warm_start,
         },
         splits={
             "seed": len(seed),
@@ -766,6 +773,7 @@ def plot_replay(report: ReplayReport, path: Path) -> Path:
     ax.set_ylim(0, 100)
     how = [
         *(["fine-tuned candidates"] if report.config.get("finetune") else []),
+        *(["warm starts"] if report.config.get("warm_start") else []),
         *(["self-labels"] if report.config.get("self_labels") else []),
     ]
     title = f"Distillation replay: {report.dataset}, {report.teacher}"

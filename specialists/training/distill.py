@@ -362,6 +362,7 @@ def finetuned_candidate(
     source: str = "",
     fmt: str = "",
     pretrained: str | Path | None = None,
+    warm_start: bool = False,
     out_of_scope: OutOfScopeSetting | None = None,
     command: str = "",
 ) -> FinetunedCandidate:
@@ -371,10 +372,15 @@ def finetuned_candidate(
     embeddings of `judged` and `val`), and write it as the next version of `current`.
 
     Needs the ``train`` extra; ``pretrained`` is the checkpoint to start from (default
-    all-MiniLM-L6-v2)."""
-    from orchestrator.specialists.training.finetune import finetune_artifact
+    all-MiniLM-L6-v2). With ``warm_start``, a `current` that was fine-tuned itself is the
+    start instead: its encoder's weights, so each version goes on from the last one and a
+    candidate needs fewer passes over the data."""
+    from orchestrator.specialists.training.finetune import finetune_artifact, warm_start_from
 
     started = time.process_time()
+    start = warm_start_from(current) if warm_start else None
+    if start is not None:
+        pretrained = start
     staging = versions.staging(current.name)
     dataset = TextDataset(
         name=current.name,
@@ -423,6 +429,7 @@ def finetuned_candidate(
             teacher=teacher,
             own=own_answers,
         )
+        | {"warm_start": current.ref if start is not None else None}
     }
 
     def stamp(folder: Path, version: int) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,9 @@ from orchestrator.specialists.training.train import (
     train_artifact,
 )
 
+if TYPE_CHECKING:
+    from orchestrator.specialists.artifacts import Artifact
+
 __all__ = [
     "FinetuneConfig",
     "FinetuneResult",
@@ -56,6 +59,7 @@ __all__ = [
     "require_torch",
     "resolve_init",
     "save_checkpoint",
+    "warm_start_from",
     "write_safetensors",
 ]
 
@@ -225,6 +229,15 @@ def resolve_init(init: str | Path, store: str | Path | None = None) -> Path:
         f"--init {init}: no checkpoint found at {where}; pass a fine-tuned artifact (its name "
         "in --store or its folder) or a folder with " + ", ".join(_CHECKPOINT_FILES)
     )
+
+
+def warm_start_from(artifact: Artifact) -> Path | None:
+    """The checkpoint folder of a fine-tuned `artifact` to go on training from, or None when
+    it has none (a head over the bundled encoder, or fine-tuned before checkpoints were kept)."""
+    if artifact.path is None:
+        return None
+    folder = artifact.path / CHECKPOINT_DIR
+    return folder if all((folder / name).is_file() for name in _CHECKPOINT_FILES) else None
 
 
 def _build_modules(torch: Any) -> tuple[type, type]:

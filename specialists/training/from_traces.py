@@ -200,13 +200,15 @@ def distill_from_traces(
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     command: str = "",
     self_labels: bool = False,
+    warm_start: bool = False,
 ) -> DistillReport:
     """Distil a candidate for the artifact `name` from its teacher-labelled traces, put it
     through the promotion gate, and write it as the next version (promoted if it passed).
 
     With ``finetune`` the encoder is fine-tuned too (the `train` extra; ``pretrained`` is the
-    checkpoint to start from, default all-MiniLM-L6-v2); otherwise only the head is trained,
-    over the current version's encoder.
+    checkpoint to start from, default all-MiniLM-L6-v2, or with ``warm_start`` the current
+    version's own fine-tuned encoder); otherwise only the head is trained, over the current
+    version's encoder.
 
     With ``self_labels`` the candidate also trains on the specialist's own accepted answers
     in the traces (verification passed, nobody escalated): self-training. The held-out
@@ -316,6 +318,7 @@ def distill_from_traces(
             source=base.source,
             fmt=base.format,
             pretrained=pretrained,
+            warm_start=warm_start,
             command=command,
         )
         number, decision = finetuned.version, finetuned.decision
