@@ -20,7 +20,7 @@ from orchestrator.specialists.function_call.specialist import FunctionCallSpecia
 
 # On the test part with the default (extract) filler; measured, never fitted on: requests
 # fully right, relevant requests that got no call, irrelevant ones that got a call.
-PINNED_TEST_ACCURACY = 0.5375
+PINNED_TEST_ACCURACY = 0.575
 PINNED_TEST_REFUSED = 0.106
 PINNED_TEST_CALLED_IRRELEVANT = 0.143
 

@@ -108,6 +108,43 @@ def test_named_entities_say_which_value_a_parameter_takes() -> None:
     assert without["lawyer_name"].value == "Maria Lopez"  # the reader works without them too
 
 
+def test_noun_runs_say_where_a_value_that_names_a_thing_begins_and_ends() -> None:
+    from orchestrator.specialists.backends.entities import EntityRecognizer
+
+    recognizer = EntityRecognizer()
+    text = "Add 2 bags of espresso beans and turn on the living room lights"
+    runs = [text[a:b] for a, b in recognizer.noun_runs(text)]
+    assert runs == ["bags", "espresso beans", "living room lights"]
+    cart = {
+        "product": {"type": "string", "description": "What to add."},
+        "room": {"type": "string", "description": "Which room."},
+    }
+    names = ["product", "room"]
+    with recorded_candidates() as groups:
+        assign_arguments(text, cart, names, names, entities=recognizer)
+    options = {g.parameter: dict(g.options) for g in groups}
+    product, room = options["product"], options["room"]
+    # A whole run, its start, its last word alone, and a run with words beyond it are told
+    # apart; its words are not counted as extra words.
+    assert product["espresso beans"]["noun_run"] == 1.0
+    assert product["espresso beans"]["noun_run_words"] == 1.0
+    assert "extra_plain_words" not in product["espresso beans"]
+    assert product["beans"]["noun_run_end"] == 1.0
+    assert product["espresso"]["noun_run_start"] == 1.0
+    assert product["beans and turn"]["part_of_a_noun_run_and_more"] == 1.0
+    # "2 bags of": a word that measures the thing named after it.
+    assert product["bags"]["measure_word"] == 1.0
+    # The parameter's name as the last word of the run is what the value is ("living
+    # room"), not a label beside it.
+    assert room["living room"]["ends_in_parameter_name"] == 1.0
+    assert "holds_parameter_name" not in room["living room"]
+    assert room["room lights"]["holds_parameter_name"] == 1.0
+    # What the shipped weights learned from them.
+    weights = ARGUMENT_WEIGHTS.features
+    assert weights["noun_run_end"] < weights["noun_run"]
+    assert weights["measure_word"] < 0 < weights["ends_in_parameter_name"]
+
+
 def test_leaving_a_parameter_out_is_weighed_like_its_values() -> None:
     hotel = {
         "city": {"type": "string", "description": "City of the hotel."},

