@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,10 @@ INITIALIZE = {
 }
 
 
+def _default_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class StdioPeer:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
@@ -31,6 +36,9 @@ class StdioPeer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            # Ctrl-C as a terminal delivers it, even when the tests run in the background
+            # (where the shell starts them ignoring SIGINT, and the server keeps that).
+            preexec_fn=_default_ctrl_c,
         )
         # Lines are split here: a buffered readline would keep a second answer out of
         # select's sight and read as a hang.
