@@ -199,3 +199,24 @@ def test_self_labels_add_the_specialists_accepted_answers(
     lineage = load_artifact("demo@2", store).card["lineage"]
     assert lineage["own_answers_trained"] == len(rows)
     assert lineage["teacher_labels_trained"] == taught - report["held_out"]
+
+
+def test_the_finetune_switches_of_distill_reach_the_distillation(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    import orchestrator.specialists.training.from_traces as from_traces
+    from orchestrator.specialists.training.finetune import FinetuneConfig
+
+    seen: dict[str, object] = {}
+
+    def record(name: str, traces: object, **options: object) -> object:
+        seen.update(options)
+        raise SystemExit(0)  # stop before anything is trained
+
+    monkeypatch.setattr(from_traces, "distill_from_traces", record)
+    store, state = _fresh(trained, tmp_path)
+    with pytest.raises(SystemExit):
+        _distill(store, state, trained, "--finetune", "--warm-start", "--self-labels")
+    assert seen["warm_start"] is True and seen["self_labels"] is True
+    assert isinstance(seen["finetune"], FinetuneConfig)

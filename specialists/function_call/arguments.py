@@ -800,12 +800,14 @@ def fit_features(
     }
     if meaning:
         features["meaning"] = meaning
-    runs: dict[str, float] = {}
+    # A whole noun run, or its start ("living room" of "living room lights").
+    whole_run = False
     if not numeric:
         features.update(_entity_features(request, param, mention))
         if not mention.quoted:
             runs = _noun_run_features(request, mention)
             features.update(runs)
+            whole_run = "noun_run" in runs or "noun_run_start" in runs
     prep = _preposition(request, mention)
     cues = _ROLE_CUES.get(prep, ())
     if cues and any(k.startswith(c) or c.startswith(k) for k in param.name_keys for c in cues):
@@ -868,8 +870,7 @@ def fit_features(
         # A label next to the value ("base 10"), not the value; unless it is the last word
         # of a noun run the mention is: "the *back door*" for a door, "*living room*" a room.
         last = _stem(text.lower().split()[-1]) in {_stem(k) for k in param.name_keys}
-        run = "noun_run" in runs or "noun_run_start" in runs
-        named = last and run and len(text.split()) > 1
+        named = last and whole_run and len(text.split()) > 1
         features["ends_in_parameter_name" if named else "holds_parameter_name"] = 1.0
     words = len(text.split())
     if not mention.quoted:
@@ -880,8 +881,7 @@ def fit_features(
         elif (mention.first, mention.last) in request.to_clauses:
             features["to_clause"] = 1.0  # "remind me to *water the plants*"
         elif words > 1:
-            whole = "noun_run" in runs or "noun_run_start" in runs
-            features["noun_run_words" if whole else "extra_plain_words"] = words - 1
+            features["noun_run_words" if whole_run else "extra_plain_words"] = words - 1
         if _measure_word(request, mention):
             features["measure_word"] = 1.0
     return features

@@ -373,8 +373,8 @@ def finetuned_candidate(
 
     Needs the ``train`` extra; ``pretrained`` is the checkpoint to start from (default
     all-MiniLM-L6-v2). With ``warm_start``, a `current` that was fine-tuned itself is the
-    start instead: its encoder's weights, so each version goes on from the last one and a
-    candidate needs fewer passes over the data."""
+    start instead: its encoder's weights, so each version goes on from the last one (a
+    `current` without such weights falls back to ``pretrained``; the lineage says which)."""
     from orchestrator.specialists.training.finetune import finetune_artifact, warm_start_from
 
     started = time.process_time()
