@@ -1,6 +1,8 @@
 """Fit the function_call confidence: the probability that an answer is right, from what the
 specialist knows when it answers (the gate's probability, whether the answer passes its own
-verification, whether it makes several calls, whether it is a no-call).
+verification, whether it makes several calls, whether it is a no-call, how sure the values
+read are, and the share of the request's words that nothing accounts for:
+``FunctionCallSpecialist.confidence_inputs``).
 
 Fitted only on tuning data: the first half of BFCL's simple_python, multiple, parallel and
 irrelevance files and the ``tune`` part of the project's assistant requests, each source
@@ -42,9 +44,9 @@ def main() -> int:
     rows: list[tuple[list[float], bool, str]] = []
 
     def score(source: str, request: FunctionCallInput, right: Any) -> None:
-        raw, certainty = reader.read_answer(request)  # with the gate's probability
+        raw, chosen = reader.read_answer(request)  # with the gate's probability
         calls = [{c.name: c.arguments} for c in raw.output.calls]
-        rows.append((reader.confidence_inputs(request, raw, certainty), right(calls), source))
+        rows.append((reader.confidence_inputs(request, raw, chosen), right(calls), source))
 
     for category in BFCL:
         for item in select_part(load_bfcl(args.data, category), "tune", None):

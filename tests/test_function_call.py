@@ -1610,3 +1610,116 @@ def test_an_unrelated_question_gets_no_call(reader: FunctionCallSpecialist) -> N
     out = reader.predict_one(item).output
     assert out.no_call and not out.calls
     assert "no function applies: the closest, 'get_weather'" in out.reason
+
+
+THERMOSTAT = {
+    "type": "function",
+    "function": {
+        "name": "set_thermostat",
+        "description": "Set the target temperature of the heating.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "temperature": {"type": "number", "description": "Target in degrees."},
+                "room": {"type": "string", "description": "Which room; the whole home if not set."},
+                "mode": {"type": "string", "enum": ["heat", "cool", "auto"]},
+                "until": {"type": "string", "description": "End time, HH:MM."},
+            },
+            "required": ["temperature"],
+        },
+    },
+}
+
+
+def test_every_optional_free_value_is_weighed_though_the_request_names_no_parameter(
+    reader: FunctionCallSpecialist,
+) -> None:
+    spec = normalize_function(THERMOSTAT, "functions[0]")
+    # A choice and a time keep their own rules; free text and numbers go to the weights.
+    assert reader.weighed(spec, ["temperature"]) == ["temperature", "room"]
+    table = {
+        "name": "book_table",
+        "description": "Reserve a table at a restaurant.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "restaurant": {"type": "string", "description": "Name of the restaurant."},
+                "city": {"type": "string", "description": "City the restaurant is in."},
+            },
+            "required": ["restaurant"],
+        },
+    }
+    text = "Book a table at Chez Panisse in Berkeley"
+    (call,) = reader.predict_one(FunctionCallInput(request=text, functions=[table])).output.calls
+    assert call.arguments == {"restaurant": "Chez Panisse", "city": "Berkeley"}
+    # Nothing in the request speaks for a city: leaving it out wins.
+    text = "Book a table at Chez Panisse"
+    (call,) = reader.predict_one(FunctionCallInput(request=text, functions=[table])).output.calls
+    assert call.arguments == {"restaurant": "Chez Panisse"}
+
+
+def test_the_function_s_own_name_is_no_value_of_its_call(reader: FunctionCallSpecialist) -> None:
+    velocity = {
+        "name": "calculate_velocity",
+        "description": "Velocity for a distance travelled in a duration.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "distance": {"type": "integer", "description": "Distance in kilometers."},
+                "duration": {"type": "integer", "description": "Duration in hours."},
+                "unit": {"type": "string", "description": "Unit of the result."},
+            },
+            "required": ["distance", "duration"],
+        },
+    }
+    text = "They rode 80 kilometers in 4 hours; use the 'calculate_velocity' function."
+    (call,) = reader.predict_one(FunctionCallInput(request=text, functions=[velocity])).output.calls
+    assert call.arguments["distance"] == 80 and call.arguments["duration"] == 4
+    assert "calculate_velocity" not in call.arguments.values()
+
+
+def test_an_imperative_is_not_part_of_the_name_after_it() -> None:
+    from orchestrator.specialists.backends.entities import EntityRecognizer
+
+    text = "Add Jane Doe from Globex to the CRM"
+    names = {text[a:b] for a, b, label in EntityRecognizer()(text) if label == "PERSON"}
+    assert names == {"Jane Doe"}
+
+
+TIMER = {
+    "type": "function",
+    "function": {
+        "name": "set_timer",
+        "description": "Start a countdown timer.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "minutes": {"type": "integer", "description": "Length in minutes."},
+                "label": {"type": "string", "description": "A name for the timer."},
+            },
+            "required": ["minutes"],
+        },
+    },
+}
+
+
+def test_words_that_nothing_accounts_for_lower_the_confidence(
+    reader: FunctionCallSpecialist,
+) -> None:
+    from orchestrator.specialists.function_call.specialist import unexplained_share
+
+    calls = [ToolCall(name="set_timer", arguments={"minutes": 15})]
+    assert unexplained_share("Set a 15 minute timer", calls, [TIMER]) == 0.0
+    # "play" and "jazz": a second request that no call serves (dates and times are read).
+    share = unexplained_share("Set a 15 minute timer and play some jazz", calls, [TIMER])
+    assert share == pytest.approx(2 / 5)
+    assert unexplained_share("Start a timer for 15 minutes tomorrow at 7pm", calls, [TIMER]) == 0
+    assert unexplained_share("Set a 15 minute timer", [], [TIMER]) == 0.0
+    plain = reader.predict_one(
+        FunctionCallInput(request="Set a 15 minute timer", functions=[TIMER])
+    )
+    more = reader.predict_one(
+        FunctionCallInput(request="Set a 15 minute timer and play some jazz", functions=[TIMER])
+    )
+    assert plain.output.calls == more.output.calls
+    assert more.confidence < plain.confidence

@@ -23,6 +23,10 @@ from orchestrator.specialists.function_call.specialist import FunctionCallSpecia
 PINNED_TEST_ACCURACY = 0.575
 PINNED_TEST_REFUSED = 0.106
 PINNED_TEST_CALLED_IRRELEVANT = 0.143
+# At the acceptance threshold: the share of the relevant requests kept, and how often the
+# kept answers are right (20 answers, so one answer is 5 points).
+PINNED_TEST_KEPT_RELEVANT = 0.242
+PINNED_TEST_KEPT_ACCURACY = 0.95
 
 
 def test_the_set_covers_the_kinds_assistant_users_ask_for() -> None:
@@ -64,6 +68,8 @@ def test_the_score_on_the_test_part_is_pinned(reader: FunctionCallSpecialist) ->
     assert abs(report["refused"] - PINNED_TEST_REFUSED) <= 0.02, report["refused"]
     called = report["called_irrelevant"]
     assert abs(called - PINNED_TEST_CALLED_IRRELEVANT) <= 0.02, called
+    assert abs(report["kept_relevant"] - PINNED_TEST_KEPT_RELEVANT) <= 0.02, report["kept_relevant"]
+    assert report["kept_accuracy"] >= PINNED_TEST_KEPT_ACCURACY - 0.05, report["kept_accuracy"]
     curve = report["risk_coverage"]
     assert len(curve["escalated"]) == len(curve["accuracy"])
 

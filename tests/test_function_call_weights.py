@@ -163,8 +163,15 @@ def test_leaving_a_parameter_out_is_weighed_like_its_values() -> None:
         "rooms": None,  # optional with a default, and not spoken of
     }
     left_out = {g.parameter: g.options[0] for g in groups}
-    assert left_out["guests"] == (None, {"left_out_optional": 1.0, "omitted_though_named": 1.0})
-    assert left_out["rooms"] == (None, {"left_out_optional": 1.0, "omitted_with_default": 1.0})
+    spare = {"omitted_with_numbers_to_spare": 1.0}  # two numbers, one required number
+    assert left_out["guests"] == (
+        None,
+        {"left_out_optional": 1.0, "omitted_though_named": 1.0, **spare},
+    )
+    assert left_out["rooms"] == (
+        None,
+        {"left_out_optional": 1.0, "omitted_with_default": 1.0, **spare},
+    )
     assert left_out["city"] == (None, {"left_out_required": 1.0})
     # What a default says is learned, not set: leaving such a parameter out scores higher.
     assert ARGUMENT_WEIGHTS.features["omitted_with_default"] > 0
@@ -186,3 +193,28 @@ def test_the_recognizer_answers_threads_as_it_answers_one_caller() -> None:
     assert spans[:3] == alone
     assert all({label for *_, label in s} >= {"GPE", "PERSON"} for s in spans)
     assert all(b == (texts[i].index(" and call") + 1,) for i, b in enumerate(breaks))
+
+
+def test_a_number_is_weighed_by_the_word_it_counts() -> None:
+    trip = {
+        "passengers": {"type": "integer", "description": "Number of passengers."},
+        "nights": {"type": "integer", "description": "Length of the stay."},
+    }
+    asked: list[tuple[list[str], list[str]]] = []
+
+    def similarity(described: list[str], texts: list[str]) -> list[list[float]]:
+        asked.append((described, texts))
+        return [[0.6 if "passengers" in d else 0.1 for _ in texts] for d in described]
+
+    names = list(trip)
+    with recorded_candidates() as groups:
+        read = assign_arguments("3 people for 4 nights", trip, names, [], similarity=similarity)
+    assert asked[0][1] == ["people", "nights"]  # the counted words, one encoder call
+    options = {g.parameter: dict(g.options) for g in groups}
+    assert options["passengers"][3]["number:unit_meaning"] == 0.6
+    assert options["nights"][4]["number:names_its_unit"] == 1.0  # "4 *nights*"
+    assert read["nights"].value == 4
+    # Two numbers and no required number: an optional one is likely given.
+    assert options["passengers"][None]["omitted_with_numbers_to_spare"] == 1.0
+    weights = ARGUMENT_WEIGHTS.features
+    assert weights["number:unit_meaning"] > 0 > weights["omitted_with_numbers_to_spare"]

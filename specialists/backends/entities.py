@@ -37,6 +37,16 @@ _OBJECT_WORDS = _NOUN_RUN_WORDS | {"DT", "PRP$", "PRP", "RP", "CD", "POS"}
 _OBJECT_ENDS = _NOUNS | {"PRP", "RP"}
 
 
+def _named_part(entity: Any) -> Span:
+    """An entity without the verb in the base form that the recogniser sometimes takes in at
+    the start of a sentence ("*Add* Jane Doe from Globex", "*Email* Tom"): an imperative
+    is the request's action, not part of a name."""
+    words = list(entity)
+    while len(words) > 1 and words[0].tag_ == "VB":
+        words.pop(0)
+    return (words[0].idx, entity.end_char, str(entity.label_))
+
+
 class EntityRecognizer:
     """``recognizer(text)`` gives the entity spans of a text and :meth:`clause_breaks` where
     it goes on with a new request; loads the pipeline on first use, runs one text at a time,
@@ -76,7 +86,7 @@ class EntityRecognizer:
         nlp = self._load()
         with self._run_lock:
             doc = nlp(text)
-            spans = tuple((e.start_char, e.end_char, str(e.label_)) for e in doc.ents)
+            spans = tuple(_named_part(e) for e in doc.ents)
             tokens = [t for t in doc if not t.is_punct]
             breaks = []
             for before, word, after in zip(tokens, tokens[1:], tokens[2:], strict=False):

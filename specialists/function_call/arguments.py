@@ -63,6 +63,8 @@ _STOP = STOP_WORDS | frozenset(
     )
 )
 _EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
+#: A quotation mark that opens or closes a quoted value inside a span of words.
+_CUT_QUOTE = re.compile("(?:^|\\s)[\"'\u2018\u201c`]|[\"'\u2019\u201d`](?:\\s|$)")
 _NUMBER = re.compile(
     r"(?<![\w.])(?P<neg>[-\u2212])?\$?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
     r"(?P<exp>[eE][-+]?\d+)?(?P<pct>\s?%)?(?:\s(?P<scale>thousand|million|billion)\b|(?P<short>[KMB])\b)?"
@@ -500,6 +502,8 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
         span = span.strip(_EDGE) if not quoted else span.strip()
         if not quoted:
             span = re.sub(r"['\u2019]s$", "", span)  # "Van Gogh's painting": the name is Van Gogh
+            if _CUT_QUOTE.search(span):
+                return  # "named 'dataController": a span that cuts a quoted value in two
         if span and (span, first) not in seen and len(span) <= 200:
             seen.add((span, first))
             name = _is_name(request, first, last)
@@ -799,7 +803,9 @@ def fit_features(
         f"{kind}:near_description": _near(request, mention, param.desc_keys, 5, 3),
     }
     if meaning:
-        features["meaning"] = meaning
+        # For a number, how close the word it counts is to the parameter ("3 *people*" for
+        # passengers); for a string, how close the string itself is.
+        features["number:unit_meaning" if numeric else "meaning"] = meaning
     # A whole noun run, or its start ("living room" of "living room lights").
     whole_run = False
     if not numeric:
@@ -823,6 +829,8 @@ def fit_features(
             features[year_or_money] = 1.0
         following = request.lower[mention.last + 1 : mention.last + 2]
         unit = bool(following) and any(_same_word(following[0], k) for k in param.name_keys)
+        if unit:
+            features["number:names_its_unit"] = 1.0  # "for 2 *guests*", "4 *nights*"
         if mention.spelled:
             if _counts_following(request, mention):
                 features["spelled_count_of_values"] = 1.0  # "two numbers, 36 and 48"
@@ -992,11 +1000,13 @@ def _assign(
             row.append(Candidate(mention, score))
         row.sort(key=lambda c: -c.score)
         ranked[param.name] = row
-    omitted = [_omission_score(request, param) for param in params]
+    # More numbers than the required numeric parameters take: an optional one is given.
+    spare = len(mentions) > sum(1 for p in params if p.required and p.kind in _NUMERIC)
+    omitted = [_omission_score(request, param, spare) for param in params]
     groups = _RECORDED.get()
     if groups is not None:
         for p, param in enumerate(params):
-            options = [(None, omission_features(request, param))]
+            options = [(None, omission_features(request, param, spare))]
             for m, mention in enumerate(mentions):
                 if (p, m) in scores:
                     similar = meaning.get((param.name, mention.text), 0.0) if meaning else 0.0
@@ -1021,21 +1031,28 @@ def _assign(
     return ranked
 
 
-def omission_features(request: _Request, param: _Param) -> dict[str, float]:
+_NUMERIC = ("integer", "number")
+
+
+def omission_features(request: _Request, param: _Param, spare: bool = False) -> dict[str, float]:
     """What speaks for or against leaving a parameter out: whether it is required, whether
-    the request uses a word of its name ("for 2 *guests*"), and whether it has a default."""
+    the request uses a word of its name ("for 2 *guests*"), whether it has a default, and
+    for an optional number whether the request holds more numbers than the required ones
+    take (``spare``)."""
     features = {"left_out_" + ("required" if param.required else "optional"): 1.0}
     if any(_same_word(word, key) for key in param.name_keys for word in request.lower):
         features["omitted_though_named"] = 1.0
     if "default" in param.schema:
         features["omitted_with_default"] = 1.0
+    if spare and not param.required and param.kind in _NUMERIC:
+        features["omitted_with_numbers_to_spare"] = 1.0  # "... with a dividend of $2"
     return features
 
 
-def _omission_score(request: _Request, param: _Param) -> float:
+def _omission_score(request: _Request, param: _Param, spare: bool = False) -> float:
     """The score of leaving ``param`` out, on the scale of its candidates' scores (the
     ``left_out_*`` features weigh through :meth:`ArgumentWeights.left_out`)."""
-    features = omission_features(request, param)
+    features = omission_features(request, param, spare)
     return ARGUMENT_WEIGHTS.left_out(param.required) + ARGUMENT_WEIGHTS.score(features)
 
 
@@ -1125,7 +1142,8 @@ def assign_arguments(
     textual = [p for p in params if p.kind == "string"]
     ranked: dict[str, list[Candidate]] = {}
     if numeric:
-        ranked.update(_assign(request, numeric, numbers, function=function))
+        counted = _counted_words(request, numbers, numeric, similarity)
+        ranked.update(_assign(request, numeric, numbers, counted, function))
     if textual:
         taken = [c[0].mention for c in ranked.values() if c]
         free = [s for s in strings if not any(s.overlaps(t) for t in taken)] or strings
@@ -1140,6 +1158,9 @@ def assign_arguments(
             for m in free
             if m.quoted or m.name or not all(_stem(w) in labels for w in m.text.lower().split())
         ]
+        # The function's own name, even quoted ("using the 'calculate_velocity' function"),
+        # says which call to make; it is no value of the call.
+        free = [m for m in free if m.text != function]
         function_words = {_stem(w) for w in _key_words(function_text)}
         # A capitalised word the function is named after ("UV" for uv_index) is the topic,
         # not a value.
@@ -1182,6 +1203,34 @@ def assign_arguments(
         value = _as_parameter_value(param, top.mention.value)
         result[param.name] = ParameterChoice(param.name, value, confident, row)
     return result
+
+
+def _counted_words(
+    request: _Request,
+    numbers: Sequence[Mention],
+    params: Sequence[_Param],
+    similarity: Similarity | None,
+) -> dict[tuple[str, str], float]:
+    """For each number followed by a word ("3 *people*", "4 *packs*"), how close in meaning
+    that word is to each numeric parameter's name and description (one encoder call)."""
+    following: dict[str, str] = {}
+    for mention in numbers:
+        after = request.lower[mention.last + 1 : mention.last + 2]
+        if after and after[0].isalpha() and after[0] not in STOP_WORDS:
+            following[mention.text] = after[0]
+    if similarity is None or not following:
+        return {}
+    words = list(dict.fromkeys(following.values()))
+    described = [
+        f"{' '.join(p.name_keys)}: {p.schema.get('description', '')}"[:300] for p in params
+    ]
+    matrix = similarity(described, words)
+    column = {word: j for j, word in enumerate(words)}
+    return {
+        (param.name, text): float(matrix[i][column[word]])
+        for i, param in enumerate(params)
+        for text, word in following.items()
+    }
 
 
 def _as_parameter_value(param: _Param, value: Any) -> Any:
