@@ -1175,6 +1175,7 @@ def assign_arguments(
 
         if function_words:
             free = [replace(m, echo=True) if echoes(m) else m for m in free]
+        free = _without_leading_action(request, free, name_words)
         meaning: dict[tuple[str, str], float] = {}
         if similarity is not None and free:
             texts = list(dict.fromkeys(m.text for m in free))
@@ -1203,6 +1204,22 @@ def assign_arguments(
         value = _as_parameter_value(param, top.mention.value)
         result[param.name] = ParameterChoice(param.name, value, confident, row)
     return result
+
+
+def _without_leading_action(
+    request: _Request, mentions: list[Mention], name_words: set[str]
+) -> list[Mention]:
+    """The request's first word, when it is a word of the function's name ("Book" for
+    book_restaurant), is the action, capitalised only because it starts the request: a name
+    does not begin with it ("Book *Chez Panisse* tonight"), and the rest is the whole name."""
+    if not request.lower or _stem(request.lower[0]) not in name_words:
+        return mentions
+    dropped = {m.last for m in mentions if m.first == 0 and m.last > 0}
+    return [
+        replace(m, whole_name=True) if m.name and m.first == 1 and m.last in dropped else m
+        for m in mentions
+        if not (m.first == 0 and m.last > 0)
+    ]
 
 
 def _counted_words(
