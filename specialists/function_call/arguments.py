@@ -795,7 +795,8 @@ def fit_features(
 ) -> dict[str, float]:
     """What speaks for (or against) a mention filling a parameter, as named features; the
     learned weights (:mod:`.argument_weights`) turn them into a score. ``meaning`` is the
-    encoder's similarity between the parameter's description and the mention, when known."""
+    encoder's similarity with the parameter's name and description, when known: of the
+    mention for a string, of the word a number counts ("3 *people*") for a number."""
     numeric = param.kind in ("integer", "number")
     kind = "number" if numeric else "string"
     features: dict[str, float] = {

@@ -496,10 +496,21 @@ def _described_choices(schema: Mapping[str, Any]) -> list[str]:
 # -- the specialist ------------------------------------------------------------------------
 
 
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in _STOP]
+
+
 def _stems(text: str) -> set[str]:
     # Five letters stand for a word's stem well enough here ("bookings", "booked" -> "booke"
     # and "book" apart is rare) and need no tagger.
-    return {w[:5] for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in _STOP}
+    return {w[:5] for w in _content_words(text)}
+
+
+def _without_moments(text: str) -> str:
+    """The text with its dates and times blanked out, offsets kept."""
+    for start, end in moment_spans(text):
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text
 
 
 def unexplained_share(
@@ -510,9 +521,7 @@ def unexplained_share(
     parameters) account for; 0 for no calls."""
     if not calls:
         return 0.0
-    for start, end in moment_spans(text):
-        text = text[:start] + " " * (end - start) + text[end:]
-    words = [w for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in _STOP]
+    words = _content_words(_without_moments(text))
     if not words:
         return 0.0
     known = _stems(json.dumps([c.arguments for c in calls])) | _stems(json.dumps(functions))
@@ -841,8 +850,8 @@ class FunctionCallSpecialist(
     def weighed(spec: FunctionSpec, params: Sequence[str]) -> list[str]:
         """The parameters the reader weighs values for: ``params`` (those the request speaks
         of, :meth:`included`) and every other optional free-text or numeric one. Whether such
-        a parameter gets a value ("the *bedroom*" for ``room``, "for *Dana White*" for
-        ``customer``) is the learned argument weights' decision: leaving it out is one of its
+        a parameter gets a value ("at Nopa in *San Francisco*" for ``city``) is the learned
+        argument weights' decision: leaving it out is one of its
         candidates, with a score of its own."""
         extra = [
             name
@@ -1008,8 +1017,7 @@ class FunctionCallSpecialist(
         moments = self._read_moments(spec, text, params, now or datetime.now())
         values.update(moments)
         if moments:
-            for start, end in moment_spans(text):
-                text = text[:start] + " " * (end - start) + text[end:]
+            text = _without_moments(text)
         for name in params:
             if name in moments:
                 continue
@@ -1364,7 +1372,7 @@ class FunctionCallSpecialist(
         values read are (the lowest and the mean log probability of the ``chosen`` ones,
         :meth:`read_answer`) and the share of the request's words that neither the calls'
         values nor the functions' definitions account for (words a value or a call was
-        missed for: "set the *hallway* thermostat to 17", "... and *play* some *jazz*")."""
+        missed for: "set the *kitchen* thermostat to 20", "... and *water* the *garden*")."""
         calls = bool(raw.output.calls)
         applies = raw.confidence if calls else 1.0 - raw.confidence
         verified = not self.verify(item, raw.output)
