@@ -3,6 +3,9 @@ features the tests draw themselves (three well-separated classes and one that ov
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -106,6 +109,38 @@ def test_a_worse_candidate_is_refused_and_says_why(
     held = decision.numbers["held_out_accuracy"]
     assert held["candidate"] > held["current"]  # better by the teacher's own labels
     assert outcome.card["lineage"]["promotion"]["promote"] is False
+
+
+def test_the_gate_refuses_a_candidate_that_answers_less(
+    splits: dict[str, tuple[Floats, Ints]],
+) -> None:
+    # More accurate on the held-out labels than the current version, but so strict a
+    # threshold that it answers less of the validation split: it would escalate more.
+    current = _version(*_draw(80, seed=5), *splits["val"])
+    better = _version(*_draw(300, seed=6), *splits["val"])
+    vx, vy = splits["val"]
+    answered = float(current.accepted(vx)[2].mean())
+    scores = better.accepted(vx)[1]
+    strict = dataclasses.replace(better, threshold=float(np.quantile(scores, 1 - answered / 2)))
+    hx, hy = splits["held"]
+    gate = functools.partial(
+        promotion_gate,
+        held_x=hx,
+        held_y=[LABELS[i] for i in hy],
+        val_x=vx,
+        val_y=[LABELS[i] for i in vy],
+    )
+    decision = gate(current, strict, rule=PromotionRule())
+    assert not decision.promote
+    assert decision.reason.startswith("answers less of the base validation split"), decision.reason
+    share = decision.numbers["validation_answered"]
+    assert share["candidate"] < share["current"] == pytest.approx(answered)
+    held = decision.numbers["held_out_accuracy_all"]
+    assert held["candidate"] > held["current"]
+    # The same candidate at its own threshold answers at least as much, and is promoted;
+    # a rule that tolerates the drop promotes the strict one too.
+    assert gate(current, better, rule=PromotionRule()).promote
+    assert gate(current, strict, rule=PromotionRule(max_answered_drop=1.0)).promote
 
 
 def test_the_gate_refuses_a_candidate_no_better_on_held_out_labels(

@@ -116,6 +116,10 @@ class PromotionRule:
     or over all of them while not falling behind at its coverage."""
     max_base_drop: float = 0.0
     """How far its accuracy on the base validation split may fall below the current one's."""
+    max_answered_drop: float = 0.0
+    """How far the share of the base validation split that the candidate answers at its
+    threshold may fall below the current version's. Both thresholds hold the same precision
+    bound, so a candidate that answers less only escalates more."""
     min_held_out: int = MIN_HELD_OUT
     """Fewer held-out teacher labels than this: no promotion (too little to judge on)."""
 
@@ -124,7 +128,8 @@ class PromotionRule:
             f"held-out teacher labels (at least {self.min_held_out}): accuracy at the "
             f"candidate's coverage >= current's, and it or the accuracy over all of them > "
             f"current + {self.min_gain:g}; base validation accuracy >= current - "
-            f"{self.max_base_drop:g}; threshold reaches its target precision"
+            f"{self.max_base_drop:g}; share of it answered >= current - "
+            f"{self.max_answered_drop:g}; threshold reaches its target precision"
         )
 
 
@@ -191,13 +196,18 @@ def promotion_gate(
     cur_held = selective_accuracy(cur_score, cur_right, coverage)
     cand_all = float(cand_right.mean()) if len(held_y) else 0.0
     cur_all = float(cur_right.mean()) if len(held_y) else 0.0
-    val_cur = float(_correct(current, accepted_ranking(current, val_x)[0], val_y).mean())
-    val_cand = float(_correct(candidate, accepted_ranking(candidate, own_val)[0], val_y).mean())
+    val_cur_pred, _, val_cur_accepts = accepted_ranking(current, val_x)
+    val_cand_pred, _, val_cand_accepts = accepted_ranking(candidate, own_val)
+    val_cur = float(_correct(current, val_cur_pred, val_y).mean())
+    val_cand = float(_correct(candidate, val_cand_pred, val_y).mean())
+    answered_cur = float(val_cur_accepts.mean()) if len(val_y) else 0.0
+    answered_cand = float(val_cand_accepts.mean()) if len(val_y) else 0.0
     numbers |= {
         "coverage": coverage,
         "held_out_accuracy": {"current": cur_held, "candidate": cand_held},
         "held_out_accuracy_all": {"current": cur_all, "candidate": cand_all},
         "validation_accuracy": {"current": val_cur, "candidate": val_cand},
+        "validation_answered": {"current": answered_cur, "candidate": answered_cand},
     }
     if candidate_threshold is not None:
         numbers["threshold"] = asdict(candidate_threshold)
@@ -230,6 +240,13 @@ def promotion_gate(
             f"worse on the base validation split ({val_cand:.2%} vs {val_cur:.2%})",
             numbers,
         )
+    if answered_cand < answered_cur - rule.max_answered_drop:
+        return GateDecision(
+            False,
+            f"answers less of the base validation split at its threshold ({answered_cand:.2%} "
+            f"vs {answered_cur:.2%}), so it would escalate more; the current version stays",
+            numbers,
+        )
     if candidate_threshold is not None and not candidate_threshold.reached:
         return GateDecision(
             False,
@@ -241,7 +258,8 @@ def promotion_gate(
         True,
         f"better on {len(held_y)} held-out teacher labels ({_pct(cand_held)} vs "
         f"{_pct(cur_held)} at {coverage:.0%} coverage, {cand_all:.2%} vs {cur_all:.2%} over "
-        f"all) and no worse on the base validation split ({val_cand:.2%} vs {val_cur:.2%})",
+        f"all) and no worse on the base validation split ({val_cand:.2%} vs {val_cur:.2%}, "
+        f"{answered_cand:.2%} vs {answered_cur:.2%} answered)",
         numbers,
     )
 
