@@ -32,24 +32,22 @@ from orchestrator.specialists.evaluation.assistant import assistant_tools, load_
 from orchestrator.specialists.evaluation.bfcl import load_bfcl, select_part
 from orchestrator.specialists.function_call.specialist import FunctionCallInput
 
-RELEVANT = ("simple_python", "multiple", "parallel", "live_simple")
-IRRELEVANT = ("irrelevance", "live_irrelevance")
+RELEVANT = ("simple_python", "multiple", "parallel")
+IRRELEVANT = ("irrelevance",)
 #: Share of the questions of every irrelevant tuning source that must get no call.
 KEPT_OUT = 0.90
 
 
-def tuning_sources(
-    data: Path, relevant: tuple[str, ...] = RELEVANT, irrelevant: tuple[str, ...] = IRRELEVANT
-) -> list[tuple[str, list[FunctionCallInput], int]]:
+def tuning_sources(data: Path) -> list[tuple[str, list[FunctionCallInput], int]]:
     """(name, requests, 1 if a function serves them) for every tuning source."""
     sources: list[tuple[str, list[FunctionCallInput], int]] = []
-    for category in (*relevant, *irrelevant):
+    for category in (*RELEVANT, *IRRELEVANT):
         items = select_part(load_bfcl(data, category), "tune", None)
         inputs = [
             FunctionCallInput.model_validate({"request": i.messages, "functions": i.functions})
             for i in items
         ]
-        sources.append((category, inputs, int(category in relevant)))
+        sources.append((category, inputs, int(category in RELEVANT)))
     tools = assistant_tools()
     for kind in ("single", "multi", "none"):
         requests = [r for r in load_requests(part="tune") if r.kind == kind]
@@ -66,19 +64,13 @@ def tuning_sources(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/bfcl"))
-    parser.add_argument(
-        "--without", nargs="*", default=[], metavar="CATEGORY", help="BFCL sources to leave out"
-    )
-    parser.add_argument("--rows", type=Path, help="keep the gate's inputs here (JSON)")
     args = parser.parse_args()
-    relevant = tuple(c for c in RELEVANT if c not in args.without)
-    irrelevant = tuple(c for c in IRRELEVANT if c not in args.without)
     # The gate open: every question gets the answer whose verification the gate weighs.
     options = {"filler": "extract", "relevance_threshold": 0.0}
     reader: Any = default_registry().create("function_call", options)
     reader.ensure_loaded()
     rows: list[tuple[list[float], int, str]] = []
-    for name, inputs, label in tuning_sources(args.data, relevant, irrelevant):
+    for name, inputs, label in tuning_sources(args.data):
         for item in inputs:
             if not item.functions:  # a question with no function says nothing of the gate
                 continue
@@ -87,8 +79,6 @@ def main() -> int:
             features[-1] = float(not reader.verify(item, answer.output))
             rows.append((features, label, name))
         print(f"{name}: {len(inputs)} questions", file=sys.stderr)
-    if args.rows:
-        args.rows.write_text(json.dumps(rows))
     x = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows], dtype=float)
     names = np.array([r[2] for r in rows])

@@ -354,6 +354,11 @@ _ANALOGUE_WORDS = 3
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
+#: The readings of a request that each say how many calls it asks for (:meth:`call_counts`).
+_COUNT_READINGS = (
+    "choices", "groups", "number_list", "numbers_per_parameter", "name_list", "pair_list", "parts",
+)  # fmt: skip
+
 _GATE = (4.961, 2.0976, 1.9076, 1.6894, 2.1963, 2.2072, 1.7247, -6.3388)
 
 
@@ -867,29 +872,39 @@ class FunctionCallSpecialist(
     def count_calls(
         self, spec: FunctionSpec, text: str, params: Sequence[str], *, by_case: bool = True
     ) -> int:
-        """How many calls of ``spec`` the text asks for.
+        """How many calls of ``spec`` the text asks for: the largest of
+        :meth:`call_counts`."""
+        counts = self.call_counts(spec, text, params, by_case=by_case)
+        return min(max(counts.values(), default=1), self.options.max_calls)
 
-        The largest of: the enum values of one parameter that the text names ("in celsius and
-        fahrenheit"); the numbers in the text per numeric parameter, when they divide evenly
+    def call_counts(
+        self, spec: FunctionSpec, text: str, params: Sequence[str], *, by_case: bool = True
+    ) -> dict[str, int]:
+        """What each reading of the text says of how many calls of ``spec`` it asks for,
+        by name (a reading that finds nothing says 1): the enum values of one parameter that
+        the text names ("in celsius and fahrenheit"); groups of numbers in brackets, for array
+        parameters; the numbers in the text per numeric parameter, when they divide evenly
         ("3 and 4, 5 and 12" for two sides) or when one list of numbers varies while the other
         parameters take one value each ("at 5% for 10, 20 and 30 years"); and the longest list
         of names or quoted values ("Taylor Swift and Maroon 5"), unless an array parameter
-        takes the list."""
+        takes the list; the longest list of pairs ("USD to AUD and USD to CAD"); and the parts
+        of the text that each ask for something of their own (:meth:`requests_in`)."""
         props = spec.properties
         scalar = [p for p in params if props.get(p, {}).get("type") not in ("array", "object")]
+        counts = dict.fromkeys(_COUNT_READINGS, 1)
         if not scalar:
-            return 1
-        count = 1
+            return counts
         for name in scalar:
             schema = props.get(name, {})
             enum = [e for e in schema.get("enum", []) if isinstance(e, str)]
             enum += _described_choices(schema)
             if enum:
-                count = max(count, sum(1 for e in set(enum) if _mentions(text, e)))
+                named = sum(1 for e in set(enum) if _mentions(text, e))
+                counts["choices"] = max(counts["choices"], named)
         arrays = [p for p in params if props.get(p, {}).get("type") == "array"]
         brackets = len(BRACKETS.findall(text)) + len(NUMBER_GROUPS.findall(text))
         if arrays and brackets > len(arrays):
-            count = max(count, brackets // len(arrays))
+            counts["groups"] = brackets // len(arrays)
         # A formula, a bracketed list or a date is one value, however many numbers it holds
         # (and the numbers of a time, "7pm", count no call when the function takes a time).
         text = DATES.sub(" ", _MATH.sub(" ", BRACKETS.sub(" ", text)))
@@ -909,9 +924,9 @@ class FunctionCallSpecialist(
                 (len(LIST_SEP.split(m.group(0))) for m in NUM_LIST.finditer(text)), default=1
             )
             if longest >= 2 and mentions == longest + numeric - 1:
-                count = max(count, longest)
+                counts["number_list"] = longest
             elif mentions % numeric == 0:
-                count = max(count, mentions // numeric)
+                counts["numbers_per_parameter"] = mentions // numeric
         # A list goes to an array parameter that can take it; an array of fixed choices
         # takes only a list of those choices ("RGB and HEX", not "navy, purple and maroon").
         free_array = any(
@@ -936,11 +951,11 @@ class FunctionCallSpecialist(
             for match in [*name_lists(text), *WORD_LISTS.finditer(text)]:
                 items = [i.lower() for i in list_items(text, match)[1]]
                 if not all(any(c in i for c in choices) for i in items) and len(items) > siblings:
-                    count = max(count, len(items))
+                    counts["name_list"] = max(counts["name_list"], len(items))
         for match in pair_lists(text):
-            count = max(count, len(list_items(text, match)[1]))
-        count = max(count, len(self.requests_in(text, by_case=by_case)))
-        return min(count, self.options.max_calls)
+            counts["pair_list"] = max(counts["pair_list"], len(list_items(text, match)[1]))
+        counts["parts"] = max(1, len(self.requests_in(text, by_case=by_case)))
+        return counts
 
     @staticmethod
     def requests_in(text: str, *, by_case: bool = True) -> list[str]:
