@@ -385,6 +385,16 @@ def test_verify_messages(specialist: FunctionCallSpecialist) -> None:
     assert any("base: expected integer" in p for p in problems)
 
 
+def test_the_reader_and_the_splitter_read_the_same_numbers() -> None:
+    from orchestrator.specialists.function_call.arguments import mentions_in
+
+    text = "a capacitor of 2e-6 farads for 5 million cycles at $1.2M, the first of 300K runs"
+    read = [m.value for m in mentions_in(text)[0] if not m.spelled]
+    assert read == [2e-06, 5_000_000, 1_200_000, 300]
+    # The splitter and verification see the same values, and the words that count.
+    assert numbers_in(text) == [*read, 1]
+
+
 def test_request_readers() -> None:
     assert numbers_in("pay $1,200.50 at 5% for 3 years, twice") == [1200.5, 5, 0.05, 3, 2]
     spans = spans_in("Play songs by 'Taylor Swift' in New York")

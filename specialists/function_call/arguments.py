@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from orchestrator.specialists.function_call.argument_weights import ARGUMENT_WEIGHTS, share_of
+from orchestrator.specialists.function_call.numbers import NUMBER, NUMBER_WORDS, number_value
 from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
@@ -65,11 +66,6 @@ _STOP = STOP_WORDS | frozenset(
 _EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
 #: A quotation mark that opens or closes a quoted value inside a span of words.
 _CUT_QUOTE = re.compile("(?:^|\\s)[\"'\u2018\u201c`]|[\"'\u2019\u201d`](?:\\s|$)")
-_NUMBER = re.compile(
-    r"(?<![\w.])(?P<neg>[-\u2212])?\$?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
-    r"(?P<exp>[eE][-+]?\d+)?(?P<pct>\s?%)?(?:\s(?P<scale>thousand|million|billion)\b|(?P<short>[KMB])\b)?"
-)
-_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 _PER_YEAR = {
     "annually": 1, "yearly": 1, "semiannually": 2, "semi-annually": 2, "quarterly": 4,
     "monthly": 12, "weekly": 52, "daily": 365,
@@ -82,12 +78,6 @@ def _period_at(request: _Request, index: int) -> bool:
     return index < len(request.lower) and request.lower[index] in PERIODS
 
 
-_NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
-    "twice": 2, "dozen": 12,
-}  # fmt: skip
 _QUOTED = re.compile(r"[\"'\u201c\u2018`]([^\"'\u201d\u2019`\n]{1,200})[\"'\u201d\u2019`]")
 _WORD = re.compile(r"\S+")
 
@@ -298,6 +288,7 @@ _FORMULA = re.compile(
     r"(?:\s*[-+*/^]\s*(?:[\d.]*(?<![A-Za-z])[a-z](?![A-Za-z])(?:\^\d+)?|[\d.]+))+"
     r"|\b\d+[a-z]\^\d+\b"
 )
+_SCIENTIFIC = re.compile(r"[-\u2212]?\d+(?:\.\d+)?[eE][-+]?\d+")
 _CODE_PARAMS = (
     "id", "code", "number", "docket", "serial", "ticket", "symbol", "sku", "isbn", "key", "ref",
     "reference", "identifier", "path", "file", "url", "email", "username", "handle", "tag",
@@ -449,20 +440,16 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     that the request holds, with their word positions."""
     request = _Request.of(text)
     numbers: list[Mention] = []
-    formulas = [m.span() for m in _FORMULA.finditer(text) if re.search(r"[a-z]", m.group(0))]
-    for match in _NUMBER.finditer(text):
+    # A number in scientific notation ("2e-6") is a number, not the formula "2e - 6".
+    formulas = [
+        m.span()
+        for m in _FORMULA.finditer(text)
+        if re.search(r"[a-z]", m.group(0)) and not _SCIENTIFIC.fullmatch(m.group(0))
+    ]
+    for match in NUMBER.finditer(text):
         if any(a <= match.start() < b for a, b in formulas):
             continue  # a coefficient inside a formula is part of the formula
-        whole = match.group("whole").replace(",", "")
-        literal = whole + (match.group("frac") or "") + (match.group("exp") or "")
-        value: float = float(literal)
-        if match.group("scale"):
-            value *= _SCALES[match.group("scale").lower()]
-        elif match.group("short") and "$" in match.group(0):  # "$1.2M", not "300K"
-            value *= {"K": 1e3, "M": 1e6, "B": 1e9}[match.group("short")]
-            literal = str(value)
-        if match.group("neg"):
-            value = -value
+        value, literal = number_value(match)
         first = request.word_at(match.start())
         last = request.word_at(max(match.start(), match.end() - 1))
         as_number: int | float = int(value) if value.is_integer() and "." not in literal else value
@@ -479,8 +466,8 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
             fraction = round(value / 100, 10)
             numbers.append(Mention(fraction, match.group(0).strip(), first, last, fraction=True))
     for i, word in enumerate(request.lower):
-        if word in _NUMBER_WORDS:
-            numbers.append(Mention(_NUMBER_WORDS[word], word, i, i, spelled=True))
+        if word in NUMBER_WORDS:
+            numbers.append(Mention(NUMBER_WORDS[word], word, i, i, spelled=True))
         elif word in _PER_YEAR:  # "compounded monthly": 12 times a year
             numbers.append(Mention(_PER_YEAR[word], word, i, i))
         elif word in ("pi", "\u03c0"):  # "from 0 to 2 pi": 6.2832
@@ -549,7 +536,7 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
                 continue
             if head in _STOP and not request.words[i][:1].isupper():
                 continue
-            inner_number = any(_NUMBER.fullmatch(w.strip(_EDGE)) for w in words[1:])
+            inner_number = any(NUMBER.fullmatch(w.strip(_EDGE)) for w in words[1:])
             if j > i and inner_number and not _is_name(request, i, j):
                 continue  # "A by 10%": the number is a value of its own
             add(" ".join(words), i, j)
@@ -744,7 +731,7 @@ def _counts_following(request: _Request, mention: Mention) -> bool:
     if not following or not following[0].endswith("s"):
         return False
     rest = " ".join(request.words[mention.last + 1 :])
-    return len(_NUMBER.findall(rest)) >= float(mention.value)
+    return len(NUMBER.findall(rest)) >= float(mention.value)
 
 
 def _preposition(request: _Request, mention: Mention) -> str:
@@ -903,7 +890,7 @@ def _measure_word(request: _Request, mention: Mention) -> bool:
     if i != mention.last or i == 0 or i + 1 >= len(request.lower):
         return False
     before = request.lower[i - 1]
-    counted = _NUMBER.fullmatch(before) is not None or before in _NUMBER_WORDS
+    counted = NUMBER.fullmatch(before) is not None or before in NUMBER_WORDS
     return counted and request.lower[i + 1] == "of"
 
 
@@ -1291,7 +1278,7 @@ _RUN_GAP = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 
 
 def _number_end(text: str, start: int) -> int:
-    match = _NUMBER.match(text, start)
+    match = NUMBER.match(text, start)
     return match.end() if match else start
 
 
@@ -1359,7 +1346,7 @@ def read_lists(
                 (m.group("neg") or "") + m.group("whole").replace(",", "") + (m.group("frac") or "")
             ),
         )
-        for m in _NUMBER.finditer(text)
+        for m in NUMBER.finditer(text)
         if free(*m.span())
     ]
     # A run of numbers joined by commas or "and" is one list ("85, 90, 88 and 92"), not the
@@ -1416,7 +1403,7 @@ def _word_pairs(text: str) -> list[tuple[tuple[int, int], list[str]]]:
     lower = [w.group(0).strip(_EDGE).lower() for w in words]
 
     def plain(k: int) -> bool:
-        return bool(lower[k]) and lower[k] not in _STOP and not _NUMBER.fullmatch(lower[k])
+        return bool(lower[k]) and lower[k] not in _STOP and not NUMBER.fullmatch(lower[k])
 
     pairs = []
     for i, word in enumerate(lower):

@@ -13,13 +13,18 @@ import re
 from collections.abc import Sequence
 
 from orchestrator.specialists.function_call.arguments import PERIODS, STOP_WORDS
+from orchestrator.specialists.function_call.numbers import (
+    COUNT_WORDS,
+    NUMBER,
+    NUMBER_WORDS,
+    number_value,
+)
 from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
     "EDGE",
     "LIST_SEP",
     "NEXT_REQUEST",
-    "NUMBER",
     "NUM_LIST",
     "QUOTED",
     "WORD_LISTS",
@@ -34,34 +39,24 @@ __all__ = [
     "pair_lists",
 ]
 
-NUMBER = re.compile(r"(?<![\w.])[-\u2212]?\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:\s?%)?")
-_NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000,
-    "once": 1, "twice": 2, "first": 1, "second": 2, "third": 3, "dozen": 12,
-}  # fmt: skip
 _NEXT_PERIOD = re.compile(rf"\b(?:next|coming|following|every)\s+(?:{'|'.join(PERIODS)})\b", re.I)
 QUOTED = re.compile(r"[\"'\u201c\u2018`]([^\"'\u201d\u2019`]{1,120})[\"'\u201d\u2019`]")
 EDGE = " \t\n,.;:!?()[]{}\"'\u201c\u201d\u2018\u2019`"
 
 
 def numbers_in(text: str) -> list[int | float]:
-    """Numbers written in the text (digits, thousands separators, percentages, number words)."""
+    """Numbers written in the text (:mod:`.numbers`: digits, number words and the words that
+    count, "once", "the first")."""
     found: list[int | float] = []
     for match in NUMBER.finditer(text):
-        whole = match.group(1).replace(",", "")
-        frac = match.group(2) or ""
-        negative = match.group(0).lstrip("$").startswith(("-", "\u2212"))
-        value: int | float = float(whole + frac) if frac else int(whole)
-        if negative:
-            value = -value
-        found.append(value)
-        if match.group(0).rstrip().endswith("%"):
-            found.append(round(float(value) / 100, 10))
+        value, literal = number_value(match)
+        found.append(int(value) if value.is_integer() and "." not in literal else value)
+        if match.group("pct"):
+            found.append(round(value / 100, 10))
+    words = NUMBER_WORDS | COUNT_WORDS
     for word in re.findall(r"[a-z]+", text.lower()):
-        if word in _NUMBER_WORDS:
-            found.append(_NUMBER_WORDS[word])
+        if word in words:
+            found.append(words[word])
     if _NEXT_PERIOD.search(text):
         found.append(1)  # "for the next month"
     return list(dict.fromkeys(found))

@@ -82,13 +82,13 @@ from orchestrator.specialists.function_call.native import (
     tool_definitions,
     tool_messages,
 )
+from orchestrator.specialists.function_call.numbers import NUMBER
 from orchestrator.specialists.function_call.places import in_city_state_format
 from orchestrator.specialists.function_call.request_parts import (
     EDGE,
     LIST_SEP,
     NEXT_REQUEST,
     NUM_LIST,
-    NUMBER,
     QUOTED,
     WORD_LISTS,
     has_value,
