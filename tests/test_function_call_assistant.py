@@ -20,12 +20,12 @@ from orchestrator.specialists.function_call.specialist import FunctionCallSpecia
 
 # On the test part with the default (extract) filler; measured, never fitted on: requests
 # fully right, relevant requests that got no call, irrelevant ones that got a call.
-PINNED_TEST_ACCURACY = 0.575
+PINNED_TEST_ACCURACY = 0.5875
 PINNED_TEST_REFUSED = 0.106
 PINNED_TEST_CALLED_IRRELEVANT = 0.143
 # At the acceptance threshold: the share of the relevant requests kept, and how often the
-# kept answers are right (20 answers, so one answer is 5 points).
-PINNED_TEST_KEPT_RELEVANT = 0.242
+# kept answers are right (21 answers, so one answer is about 5 points).
+PINNED_TEST_KEPT_RELEVANT = 0.258
 PINNED_TEST_KEPT_ACCURACY = 0.95
 
 

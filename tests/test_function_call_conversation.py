@@ -152,3 +152,25 @@ def test_an_and_that_opens_a_request_of_its_own_splits_it(reader: FunctionCallSp
         {"search_flights": {"origin": "Rome", "destination": "Oslo", "date": "2026-05-03"}},
         {"book_hotel": {"city": "Oslo", "check_in": "2026-05-03", "nights": 2}},
     ]
+
+
+def test_the_relevance_gate_decides_whether_a_clause_calls_a_second_function(
+    reader: FunctionCallSpecialist,
+) -> None:
+    tools = [TOOLS[name] for name in sorted(TOOLS)]
+    by_similarity = default_registry().create(
+        "function_call", {"filler": "extract", "clause_threshold": 0.40}
+    )
+    for request, wanted in [
+        (
+            "Check the weather in Lisbon and add 3 bags of coffee to my cart",
+            {"get_weather", "add_to_cart"},
+        ),
+        ("Lock the front door and play some jazz", {"lock_door", "play_music"}),
+    ]:
+        item = FunctionCallInput(request=request, functions=tools, now=NOW)
+        calls = reader.predict_batch([item])[0].output.calls
+        assert {c.name for c in calls} == wanted, request
+        # A fixed similarity that the second clause must reach misses it.
+        fixed = by_similarity.predict_batch([item])[0].output.calls
+        assert len({c.name for c in fixed}) == 1, request

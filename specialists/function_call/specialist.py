@@ -213,12 +213,13 @@ class FunctionCallOptions(BaseModel):
         "the lowest at which every irrelevant tuning source the gate was fitted on kept 90% "
         "of its questions without a call.",
     )
-    clause_threshold: float = Field(
-        default=0.40,
+    clause_threshold: float | None = Field(
+        default=None,
         ge=-1.0,
         le=1.0,
         description="Similarity a clause of the request needs with a second function to add a "
-        "call of that function.",
+        "call of that function; unset, the relevance gate decides for the clause as it does "
+        "for the whole request.",
     )
     max_calls: int = Field(default=8, ge=1, le=32, description="At most this many calls.")
     max_new_tokens: int = Field(
@@ -342,7 +343,7 @@ _GENERIC = frozenset(
 )
 #: Confidence model over confidence_inputs() (weights, bias) and the acceptance threshold;
 #: fitted by benchmarks/fit_function_call_confidence.py on tuning data only.
-_CONFIDENCE = (0.0526, 2.9518, -0.1621, 0.9756, -3.1194, 0.4947, 1.2833, -1.4532, -1.5231)
+_CONFIDENCE = (0.1275, 3.0144, -0.12, 0.966, -3.1652, 0.4777, 1.3765, -1.4549, -1.5851)
 _ACCEPT = 0.836
 #: How close in meaning (the encoder's cosine) a word of a follow-up must be to a value of the
 #: call before it to replace it: "bedroom" for "kitchen" scores 0.55, "Berlin" for "Paris"
@@ -751,7 +752,7 @@ class FunctionCallSpecialist(
             for c, clause in enumerate(clauses, start=1):
                 row = sims[c]
                 f = int(row.argmax())
-                if f != best and row[f] >= self.options.clause_threshold:
+                if f != best and self._clause_calls(clause, specs[f], row):
                     chosen.setdefault(f, []).append(clause)
                 else:
                     chosen[best].append(clause)
@@ -759,6 +760,16 @@ class FunctionCallSpecialist(
             return [(specs[best], text)], relevance, specs[best], inputs
         result = [(specs[f], " ".join(parts) or text) for f, parts in sorted(chosen.items())]
         return result, relevance, specs[best], inputs
+
+    def _clause_calls(self, clause: str, spec: FunctionSpec, row: np.ndarray) -> bool:
+        """Whether a clause of the request calls ``spec`` besides the best function: the
+        relevance gate accepts the clause for it (``row``: the clause's similarities with
+        every function), or, with ``clause_threshold`` set, its similarity reaches that."""
+        if self.options.clause_threshold is not None:
+            return float(row.max()) >= self.options.clause_threshold
+        similarity, margin, standout = _standing(row)
+        inputs = self.gate_inputs(clause, spec, similarity, margin=margin, standout=standout)
+        return self.gate_probability(inputs) >= self.options.relevance_threshold
 
     # -- building the argument schema ----------------------------------------------------
     def value_schema(
