@@ -24,7 +24,12 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from orchestrator.specialists.function_call.argument_weights import ARGUMENT_WEIGHTS, share_of
-from orchestrator.specialists.function_call.numbers import NUMBER, NUMBER_WORDS, number_value
+from orchestrator.specialists.function_call.numbers import (
+    NUMBER,
+    NUMBER_WORDS,
+    number_of,
+    number_value,
+)
 from orchestrator.specialists.function_call.places import region_words
 
 __all__ = [
@@ -449,12 +454,10 @@ def mentions_in(text: str) -> tuple[list[Mention], list[Mention]]:
     for match in NUMBER.finditer(text):
         if any(a <= match.start() < b for a, b in formulas):
             continue  # a coefficient inside a formula is part of the formula
-        value, literal = number_value(match)
+        value, _ = number_value(match)
+        as_number = number_of(match)
         first = request.word_at(match.start())
         last = request.word_at(max(match.start(), match.end() - 1))
-        as_number: int | float = int(value) if value.is_integer() and "." not in literal else value
-        if "e" in literal.lower() and value.is_integer():
-            as_number = value
         written = match.group(0).strip()
         if match.group("short") and "$" not in written:
             written = written[:-1]  # a unit ("300K"), not a scale
@@ -1339,16 +1342,7 @@ def read_lists(
             if len(items) >= 2:
                 found.append((match.start(), kind, items))
                 taken.append(match.span())
-    numbers = [
-        (
-            m.start(),
-            _as_number(
-                (m.group("neg") or "") + m.group("whole").replace(",", "") + (m.group("frac") or "")
-            ),
-        )
-        for m in NUMBER.finditer(text)
-        if free(*m.span())
-    ]
+    numbers = [(m.start(), number_of(m)) for m in NUMBER.finditer(text) if free(*m.span())]
     # A run of numbers joined by commas or "and" is one list ("85, 90, 88 and 92"), not the
     # numbers around it ("... and set bin range to 5"); without such a run, every number.
     runs: list[list[tuple[int, Any]]] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["COUNT_WORDS", "NUMBER", "NUMBER_WORDS", "number_value"]
+__all__ = ["COUNT_WORDS", "NUMBER", "NUMBER_WORDS", "number_of", "number_value"]
 
 NUMBER = re.compile(
     r"(?<![\w.])(?P<neg>[-\u2212])?\$?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
@@ -42,3 +42,12 @@ def number_value(match: re.Match[str]) -> tuple[float, str]:
     if match.group("neg"):
         value = -value
     return value, literal
+
+
+def number_of(match: re.Match[str]) -> int | float:
+    """:func:`number_value` as written: an integer when its digits have no decimals and no
+    exponent ("300", "5 million"), a float otherwise ("0.5", "2e-06", "1e3")."""
+    value, literal = number_value(match)
+    if value.is_integer() and "." not in literal and "e" not in literal.lower():
+        return int(value)
+    return value

@@ -17,6 +17,7 @@ from orchestrator.specialists.function_call.numbers import (
     COUNT_WORDS,
     NUMBER,
     NUMBER_WORDS,
+    number_of,
     number_value,
 )
 from orchestrator.specialists.function_call.places import region_words
@@ -49,10 +50,9 @@ def numbers_in(text: str) -> list[int | float]:
     count, "once", "the first")."""
     found: list[int | float] = []
     for match in NUMBER.finditer(text):
-        value, literal = number_value(match)
-        found.append(int(value) if value.is_integer() and "." not in literal else value)
+        found.append(number_of(match))
         if match.group("pct"):
-            found.append(round(value / 100, 10))
+            found.append(round(number_value(match)[0] / 100, 10))
     words = NUMBER_WORDS | COUNT_WORDS
     for word in re.findall(r"[a-z]+", text.lower()):
         if word in words:

@@ -355,12 +355,11 @@ _ANALOGUE_WORDS = 3
 #: Relevance gate over gate_inputs() (weights, bias), fitted by
 #: benchmarks/fit_function_call_gate.py on the first halves of BFCL's files and the tune part
 #: of the assistant requests (each source weighted equally); threshold in the options.
+_GATE = (4.961, 2.0976, 1.9076, 1.6894, 2.1963, 2.2072, 1.7247, -6.3388)
 #: The readings of a request that each say how many calls it asks for (:meth:`call_counts`).
 _COUNT_READINGS = (
     "choices", "groups", "number_list", "numbers_per_parameter", "name_list", "pair_list", "parts",
 )  # fmt: skip
-
-_GATE = (4.961, 2.0976, 1.9076, 1.6894, 2.1963, 2.2072, 1.7247, -6.3388)
 
 
 def _words(text: str) -> set[str]:
